@@ -1,0 +1,1 @@
+"""Spatial foundation that knows nothing of patrols: CRSs, readers, validation, reference geodata."""
