@@ -1,0 +1,66 @@
+"""The FastAPI application: routers, error mapping, browser sessions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import swagger_ui_bundle
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from starlette.middleware.sessions import SessionMiddleware
+
+from api import problems, web
+from api.deps import Public
+from api.routes import auth, grids, meta, users
+from patrol.db import create_db_engine, make_session_factory
+from patrol.settings import Settings, get_settings
+
+DESCRIPTION = """
+Grid patrol, incidents and joint enforcement for the Lianjiang (Guangdong) – Hepu (Guangxi)
+mangroves. Geometry is GeoJSON (RFC 7946, WGS84 lon/lat); errors are problem+json (RFC 9457).
+Sign in with the OAuth2 password flow at `/api/v1/auth/token` and send `Authorization: Bearer …`.
+"""
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or create_db_engine(settings=settings)
+    # /docs is served with Swagger UI from the package, not a CDN: field stations may be offline.
+    app = FastAPI(title="Mangrove Patrol", version="0.1.0", description=DESCRIPTION, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = make_session_factory(engine)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key(),
+        session_cookie="mangrove_session",
+        max_age=int(timedelta(minutes=settings.auth.session_ttl_minutes).total_seconds()),
+        same_site="lax",
+        https_only=settings.auth.secure_cookies,
+    )
+    problems.install(app)
+    for router in (meta.router, auth.router, grids.router, users.router, web.router):
+        app.include_router(router)
+    _offline_docs(app)
+    return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request, _: Public):
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Mangrove Patrol API",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def oauth2_redirect(_: Public):
+        return get_swagger_ui_oauth2_redirect_html()

@@ -1,0 +1,114 @@
+"""Request dependencies as annotated aliases: the database session and who is calling.
+
+Every route declares who may call it with exactly one :class:`Access` dependency: ``Public``,
+``SignedIn``, or ``Allow(Role…)``. A test walks all routes and fails if one has none.
+
+Callers authenticate with a bearer token (apps, scripts) or with the browser session the login
+page sets; a session-authenticated write must also carry the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from patrol.accounts import Principal, active_user, user_for_token
+from patrol.errors import AuthenticationFailed, PermissionDenied
+from patrol.models import Role
+from patrol.settings import Settings
+
+TOKEN_URL = "/api/v1/auth/token"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as session:
+        yield session
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def csrf_token(request: Request) -> str:
+    """The browser session's CSRF token, created on first use."""
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def check_csrf(request: Request, submitted: str | None) -> None:
+    expected = request.session.get("csrf")
+    if not expected or not submitted or not secrets.compare_digest(expected, submitted):
+        raise PermissionDenied("missing or wrong CSRF token; reload the page and try again")
+
+
+def principal_from_request(
+    request: Request, session: Session, settings: Settings, token: str | None
+) -> Principal | None:
+    if token:
+        return Principal.of(user_for_token(session, token, settings.secret_key()))
+    uid = request.session.get("uid")
+    if uid is None:
+        return None
+    try:
+        user = active_user(session, uid, request.session.get("cv"))
+    except AuthenticationFailed:
+        request.session.clear()
+        raise
+    if request.method not in SAFE_METHODS:
+        check_csrf(request, request.headers.get(CSRF_HEADER))
+    return Principal.of(user)
+
+
+class Access:
+    """Who may call a route: anyone, any signed-in user, or holders of some roles (admin always)."""
+
+    def __init__(self, *roles: Role, public: bool = False):
+        self.roles = frozenset(roles)
+        self.public = public
+
+    def __repr__(self) -> str:
+        if self.public:
+            return "Access(public)"
+        return f"Access({', '.join(sorted(r.value for r in self.roles)) or 'signed-in'})"
+
+    def __call__(
+        self,
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        token: Annotated[str | None, Depends(oauth2_scheme)],
+    ) -> Principal | None:
+        principal = principal_from_request(request, session, settings, token)
+        if self.public:
+            return principal
+        if principal is None:
+            raise AuthenticationFailed("sign in first: this needs a bearer token or a browser session")
+        if self.roles and not principal.has(*self.roles):
+            needed = " or ".join(sorted(r.value for r in self.roles))
+            raise PermissionDenied(f"this needs the role {needed}")
+        return principal
+
+
+Public = Annotated[Principal | None, Depends(Access(public=True))]
+SignedIn = Annotated[Principal, Depends(Access())]
+AdminOnly = Annotated[Principal, Depends(Access(Role.ADMIN))]
+
+
+def token_ttl(settings: Settings) -> timedelta:
+    return timedelta(minutes=settings.auth.token_ttl_minutes)

@@ -1,0 +1,126 @@
+"""The service's own HTML pages: sign in and out with a browser session, and the home page.
+
+The session is a signed, HttpOnly, SameSite=Lax cookie; every form that changes state carries the
+session's CSRF token (checked here and, for API calls made with the cookie, in ``api.deps``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from api.deps import Public, SessionDep, check_csrf, csrf_token
+from patrol.accounts import authenticate
+from patrol.errors import AuthenticationFailed, PermissionDenied
+from patrol.models import Role, Side
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+router = APIRouter(include_in_schema=False)
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: an open redirect after login would help phishing."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _login_page(
+    request: Request, *, error: str | None = None, username: str = "", next_: str = "/", status: int = 200
+):
+    return templates.TemplateResponse(
+        request,
+        "login.html",
+        {
+            "csrf": csrf_token(request),
+            "error": error,
+            "username": username,
+            "next": safe_next(next_),
+            "principal": None,
+        },
+        status_code=status,
+    )
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, _: Public, next: str = "/"):
+    return _login_page(request, next_=next)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    session: SessionDep,
+    _: Public,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    csrf_token_: Annotated[str, Form(alias="csrf_token")] = "",
+    next: Annotated[str, Form()] = "/",
+):
+    try:
+        check_csrf(request, csrf_token_)
+        user = authenticate(session, username.strip(), password)
+    except PermissionDenied as exc:
+        return _login_page(request, error=exc.message, username=username, next_=next, status=403)
+    except AuthenticationFailed:
+        return _login_page(
+            request,
+            error="用户名或密码错误 Incorrect username or password",
+            username=username,
+            next_=next,
+            status=401,
+        )
+    session.commit()
+    request.session.clear()  # a fresh session (and CSRF token) for the signed-in user
+    request.session.update({"uid": user.id, "cv": user.credentials_version})
+    csrf_token(request)
+    return RedirectResponse(safe_next(next), status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request, _: Public, csrf_token_: Annotated[str, Form(alias="csrf_token")] = ""):
+    check_csrf(request, csrf_token_)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+def home_links(principal) -> list[dict[str, str]]:
+    links = [
+        {
+            "href": "/api/v1/grids",
+            "label": "网格 Grids (GeoJSON)",
+            "note": "26 Lianjiang grids and Hepu's zones",
+        },
+        {"href": "/api/v1/places", "label": "乡镇、站点与队伍 Towns, stations and teams"},
+        {"href": "/docs", "label": "API 文档 API documentation"},
+    ]
+    if principal.has(Role.ADMIN):
+        links.append(
+            {
+                "href": "/docs#/grids/import_grid_file_api_v1_grids_import_post",
+                "label": "网格导入 Grid import (admin)",
+            }
+        )
+    return links
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, session: SessionDep, principal: Public):
+    if principal is None:
+        return RedirectResponse("/login?next=/", status_code=303)
+    side = session.get(Side, principal.side)
+    return templates.TemplateResponse(
+        request,
+        "home.html",
+        {
+            "principal": principal,
+            "csrf": csrf_token(request),
+            "side_label": f"{side.name_zh} {side.name_en}" if side else principal.side,
+            "roles": sorted(r.value for r in principal.roles),
+            "links": home_links(principal),
+        },
+    )

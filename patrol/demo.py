@@ -1,0 +1,63 @@
+"""Demo mode: the reference geodata plus invented demo users (never real people)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from patrol.accounts import RoleGrant, create_user
+from patrol.models import Role, User
+from patrol.reference import load_reference
+
+# Printed by `mangrove demo` and in the README. Demo databases only; never reuse in production.
+DEMO_PASSWORD = "mangrove-demo"
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    display_name: str
+    side: str
+    grants: tuple[RoleGrant, ...]
+
+
+DEMO_USERS = (
+    DemoUser("admin", "管理员 Admin", "GD-LJ", (RoleGrant(Role.ADMIN),)),
+    DemoUser(
+        "gq-member-07", "队员 07 (高桥先锋队)", "GD-LJ", (RoleGrant(Role.PATROL_MEMBER, team="LJ-T-GQ"),)
+    ),
+    DemoUser(
+        "yz-member-12", "队员 12 (营仔先锋队)", "GD-LJ", (RoleGrant(Role.PATROL_MEMBER, team="LJ-T-YZ"),)
+    ),
+    DemoUser(
+        "gq-manager", "站长 A (高桥管理站)", "GD-LJ", (RoleGrant(Role.STATION_MANAGER, station="LJ-S-GQ"),)
+    ),
+    DemoUser("lj-officer", "执法队员 B (廉江)", "GD-LJ", (RoleGrant(Role.ENFORCEMENT_OFFICER),)),
+    DemoUser("hp-officer", "执法队员 C (合浦)", "GX-HP", (RoleGrant(Role.ENFORCEMENT_OFFICER),)),
+    DemoUser(
+        "sk-member-03", "队员 03 (山口巡护队)", "GX-HP", (RoleGrant(Role.PATROL_MEMBER, team="HP-T-SK"),)
+    ),
+)
+
+
+def load_demo(session: Session) -> dict[str, object]:
+    """Reference geodata and demo users; running it again changes nothing."""
+    summary = load_reference(session)
+    existing = set(session.scalars(select(User.username)))
+    created = []
+    for demo in DEMO_USERS:
+        if demo.username in existing:
+            continue
+        create_user(
+            session,
+            username=demo.username,
+            password=DEMO_PASSWORD,
+            side=demo.side,
+            grants=list(demo.grants),
+            display_name=demo.display_name,
+        )
+        created.append(demo.username)
+    session.flush()
+    return {**summary, "users_created": created}

@@ -1,0 +1,40 @@
+"""Domain errors. They know nothing of HTTP; ``api.problems`` maps each to a status code once."""
+
+from __future__ import annotations
+
+from geodata.errors import InputError, Problem  # noqa: F401  (re-exported: one hierarchy)
+
+
+class DomainError(Exception):
+    title = "Request refused"
+    status = 400
+
+    def __init__(self, message: str, problems: list[Problem] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+
+
+class NotFound(DomainError):
+    title = "Not found"
+    status = 404
+
+
+class Conflict(DomainError):
+    title = "Conflict"
+    status = 409
+
+
+class AuthenticationFailed(DomainError):
+    title = "Authentication failed"
+    status = 401
+
+
+class PermissionDenied(DomainError):
+    title = "Forbidden"
+    status = 403
+
+
+class InvalidRequest(DomainError):
+    title = "Invalid request"
+    status = 422

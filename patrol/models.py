@@ -1,0 +1,189 @@
+"""The schema: one set of SQLAlchemy 2 + GeoAlchemy2 models for SpatiaLite and PostGIS.
+
+Geometries are stored in WGS84 lon/lat (SRID 4326) with a spatial index; metric work is done in
+UTM 49N on the way in (areas are stored, not recomputed per query).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+SRID = 4326
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Role(str, enum.Enum):
+    PATROL_MEMBER = "patrol_member"  # in a team; uploads tracks, reports incidents
+    STATION_MANAGER = "station_manager"  # of a station; sees its grids, patrols and incidents
+    ENFORCEMENT_OFFICER = "enforcement_officer"  # works their side's incidents and joint cases
+    ADMIN = "admin"  # everything, including grid import and accounts
+
+
+ROLE_VALUES = tuple(r.value for r in Role)
+
+
+class Side(Base):
+    """Guangdong·Lianjiang (GD-LJ) or Guangxi·Hepu (GX-HP)."""
+
+    __tablename__ = "sides"
+    code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(64))
+    name_en: Mapped[str] = mapped_column(String(64))
+
+
+class Town(Base):
+    __tablename__ = "towns"
+    code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(64))
+    name_en: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(ForeignKey("sides.code"))
+    seat = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False), nullable=True)
+
+
+class Station(Base):
+    __tablename__ = "stations"
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(64))
+    name_en: Mapped[str] = mapped_column(String(128))
+    side: Mapped[str] = mapped_column(ForeignKey("sides.code"))
+    town: Mapped[str | None] = mapped_column(ForeignKey("towns.code"))
+    approximate: Mapped[bool] = mapped_column(Boolean, default=True)
+    note: Mapped[str | None] = mapped_column(Text)
+    location = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False), nullable=True)
+
+
+class Team(Base):
+    """A patrol team, e.g. one of Lianjiang's five Party-member patrol vanguard teams."""
+
+    __tablename__ = "teams"
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(64))
+    name_en: Mapped[str] = mapped_column(String(128))
+    side: Mapped[str] = mapped_column(ForeignKey("sides.code"))
+    town: Mapped[str | None] = mapped_column(ForeignKey("towns.code"))
+    station: Mapped[str | None] = mapped_column(ForeignKey("stations.code"))
+
+
+class Grid(Base):
+    """A protection grid (Lianjiang) or patrol zone (Hepu). Never deleted: retired when an import
+    drops it, so the patrols and incidents that refer to it keep their grid."""
+
+    __tablename__ = "grids"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name_zh: Mapped[str] = mapped_column(String(128))
+    name_en: Mapped[str] = mapped_column(String(160))
+    side: Mapped[str] = mapped_column(ForeignKey("sides.code"), index=True)
+    town: Mapped[str | None] = mapped_column(ForeignKey("towns.code"), index=True)
+    team: Mapped[str | None] = mapped_column(ForeignKey("teams.code"))
+    station: Mapped[str | None] = mapped_column(ForeignKey("stations.code"))
+    kind: Mapped[str] = mapped_column(String(8), default="grid")
+    area_ha: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(256))
+    approximate: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=False)
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (CheckConstraint("kind IN ('grid', 'zone')", name="ck_grids_kind"),)
+
+
+class Boundary(Base):
+    """Lines of reference such as the Guangdong–Guangxi provincial border."""
+
+    __tablename__ = "boundaries"
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(128))
+    name_en: Mapped[str] = mapped_column(String(160))
+    approximate: Mapped[bool] = mapped_column(Boolean, default=True)
+    geom = mapped_column(Geometry("LINESTRING", srid=SRID, spatial_index=False), nullable=False)
+
+
+class GridImport(Base):
+    """Audit record of each accepted grid import."""
+
+    __tablename__ = "grid_imports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    imported_by: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(ForeignKey("sides.code"))
+    source_name: Mapped[str] = mapped_column(String(256))
+    source_format: Mapped[str] = mapped_column(String(32))
+    source_crs: Mapped[str] = mapped_column(String(128))
+    created: Mapped[int] = mapped_column(Integer)
+    updated: Mapped[int] = mapped_column(Integer)
+    unchanged: Mapped[int] = mapped_column(Integer)
+    retired: Mapped[int] = mapped_column(Integer)
+    report: Mapped[dict] = mapped_column(JSON)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128))
+    side: Mapped[str] = mapped_column(ForeignKey("sides.code"))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    # Bumped on each password change: tokens and sessions issued before it stop working.
+    credentials_version: Mapped[int] = mapped_column(Integer, default=1)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    roles: Mapped[list[UserRole]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class UserRole(Base):
+    """A role held by a user, scoped to a team (patrol members) or station (station managers)."""
+
+    __tablename__ = "user_roles"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    team: Mapped[str | None] = mapped_column(ForeignKey("teams.code"))
+    station: Mapped[str | None] = mapped_column(ForeignKey("stations.code"))
+
+    user: Mapped[User] = relationship(back_populates="roles")
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "role", "team", "station", name="uq_user_roles"),
+        CheckConstraint(
+            "role IN ('patrol_member', 'station_manager', 'enforcement_officer', 'admin')",
+            name="ck_user_roles_role",
+        ),
+        CheckConstraint(
+            "(role = 'patrol_member' AND team IS NOT NULL) OR role <> 'patrol_member'",
+            name="ck_user_roles_member_team",
+        ),
+        CheckConstraint(
+            "(role = 'station_manager' AND station IS NOT NULL) OR role <> 'station_manager'",
+            name="ck_user_roles_manager_station",
+        ),
+    )

@@ -1,0 +1,102 @@
+"""Loading the reference geodata the project ships (approximate, replaceable by a survey import)."""
+
+from __future__ import annotations
+
+from geoalchemy2.shape import from_shape
+from shapely.geometry import MultiPolygon, Point, Polygon
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from geodata import reference
+from patrol.models import Boundary, Grid, Side, Station, Team, Town, utcnow
+
+REFERENCE_SOURCE = "reference: authored by the project from domain.md (approximate)"
+
+
+def _multi(geom):
+    return MultiPolygon([geom]) if isinstance(geom, Polygon) else geom
+
+
+def load_reference(session: Session) -> dict[str, int]:
+    """Upsert sides, towns, stations, teams and the border; add the reference grids of a side only
+    when that side has no grids yet (an official import is never overwritten). Idempotent."""
+    places = reference.load_places()
+    for row in places["sides"]:
+        session.merge(Side(code=row["code"], name_zh=row["name_zh"], name_en=row["name_en"]))
+    session.flush()
+    for row in places["towns"]:
+        session.merge(
+            Town(
+                code=row["code"],
+                name_zh=row["name_zh"],
+                name_en=row["name_en"],
+                side=row["side"],
+                seat=from_shape(Point(row["seat"]), srid=4326),
+            )
+        )
+    session.flush()
+    for row in places["stations"]:
+        session.merge(
+            Station(
+                code=row["code"],
+                name_zh=row["name_zh"],
+                name_en=row["name_en"],
+                side=row["side"],
+                town=row.get("town"),
+                approximate=bool(row.get("approximate", True)),
+                note=row.get("note"),
+                location=from_shape(Point(row["location"]), srid=4326),
+            )
+        )
+    session.flush()
+    for row in places["teams"]:
+        session.merge(
+            Team(
+                code=row["code"],
+                name_zh=row["name_zh"],
+                name_en=row["name_en"],
+                side=row["side"],
+                town=row.get("town"),
+                station=row.get("station"),
+            )
+        )
+    border = reference.load_border().iloc[0]
+    session.merge(
+        Boundary(
+            code=border["code"],
+            name_zh=border["name_zh"],
+            name_en=border["name_en"],
+            approximate=True,
+            geom=from_shape(border.geometry, srid=4326),
+        )
+    )
+    session.flush()
+
+    added = 0
+    grids = reference.load_grids()
+    sides_with_grids = set(session.scalars(select(Grid.side).group_by(Grid.side)))
+    now = utcnow()
+    for row in grids.itertuples(index=False):
+        if row.side in sides_with_grids:
+            continue
+        session.add(
+            Grid(
+                code=row.code,
+                name_zh=row.name_zh,
+                name_en=row.name_en,
+                side=row.side,
+                town=row.town,
+                team=row.team,
+                station=row.station,
+                kind=row.kind,
+                area_ha=float(row.area_ha),
+                source=REFERENCE_SOURCE,
+                approximate=True,
+                created_at=now,
+                updated_at=now,
+                geom=from_shape(_multi(row.geometry), srid=4326),
+            )
+        )
+        added += 1
+    session.flush()
+    return {"grids_added": added, "grids_total": session.scalar(select(func.count(Grid.id)))}

@@ -1,0 +1,93 @@
+"""Settings, one pydantic-settings class per concern, each with its own environment prefix.
+
+Read once at start-up (``get_settings``) and validated then, so a bad value stops the service with a
+clear message instead of failing on the first request.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "mangrove-patrol"
+
+
+class StorageSettings(BaseSettings):
+    """Where the data lives. ``MANGROVE_DATABASE_URL`` picks the backend; empty means SpatiaLite."""
+
+    model_config = SettingsConfigDict(env_prefix="MANGROVE_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str = ""
+    spatialite_library: str = "mod_spatialite"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_backend(cls, url: str) -> str:
+        if url and not url.startswith(("sqlite", "postgresql")):
+            raise ValueError(
+                "MANGROVE_DATABASE_URL must be a sqlite:///… (SpatiaLite) or postgresql+psycopg://… "
+                f"(PostGIS) URL, got {url.split(':', 1)[0]!r}"
+            )
+        return url
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'mangrove.sqlite'}"
+
+
+class AuthSettings(BaseSettings):
+    """Tokens for the API and sessions for the service's own pages."""
+
+    model_config = SettingsConfigDict(env_prefix="MANGROVE_AUTH_", extra="ignore")
+
+    # Empty: a random key is generated once and kept in the data directory (mode 0600).
+    secret_key: str = ""
+    # Patrol members upload from the field over a working day or more; a week keeps them signed in.
+    token_ttl_minutes: int = Field(default=7 * 24 * 60, ge=5)
+    session_ttl_minutes: int = Field(default=12 * 60, ge=5)
+    # Set to true behind HTTPS so the session cookie is never sent in clear.
+    secure_cookies: bool = False
+
+
+class ImportSettings(BaseSettings):
+    """Limits for files users upload."""
+
+    model_config = SettingsConfigDict(env_prefix="MANGROVE_IMPORT_", extra="ignore")
+
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    overlap_tolerance_m2: float = Field(default=1.0, ge=0)
+
+
+class Settings:
+    """All concerns together, validated at once."""
+
+    def __init__(self) -> None:
+        self.storage = StorageSettings()
+        self.auth = AuthSettings()
+        self.imports = ImportSettings()
+
+    def secret_key(self) -> str:
+        if self.auth.secret_key:
+            return self.auth.secret_key
+        path = self.storage.data_dir / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
