@@ -28,7 +28,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     settings = settings or get_settings()
     engine = engine or create_db_engine(settings=settings)
     # /docs is served with Swagger UI from the package, not a CDN: field stations may be offline.
-    app = FastAPI(title="Mangrove Patrol", version="0.1.0", description=DESCRIPTION, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Mangrove Patrol", version="0.1.0", description=DESCRIPTION, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_session_factory(engine)

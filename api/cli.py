@@ -12,10 +12,10 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from geodata.gridfile import GRID_FIELDS, GridFileOptions
 from sqlalchemy.exc import OperationalError
 
 from geodata.errors import InputError
+from geodata.gridfile import GRID_FIELDS, GridFileOptions
 from patrol import migrate
 from patrol.accounts import RoleGrant, create_user, list_users
 from patrol.db import create_db_engine, make_session_factory

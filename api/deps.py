@@ -58,7 +58,7 @@ def check_csrf(request: Request, submitted: str | None) -> None:
 
 
 def principal_from_request(
-    request: Request, session: Session, settings: Settings, token: str | None
+    request: Request, session: Session, settings: Settings, token: str | None, *, header_csrf: bool = True
 ) -> Principal | None:
     if token:
         return Principal.of(user_for_token(session, token, settings.secret_key()))
@@ -70,7 +70,7 @@ def principal_from_request(
     except AuthenticationFailed:
         request.session.clear()
         raise
-    if request.method not in SAFE_METHODS:
+    if header_csrf and request.method not in SAFE_METHODS:
         check_csrf(request, request.headers.get(CSRF_HEADER))
     return Principal.of(user)
 
@@ -78,9 +78,11 @@ def principal_from_request(
 class Access:
     """Who may call a route: anyone, any signed-in user, or holders of some roles (admin always)."""
 
-    def __init__(self, *roles: Role, public: bool = False):
+    def __init__(self, *roles: Role, public: bool = False, form_csrf: bool = False):
         self.roles = frozenset(roles)
         self.public = public
+        # HTML form routes check the CSRF token from the form body themselves, not from a header.
+        self.form_csrf = form_csrf
 
     def __repr__(self) -> str:
         if self.public:
@@ -94,7 +96,7 @@ class Access:
         settings: SettingsDep,
         token: Annotated[str | None, Depends(oauth2_scheme)],
     ) -> Principal | None:
-        principal = principal_from_request(request, session, settings, token)
+        principal = principal_from_request(request, session, settings, token, header_csrf=not self.form_csrf)
         if self.public:
             return principal
         if principal is None:
@@ -106,6 +108,8 @@ class Access:
 
 
 Public = Annotated[Principal | None, Depends(Access(public=True))]
+# For HTML forms that carry the CSRF token as a form field (checked by the route).
+PublicForm = Annotated[Principal | None, Depends(Access(public=True, form_csrf=True))]
 SignedIn = Annotated[Principal, Depends(Access())]
 AdminOnly = Annotated[Principal, Depends(Access(Role.ADMIN))]
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from api.deps import Public, SessionDep, check_csrf, csrf_token
+from api.deps import Public, PublicForm, SessionDep, check_csrf, csrf_token
 from patrol.accounts import authenticate
 from patrol.errors import AuthenticationFailed, PermissionDenied
 from patrol.models import Role, Side
@@ -55,7 +55,7 @@ def login_form(request: Request, _: Public, next: str = "/"):
 def login(
     request: Request,
     session: SessionDep,
-    _: Public,
+    _: PublicForm,
     username: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
     csrf_token_: Annotated[str, Form(alias="csrf_token")] = "",
@@ -82,8 +82,10 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, _: Public, csrf_token_: Annotated[str, Form(alias="csrf_token")] = ""):
-    check_csrf(request, csrf_token_)
+async def logout(request: Request, _: PublicForm):
+    # Read the form directly: a lone aliased Form() parameter is not filled in by FastAPI 0.12x.
+    submitted = (await request.form()).get("csrf_token")
+    check_csrf(request, submitted if isinstance(submitted, str) else None)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 

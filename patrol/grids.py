@@ -11,13 +11,13 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from geoalchemy2.shape import from_shape
-from geodata.gridfile import GridFileOptions, overlap_pairs, read_grid_file
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from geodata.assign import GridIndex
 from geodata.border import EAST, WEST, side_of_border
 from geodata.errors import GeodataError, Problem
+from geodata.gridfile import GridFileOptions, overlap_pairs, read_grid_file
 from patrol.errors import InvalidRequest, NotFound
 from patrol.models import Boundary, Grid, GridImport, Station, Team, Town, utcnow
 from patrol.spatial import BBox, intersects_bbox
@@ -303,6 +303,7 @@ def import_grids(
             continue
         same = (
             grid.retired_at is None
+            and not grid.approximate  # a survey confirming a reference grid is an update
             and all(getattr(grid, k) == v for k, v in attrs.items() if k != "area_ha")
             and shapely.equals_exact(existing_geoms[code], geom, tolerance=1e-7)
         )

@@ -6,7 +6,7 @@ SpatiaLite never uses its R*Tree by itself: a bbox query must select candidate r
 
 from __future__ import annotations
 
-from sqlalchemy import and_, func, literal_column, text
+from sqlalchemy import Float, String, and_, bindparam, func, literal_column, text
 from sqlalchemy.orm import InstrumentedAttribute
 
 BBox = tuple[float, float, float, float]
@@ -30,12 +30,9 @@ def intersects_bbox(dialect: str, id_column: InstrumentedAttribute, geom: Instru
                 "AND f_geometry_column = :si_column AND search_frame = BuildMbr(:si_minx, :si_miny, :si_maxx, :si_maxy, 4326)"
             )
             .bindparams(
-                si_table=table,
-                si_column=geom.key,
-                si_minx=bbox[0],
-                si_miny=bbox[1],
-                si_maxx=bbox[2],
-                si_maxy=bbox[3],
+                bindparam("si_table", table, type_=String),
+                bindparam("si_column", geom.key, type_=String),
+                *(bindparam(f"si_{k}", float(v), type_=Float) for k, v in zip(("minx", "miny", "maxx", "maxy"), bbox)),
             )
             .columns(literal_column("ROWID"))
         )

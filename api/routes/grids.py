@@ -10,7 +10,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
-from geodata.gridfile import GRID_FIELDS, GridFileOptions
 from sqlalchemy import select
 
 from api.deps import AdminOnly, Public, SessionDep, SettingsDep
@@ -18,6 +17,7 @@ from api.params import parse_bbox
 from api.uploads import save_upload
 from geodata import reference
 from geodata.geojson import feature_collection
+from geodata.gridfile import GRID_FIELDS, GridFileOptions
 from patrol.errors import InvalidRequest
 from patrol.grids import get_grid, import_grids, list_grids
 from patrol.models import Side, Town

@@ -32,8 +32,18 @@ def run(args, stdin="", monkeypatch=None):
 
 
 def test_users_add_and_list(configured, sessions, capsys, monkeypatch):
-    args = ["users", "add", "gq-member-01", "--side", "GD-LJ", "--role", "patrol_member:LJ-T-GQ",
-            "--display-name", "队员 01", "--password-stdin"]
+    args = [
+        "users",
+        "add",
+        "gq-member-01",
+        "--side",
+        "GD-LJ",
+        "--role",
+        "patrol_member:LJ-T-GQ",
+        "--display-name",
+        "队员 01",
+        "--password-stdin",
+    ]
     assert run(args, "a long password\n", monkeypatch) == 0
     assert "created user gq-member-01" in capsys.readouterr().out
     with sessions() as session:

@@ -40,9 +40,9 @@ def snapshot(sessions) -> str:
     """A fingerprint of every grid row (attributes and geometry) and of the import log."""
     with sessions() as session:
         rows = session.execute(
-            select(Grid.code, Grid.version, Grid.retired_at, Grid.source, func.ST_AsBinary(Grid.geom)).order_by(
-                Grid.code
-            )
+            select(
+                Grid.code, Grid.version, Grid.retired_at, Grid.source, func.ST_AsBinary(Grid.geom)
+            ).order_by(Grid.code)
         ).all()
         imports = session.scalar(select(func.count(GridImport.id)))
     digest = hashlib.sha256()
@@ -64,8 +64,9 @@ def post_import(client, path, headers, **form):
         return client.post("/api/v1/grids/import", files={"file": (path.name, f)}, data=form, headers=headers)
 
 
-def test_gauss_kruger_shapefile_and_cgcs2000_geojson_give_the_same_grids(client, sessions, tmp_path, capsys,
-                                                                         monkeypatch, settings):
+def test_gauss_kruger_shapefile_and_cgcs2000_geojson_give_the_same_grids(
+    client, sessions, tmp_path, capsys, monkeypatch, settings
+):
     add_users(sessions, "admin")
     survey = lianjiang_survey()
     gk = survey.rename(columns={"code": "编号", "name_zh": "名称", "town": "镇"}).to_crs(CGCS2000_GK_ZONE_37)
@@ -80,7 +81,19 @@ def test_gauss_kruger_shapefile_and_cgcs2000_geojson_give_the_same_grids(client,
 
     get_settings.cache_clear()
     try:
-        code = cli(["grids", "import", str(shp_zip), "--map", "code=编号", "--map", "name_zh=名称", "--map", "town=镇"])
+        code = cli(
+            [
+                "grids",
+                "import",
+                str(shp_zip),
+                "--map",
+                "code=编号",
+                "--map",
+                "name_zh=名称",
+                "--map",
+                "town=镇",
+            ]
+        )
     finally:
         get_settings.cache_clear()
     assert code == 0, capsys.readouterr().err

@@ -16,6 +16,9 @@ from patrol.errors import AuthenticationFailed, Conflict, InvalidRequest
 from patrol.models import Role
 
 
+SECRET = "a test signing key of at least thirty-two bytes"
+
+
 def _member(session, username="member-01"):
     return create_user(
         session,
@@ -69,10 +72,10 @@ def test_usernames_are_unique(session):
 
 def test_tokens_expire(session):
     user = _member(session)
-    token, _ = issue_token(user, "secret", timedelta(seconds=-1))
+    token, _ = issue_token(user, SECRET, timedelta(seconds=-1))
     with pytest.raises(AuthenticationFailed, match="expired"):
-        user_for_token(session, token, "secret")
-    token, _ = issue_token(user, "secret", timedelta(minutes=5))
-    assert user_for_token(session, token, "secret").id == user.id
+        user_for_token(session, token, SECRET)
+    token, _ = issue_token(user, SECRET, timedelta(minutes=5))
+    assert user_for_token(session, token, SECRET).id == user.id
     with pytest.raises(AuthenticationFailed):
-        user_for_token(session, token, "another secret")
+        user_for_token(session, token, "another secret, also long enough for HS256")
