@@ -282,6 +282,8 @@ def _with_crs(frame: gpd.GeoDataFrame, assume_crs: str | None, warnings: list[Pr
     crs = frame.crs
     label = crs.to_string() if crs.to_epsg() is None else f"EPSG:{crs.to_epsg()}"
     minx, miny, maxx, maxy = frame.total_bounds
+    if np.isnan([minx, maxx]).any():  # no geometry at all: reported with the geometry checks
+        return frame, label
     looks_like_degrees = -180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90
     if crs.is_geographic and not looks_like_degrees:
         raise GeodataError(

@@ -32,7 +32,10 @@ def intersects_bbox(dialect: str, id_column: InstrumentedAttribute, geom: Instru
             .bindparams(
                 bindparam("si_table", table, type_=String),
                 bindparam("si_column", geom.key, type_=String),
-                *(bindparam(f"si_{k}", float(v), type_=Float) for k, v in zip(("minx", "miny", "maxx", "maxy"), bbox)),
+                *(
+                    bindparam(f"si_{k}", float(v), type_=Float)
+                    for k, v in zip(("minx", "miny", "maxx", "maxy"), bbox)
+                ),
             )
             .columns(literal_column("ROWID"))
         )

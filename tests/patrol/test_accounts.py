@@ -15,7 +15,6 @@ from patrol.accounts import (
 from patrol.errors import AuthenticationFailed, Conflict, InvalidRequest
 from patrol.models import Role
 
-
 SECRET = "a test signing key of at least thirty-two bytes"
 
 
