@@ -22,6 +22,7 @@ from shapely.geometry import Point
 
 from geodata import reference
 from geodata.assign import GridIndex
+from geodata.region import REGION_BBOX
 
 
 def best_of(repeats: int, fn):
@@ -48,8 +49,14 @@ def main() -> None:
     lat = rng.uniform(miny, maxy, args.points)
 
     build_time, index = best_of(args.repeats, lambda: GridIndex(codes, polygons))
+    cold_time, _ = best_of(args.repeats, lambda: GridIndex(codes, polygons).assign(lon, lat))
     vec_time, vec_codes = best_of(args.repeats, lambda: index.assign(lon, lat))
     vec_rate = args.points / vec_time
+    exact_time, exact_index = best_of(args.repeats, lambda: index._exact(lon, lat))
+    assert np.array_equal(index.codes[exact_index[exact_index >= 0]], vec_codes[exact_index >= 0])
+    region_lon = rng.uniform(REGION_BBOX[0], REGION_BBOX[2], args.points)
+    region_lat = rng.uniform(REGION_BBOX[1], REGION_BBOX[3], args.points)
+    region_time, _ = best_of(args.repeats, lambda: index.assign(region_lon, region_lat))
 
     n = args.loop_points
     sub_lon, sub_lat = lon[:n], lat[:n]
@@ -86,6 +93,15 @@ def main() -> None:
     print(f"grids: {len(codes)}; points: {args.points:,} ({inside / args.points:.1%} inside a grid)")
     print(f"index build:                          {build_time * 1000:8.2f} ms")
     print(f"vectorised GridIndex.assign:          {vec_time * 1000:8.1f} ms  {vec_rate:14,.0f} points/s")
+    print(
+        f"  first call on a new index (+lattice): {cold_time * 1000:8.1f} ms  {args.points / cold_time:14,.0f} points/s"
+    )
+    print(
+        f"  exact test only (no lattice):         {exact_time * 1000:8.1f} ms  {args.points / exact_time:14,.0f} points/s"
+    )
+    print(
+        f"  points over the whole region bbox:    {region_time * 1000:8.1f} ms  {args.points / region_time:14,.0f} points/s"
+    )
     print(f"per-point loop, all polygons ({n:,}): {naive_time * 1000:8.1f} ms  {naive_rate:14,.0f} points/s")
     print(f"per-point loop, STRtree ({n:,}):      {tree_time * 1000:8.1f} ms  {tree_rate:14,.0f} points/s")
     print(f"speed-up vs per-point loop (all polygons): {vec_rate / naive_rate:8.1f}x")

@@ -3,10 +3,12 @@
 Tracks (tens of thousands of fixes per upload) and incidents (one at a time, or millions in a
 re-assignment after a grid import) both go through :class:`GridIndex`.
 
-How: an STRtree over the grid polygons finds, for all points at once, the polygons whose bounding
-box contains each point; an exact, prepared ``intersects_xy`` test then keeps the true hits. A point
-on an edge shared by two grids intersects both; it goes to the grid that comes first in code order,
-so the answer never depends on storage order.
+How: points are first looked up in a lattice of small cells laid over the grids, each cell known
+to be inside exactly one grid, outside every grid, or on an edge. Only points in edge cells (a few
+per cent) get the exact, prepared ``intersects_xy`` test, against the grids whose bounding box holds
+them. A point on an edge shared by two grids intersects both; it goes to the grid that comes first
+in code order, so the answer never depends on storage order. Small batches (an incident, a short
+track) skip the lattice, which is built on first need.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ import shapely
 from shapely import STRtree
 
 NO_GRID = -1
+_EDGE = -2  # lattice cell that needs the exact test
+
+# Below this many points the exact test alone is cheaper than building the lattice.
+LATTICE_MIN_POINTS = 20_000
+LATTICE_MAX_CELLS = 4_000_000  # 8 MB of int16
+LATTICE_TARGET_CELLS = 30_000  # cells inside the grids' bounding boxes, classified at build time
 
 
 class GridIndex:
@@ -34,6 +42,7 @@ class GridIndex:
         shapely.prepare(self.polygons)
         self._tree = STRtree(self.polygons)
         self._bounds = shapely.bounds(self.polygons)
+        self._lattice: _Lattice | None = None
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -47,9 +56,22 @@ class GridIndex:
         result = np.full(x.shape, NO_GRID, dtype=np.int64)
         if x.size == 0 or len(self) == 0:
             return result
-        candidates = self._candidates(x, y)
+        if x.size >= LATTICE_MIN_POINTS:
+            if self._lattice is None:
+                self._lattice = _Lattice(self.polygons, self._bounds)
+            result = self._lattice.lookup(x, y)
+            edge = np.flatnonzero(result == _EDGE)
+            result[edge] = NO_GRID
+            result[edge] = self._exact(x[edge], y[edge])
+            return result
+        return self._exact(x, y)
+
+    def _exact(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        result = np.full(x.shape, NO_GRID, dtype=np.int64)
+        if x.size == 0:
+            return result
         # Grids in code order: the first hit wins, so a shared edge goes to the lower code.
-        for grid, points in candidates:
+        for grid, points in self._candidates(x, y):
             free = points[result[points] == NO_GRID]
             if free.size:
                 hit = shapely.intersects_xy(self.polygons[grid], x[free], y[free])
@@ -82,3 +104,52 @@ class GridIndex:
         inside = index != NO_GRID
         codes[inside] = self.codes[index[inside]]
         return codes
+
+
+class _Lattice:
+    """A regular lattice over the grids' extent: per cell, the one grid that contains it, NO_GRID,
+    or _EDGE. Cells are classified with boxes grown by a hair so that rounding in the lookup's
+    floor() can never put a point in a cell whose class does not hold for it."""
+
+    def __init__(self, polygons: np.ndarray, bounds: np.ndarray):
+        self.x0, self.y0 = bounds[:, 0].min(), bounds[:, 1].min()
+        width, height = bounds[:, 2].max() - self.x0, bounds[:, 3].max() - self.y0
+        box_area = float(np.sum((bounds[:, 2] - bounds[:, 0]) * (bounds[:, 3] - bounds[:, 1])))
+        size = max(
+            np.sqrt(box_area / LATTICE_TARGET_CELLS), np.sqrt(width * height / LATTICE_MAX_CELLS), 1e-9
+        )
+        self.size = size
+        self.nx, self.ny = int(width // size) + 1, int(height // size) + 1
+        hits = np.zeros(self.ny * self.nx, dtype=np.int16)  # grids touching each cell
+        inside = np.full(self.ny * self.nx, NO_GRID, dtype=np.int16)
+        eps = size * 1e-6
+        for grid, (minx, miny, maxx, maxy) in enumerate(bounds):
+            i0, i1 = self._cell(np.array([minx, maxx]), self.x0)
+            j0, j1 = self._cell(np.array([miny, maxy]), self.y0)
+            ii, jj = np.meshgrid(np.arange(i0, i1 + 1), np.arange(j0, j1 + 1))
+            ii, jj = ii.ravel(), jj.ravel()
+            boxes = shapely.box(
+                self.x0 + ii * size - eps, self.y0 + jj * size - eps,
+                self.x0 + (ii + 1) * size + eps, self.y0 + (jj + 1) * size + eps,
+            )  # fmt: skip
+            cells = jj * self.nx + ii
+            touching = shapely.intersects(polygons[grid], boxes)
+            hits[cells[touching]] += 1
+            inside[cells[shapely.contains_properly(polygons[grid], boxes)]] = grid
+        self.state = np.where(
+            hits == 0, NO_GRID, np.where((hits == 1) & (inside >= 0), inside, _EDGE)
+        ).astype(np.int16)
+
+    def _cell(self, value: np.ndarray, origin: float) -> np.ndarray:
+        return np.floor((value - origin) / self.size).astype(np.int64)
+
+    def lookup(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Per point: the containing grid, NO_GRID, or _EDGE (NaN and far points are NO_GRID)."""
+        with np.errstate(invalid="ignore"):
+            i = (x - self.x0) / self.size
+            j = (y - self.y0) / self.size
+            on_lattice = (i >= 0) & (i < self.nx) & (j >= 0) & (j < self.ny)  # False for NaN
+        result = np.full(x.shape, NO_GRID, dtype=np.int64)
+        cells = j[on_lattice].astype(np.int64) * self.nx + i[on_lattice].astype(np.int64)
+        result[on_lattice] = self.state[cells]
+        return result

@@ -6,7 +6,7 @@ import shapely
 from shapely.geometry import Point
 
 from geodata import reference
-from geodata.assign import NO_GRID, GridIndex
+from geodata.assign import LATTICE_MIN_POINTS, NO_GRID, GridIndex
 
 
 def _reference_index():
@@ -50,3 +50,28 @@ def test_polygon_holes_are_respected():
     ring = shapely.box(0, 0, 10, 10).difference(shapely.box(4, 4, 6, 6))
     index = GridIndex(["R"], [ring])
     assert list(index.assign(np.array([5.0, 1.0]), np.array([5.0, 1.0]))) == [None, "R"]
+
+
+def test_large_batches_use_the_lattice_and_agree_with_the_exact_test():
+    index, grids = _reference_index()
+    rng = np.random.default_rng(7)
+    minx, miny, maxx, maxy = grids.total_bounds
+    n = LATTICE_MIN_POINTS * 3
+    lon, lat = rng.uniform(minx - 0.01, maxx + 0.01, n), rng.uniform(miny - 0.01, maxy + 0.01, n)
+    # Every polygon vertex (points exactly on edges, shared or not) and some NaN.
+    vertices = shapely.get_coordinates(grids.geometry.values)
+    lon = np.concatenate([lon, vertices[:, 0], [np.nan, 110.0]])
+    lat = np.concatenate([lat, vertices[:, 1], [21.5, np.nan]])
+    assert index._lattice is None
+    lattice = index.assign_index(lon, lat)
+    assert index._lattice is not None
+    exact = index._exact(lon, lat)
+    assert np.array_equal(lattice, exact)
+    assert (lattice[-len(vertices) - 2 : -2] != NO_GRID).all()  # vertices belong to their grid
+
+
+def test_lattice_resolves_shared_edges_like_the_exact_test():
+    index = GridIndex(["B", "A"], [shapely.box(1, 0, 2, 1), shapely.box(0, 0, 1, 1)])
+    y = np.linspace(0, 1, LATTICE_MIN_POINTS)
+    got = index.assign(np.full_like(y, 1.0), y)
+    assert set(got) == {"A"}
