@@ -97,6 +97,11 @@ class GridIndex:
             py = y[points]
             yield grid, points[(py >= miny[grid]) & (py <= maxy[grid])]
 
+    def query(self, geometries: np.ndarray, predicate: str = "intersects") -> tuple[np.ndarray, np.ndarray]:
+        """(geometry index, grid index) pairs where ``predicate`` holds, as STRtree.query."""
+        pairs = self._tree.query(geometries, predicate=predicate)
+        return pairs[0], pairs[1]
+
     def assign(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """Grid code of each point (object array), ``None`` outside every grid."""
         index = self.assign_index(lon, lat)

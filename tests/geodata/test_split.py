@@ -1,0 +1,90 @@
+"""Splitting a track by grids: distances, times, entries and exits that can be checked by hand.
+
+Coordinates are metres in a local square world: grid A is the square 0..100 × 0..100, grid B the
+square 100..200 × 0..100 (sharing A's east edge)."""
+
+import numpy as np
+import pytest
+import shapely
+
+from geodata.assign import GridIndex
+from geodata.split import OUTSIDE, split_by_polygons
+
+A, B = 0, 1
+
+
+@pytest.fixture
+def index():
+    return GridIndex(["A", "B"], [shapely.box(0, 0, 100, 100), shapely.box(100, 0, 200, 100)])
+
+
+def split(index, xy, t=None, segment=None):
+    xy = np.asarray(xy, float)
+    t = np.full(len(xy), np.nan) if t is None else np.asarray(t, float)
+    segment = np.zeros(len(xy), int) if segment is None else np.asarray(segment)
+    return split_by_polygons(xy[:, 0], xy[:, 1], t, segment, index)
+
+
+def table(visits):
+    return [
+        (int(p), round(float(d), 6), None if np.isnan(s) else round(float(s), 6))
+        for p, d, s in zip(visits.polygon, visits.distance_m, visits.duration_s)
+    ]
+
+
+def test_one_leg_through_a_grid_is_cut_at_its_edges(index):
+    # 300 m at 1 m/s from x=-50 to x=250 across A and B.
+    visits = split(index, [(-50, 50), (250, 50)], t=[0, 300])
+    assert table(visits) == [(OUTSIDE, 50, 50), (A, 100, 100), (B, 100, 100), (OUTSIDE, 50, 50)]
+    assert list(visits.enter_time) == [0, 50, 150, 250]
+    assert list(visits.exit_time) == [50, 150, 250, 300]
+    assert shapely.length(visits.geometry[1]) == pytest.approx(100)
+
+
+def test_fixes_inside_add_up_and_visits_merge_across_legs(index):
+    xy = [(10, 10), (20, 10), (30, 10), (90, 10)]
+    visits = split(index, xy, t=[0, 10, 30, 90])
+    assert table(visits) == [(A, 80, 90)]
+    assert (visits.enter_time[0], visits.exit_time[0]) == (0, 90)
+
+
+def test_out_and_back_on_the_same_path_counts_both_ways(index):
+    xy = [(-50, 50), (50, 50), (-50, 50)]
+    visits = split(index, xy, t=[0, 100, 200])
+    assert table(visits) == [(OUTSIDE, 50, 50), (A, 100, 100), (OUTSIDE, 50, 50)]
+    assert (visits.enter_time[1], visits.exit_time[1]) == (50, 150)
+
+
+def test_leaving_and_returning_makes_two_visits(index):
+    xy = [(50, 50), (50, 150), (60, 50)]
+    visits = split(index, xy, t=[0, 100, 200])
+    assert [int(p) for p in visits.polygon] == [A, OUTSIDE, A]
+    assert visits.distance_m.sum() == pytest.approx(100 + np.hypot(10, 100))
+
+
+def test_walking_along_the_shared_edge_goes_to_the_lower_code(index):
+    visits = split(index, [(100, 10), (100, 90)], t=[0, 80])
+    assert table(visits) == [(A, 80, 80)]
+
+
+def test_without_times_distance_is_known_and_time_is_not(index):
+    visits = split(index, [(-50, 50), (50, 50)])
+    assert table(visits) == [(OUTSIDE, 50, None), (A, 50, None)]
+    assert np.isnan(visits.enter_time).all()
+
+
+def test_segments_are_not_joined_across_a_gap(index):
+    xy = [(10, 10), (20, 10), (30, 10), (40, 10)]
+    visits = split(index, xy, t=[0, 10, 1000, 1010], segment=[0, 0, 1, 1])
+    assert table(visits) == [(A, 10, 10), (A, 10, 10)]
+    assert list(visits.segment) == [0, 1]
+
+
+def test_standing_still_counts_time_but_no_distance(index):
+    visits = split(index, [(10, 10), (10, 10), (20, 10)], t=[0, 60, 70])
+    assert table(visits) == [(A, 10, 70)]
+
+
+def test_a_single_fix_or_none_makes_no_visit(index):
+    assert len(split(index, [(10, 10)], t=[0])) == 0
+    assert len(split(index, np.empty((0, 2)))) == 0
