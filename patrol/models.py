@@ -17,7 +17,9 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -187,3 +189,70 @@ class UserRole(Base):
             name="ck_user_roles_manager_station",
         ),
     )
+
+
+class Patrol(Base):
+    """One uploaded track: who walked or boated it, its cleaned line and its summary.
+
+    The same file uploaded twice is the same patrol (``file_sha256`` is unique)."""
+
+    __tablename__ = "patrols"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    side: Mapped[str] = mapped_column(ForeignKey("sides.code"), index=True)
+    team: Mapped[str | None] = mapped_column(ForeignKey("teams.code"), index=True)
+    uploaded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    file_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    source_name: Mapped[str] = mapped_column(String(256))
+    source_format: Mapped[str] = mapped_column(String(32))
+    datum: Mapped[str] = mapped_column(String(16))
+    transport: Mapped[str] = mapped_column(String(8))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    fix_count: Mapped[int] = mapped_column(Integer)
+    flagged_count: Mapped[int] = mapped_column(Integer)
+    distance_m: Mapped[float] = mapped_column(Float)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    outside_distance_m: Mapped[float] = mapped_column(Float)
+    outside_duration_s: Mapped[float | None] = mapped_column(Float)
+    notes: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[dict] = mapped_column(JSON)  # flags per rule, warnings, grids visited
+    geom = mapped_column(Geometry("MULTILINESTRING", srid=SRID, spatial_index=True), nullable=True)
+    geom_simplified = mapped_column(
+        Geometry("MULTILINESTRING", srid=SRID, spatial_index=False), nullable=True
+    )
+
+    __table_args__ = (CheckConstraint("transport IN ('foot', 'boat')", name="ck_patrols_transport"),)
+
+
+class PatrolMember(Base):
+    __tablename__ = "patrol_members"
+    patrol_id: Mapped[int] = mapped_column(ForeignKey("patrols.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+
+
+class PatrolFixes(Base):
+    """The fixes as read from the file (before datum conversion) plus their cleaning flags, as one
+    compressed columnar blob: lossless, written and read whole, never queried fix by fix."""
+
+    __tablename__ = "patrol_fixes"
+    patrol_id: Mapped[int] = mapped_column(ForeignKey("patrols.id", ondelete="CASCADE"), primary_key=True)
+    fix_count: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PatrolVisit(Base):
+    """One pass of a patrol through one grid (``grid_id`` NULL: outside every grid)."""
+
+    __tablename__ = "patrol_visits"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patrol_id: Mapped[int] = mapped_column(ForeignKey("patrols.id", ondelete="CASCADE"), index=True)
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    entered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    exited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    distance_m: Mapped[float] = mapped_column(Float)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    geom = mapped_column(Geometry("LINESTRING", srid=SRID, spatial_index=False), nullable=True)
+
+    __table_args__ = (Index("ix_patrol_visits_grid_entered", "grid_id", "entered_at"),)

@@ -68,6 +68,20 @@ class ImportSettings(BaseSettings):
     overlap_tolerance_m2: float = Field(default=1.0, ge=0)
 
 
+class PatrolSettings(BaseSettings):
+    """Track uploads and patrol effort."""
+
+    model_config = SettingsConfigDict(env_prefix="MANGROVE_PATROL_", extra="ignore")
+
+    max_fixes: int = Field(default=2_000_000, ge=10)
+    max_speed_foot_mps: float = Field(default=4.0, gt=0)  # brisk walk on mudflats, with margin
+    max_speed_boat_mps: float = Field(default=20.0, gt=0)  # small outboard boat, ~39 knots
+    gap_split_s: float = Field(default=600, gt=0)  # a new track segment after 10 minutes without fixes
+    simplify_tolerance_m: float = Field(default=5.0, ge=0)  # the simplified copy used by maps
+    swath_width_m: float = Field(default=50.0, gt=0)  # what a patrol sees either side of its track
+    unpatrolled_days: int = Field(default=7, ge=1)  # a grid not patrolled this long is listed
+
+
 class Settings:
     """All concerns together, validated at once."""
 
@@ -75,6 +89,7 @@ class Settings:
         self.storage = StorageSettings()
         self.auth = AuthSettings()
         self.imports = ImportSettings()
+        self.patrols = PatrolSettings()
 
     def secret_key(self) -> str:
         if self.auth.secret_key:
