@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from patrol.errors import InvalidRequest, Problem
+
+CHINA = ZoneInfo("Asia/Shanghai")
 
 
 def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
@@ -38,4 +42,46 @@ def _bad(raw: str, why: str) -> InvalidRequest:
     return InvalidRequest(
         f"bad bbox {raw!r}: {why}; expected minlon,minlat,maxlon,maxlat",
         [Problem("bad-bbox", why, {"parameter": "bbox", "value": raw})],
+    )
+
+
+def parse_datetime_interval(raw: str | None) -> tuple[datetime | None, datetime | None]:
+    """OGC ``datetime``: an instant, or ``start/end`` with ``..`` (or nothing) for an open end.
+
+    Dates without a time mean the whole day in China Standard Time (the users' clock), so
+    ``2026-03-01/2026-03-31`` covers all of March locally. Times without a zone are local too."""
+    if raw is None or raw.strip() == "":
+        return None, None
+    start_text, sep, end_text = raw.strip().partition("/")
+    if not sep:
+        start = _instant(raw, start_text, end_of_day=False)
+        return start, _instant(raw, start_text, end_of_day=True)
+    start = None if start_text in ("", "..") else _instant(raw, start_text, end_of_day=False)
+    end = None if end_text in ("", "..") else _instant(raw, end_text, end_of_day=True)
+    if start is None and end is None:
+        raise _bad_time(raw, "both ends are open; leave the parameter out instead")
+    if start and end and end <= start:
+        raise _bad_time(raw, "the interval is empty or reversed: its end must come after its start")
+    return start, end
+
+
+def _instant(raw: str, text: str, *, end_of_day: bool) -> datetime:
+    text = text.strip()
+    try:
+        if len(text) == 10:  # a date: the whole local day
+            day = date.fromisoformat(text)
+            value = datetime.combine(day + timedelta(days=1) if end_of_day else day, time(), tzinfo=CHINA)
+        else:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=CHINA)
+    except ValueError:
+        raise _bad_time(raw, f"{text!r} is not an RFC 3339 date or date-time") from None
+    return value.astimezone(UTC)
+
+
+def _bad_time(raw: str, why: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"bad datetime {raw!r}: {why}; expected e.g. 2026-03-01/2026-03-31 or 2026-03-01T08:00:00+08:00/..",
+        [Problem("bad-datetime", why, {"parameter": "datetime", "value": raw})],
     )

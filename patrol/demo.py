@@ -32,6 +32,15 @@ DEMO_USERS = (
         "yz-member-12", "队员 12 (营仔先锋队)", "GD-LJ", (RoleGrant(Role.PATROL_MEMBER, team="LJ-T-YZ"),)
     ),
     DemoUser(
+        "cb-member-02", "队员 02 (车板先锋队)", "GD-LJ", (RoleGrant(Role.PATROL_MEMBER, team="LJ-T-CB"),)
+    ),
+    DemoUser(
+        "ap-member-05", "队员 05 (安铺先锋队)", "GD-LJ", (RoleGrant(Role.PATROL_MEMBER, team="LJ-T-AP"),)
+    ),
+    DemoUser(
+        "ld-member-09", "队员 09 (良垌先锋队)", "GD-LJ", (RoleGrant(Role.PATROL_MEMBER, team="LJ-T-LD"),)
+    ),
+    DemoUser(
         "gq-manager", "站长 A (高桥管理站)", "GD-LJ", (RoleGrant(Role.STATION_MANAGER, station="LJ-S-GQ"),)
     ),
     DemoUser("lj-officer", "执法队员 B (廉江)", "GD-LJ", (RoleGrant(Role.ENFORCEMENT_OFFICER),)),

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from api.cli import main as cli
+from patrol.demo import DEMO_USERS
 from patrol.models import Grid, User
 from patrol.settings import get_settings
 
@@ -82,7 +83,7 @@ def test_demo_is_idempotent(configured, sessions, capsys):
     out = capsys.readouterr().out
     assert "mangrove-demo" in out and "0 new demo users" in out
     with sessions() as session:
-        assert len(session.scalars(select(User)).all()) == 7
+        assert len(session.scalars(select(User)).all()) == len(DEMO_USERS)
         assert len(session.scalars(select(Grid).where(Grid.side == "GD-LJ")).all()) == 26
 
 
