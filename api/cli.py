@@ -1,4 +1,4 @@
-"""The `mangrove` command line: serve, demo, database, users and grids.
+"""The `mangrove` command line: serve, demo, database, users, grids, patrols and effort.
 
 Errors in the input are printed with every problem found, and the command exits with status 2;
 an unreachable database exits with status 1. No traceback reaches the user.
@@ -11,7 +11,9 @@ import getpass
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from geodata.errors import InputError
@@ -38,14 +40,16 @@ def _engine():
     return create_db_engine(settings=get_settings())
 
 
-def ensure_database(engine, *, demo: bool = False) -> dict:
+def ensure_database(engine, *, demo: bool = False, patrol_days: int = 90) -> dict:
     """Bring the schema to the newest revision and load the reference (and demo) data."""
     migrate.upgrade(engine)
     with make_session_factory(engine)() as session:
         if demo:
-            from patrol.demo import load_demo
+            from patrol.demo import load_demo, load_demo_patrols
 
             summary = load_demo(session)
+            if patrol_days:
+                summary |= load_demo_patrols(session, get_settings().patrols, days=patrol_days)
         else:
             summary = load_reference(session)
         session.commit()
@@ -65,7 +69,7 @@ def cmd_serve(args) -> int:
     from api.app import create_app
 
     engine = _engine()
-    ensure_database(engine, demo=args.demo)
+    ensure_database(engine, demo=args.demo, patrol_days=args.patrol_days)
     app = create_app(engine=engine)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     base = f"http://{shown}:{args.port}"
@@ -86,10 +90,10 @@ def cmd_demo(args) -> int:
     from patrol.demo import DEMO_PASSWORD, DEMO_USERS
 
     engine = _engine()
-    summary = ensure_database(engine, demo=True)
+    summary = ensure_database(engine, demo=True, patrol_days=args.patrol_days)
     print(
         f"demo data loaded into {_redacted_url(engine)}: {summary['grids_total']} grids, "
-        f"{len(summary['users_created'])} new demo users"
+        f"{len(summary['users_created'])} new demo users, {summary.get('patrols_created', 0)} new patrols"
     )
     for user in DEMO_USERS:
         print(f"  {user.username:<14} {', '.join(g.role.value for g in user.grants):<20} {user.display_name}")
@@ -235,6 +239,133 @@ def cmd_grids_list(args) -> int:
     return 0
 
 
+TRACK_SUFFIXES = (".gpx", ".kml", ".kmz", ".geojson", ".json", ".csv")
+
+
+def _track_files(paths: Sequence[str]) -> list[Path]:
+    """Files named, plus track files found (recursively) in folders named, in name order."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TRACK_SUFFIXES)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise CliError(f"no such file or folder: {raw}")
+    if not found:
+        raise CliError("no track files found (looked for " + ", ".join(TRACK_SUFFIXES) + ")")
+    return found
+
+
+class Progress:
+    """A one-line progress bar on a terminal, plain lines otherwise (logs, CI)."""
+
+    def __init__(self, total: int, stream=None):
+        self.total, self.done, self.stream = total, 0, stream or sys.stderr
+        self.tty = self.stream.isatty()
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        if self.tty:
+            filled = int(30 * self.done / self.total)
+            bar = "#" * filled + "." * (30 - filled)
+            self.stream.write(f"\r[{bar}] {self.done}/{self.total} {label[:40]:<40}")
+            if self.done == self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+
+
+def cmd_patrols_upload(args) -> int:
+    from geodata.cleaning import Transport
+    from geodata.datum import Datum
+    from patrol.accounts import Principal
+    from patrol.models import User
+    from patrol.patrols import UploadOptions, upload_patrol
+
+    files = _track_files(args.paths)
+    options = UploadOptions(
+        datum=Datum.parse(args.datum),
+        transport=Transport.parse(args.transport),
+        team=args.team,
+        members=tuple(args.member or ()),
+        notes=args.notes,
+    )
+    engine = _engine()
+    ensure_database(engine)
+    settings = get_settings()
+    factory = make_session_factory(engine)
+    with factory() as session:
+        user = session.scalar(select(User).where(User.username == args.as_user))
+        if user is None:
+            raise CliError(f"unknown user {args.as_user!r} (--as): the patrol is uploaded in their name")
+        principal = Principal.of(user)
+    progress = Progress(len(files))
+    failed = 0
+    results = []
+    for path in files:
+        # One transaction per file: a bad file is reported and skipped, the others still load.
+        with factory() as session:
+            try:
+                result = upload_patrol(
+                    session, path, filename=path.name, principal=principal, options=options,
+                    settings=settings.patrols,
+                )  # fmt: skip
+                session.commit()
+            except (InputError, DomainError) as exc:
+                session.rollback()
+                failed += 1
+                progress.step(path.name)
+                _print_error(f"{path}: {exc.message}", exc.problems)
+                continue
+        progress.step(path.name)
+        results.append((path, result))
+    for path, result in results:
+        grids = ", ".join(
+            f"{g['grid']} {g['km']:.2f} km" for g in result.summary.get("grids", []) if g["grid"]
+        )
+        state = "new" if result.created else "already uploaded"
+        print(f"{path.name}: patrol {result.patrol_id} ({state}); {grids or 'no grid visited'}")
+        for warning in result.summary.get("warnings", []):
+            print(f"  warning: {warning['message']}")
+    print(f"{len(results)} uploaded, {failed} refused")
+    return EXIT_INPUT if failed else 0
+
+
+def cmd_effort(args) -> int:
+    from api.params import parse_datetime_interval
+    from patrol.effort import EffortFilter, grid_effort, unpatrolled_grids
+
+    engine = _engine()
+    settings = get_settings()
+    with make_session_factory(engine)() as session:
+        if args.unpatrolled is not None:
+            rows = unpatrolled_grids(session, days=args.unpatrolled, side=args.side, town=args.town)
+            if args.json:
+                print(json.dumps(rows, ensure_ascii=False, indent=2))
+            for r in rows if not args.json else []:
+                since = "never patrolled" if r["last_patrolled"] is None else f"{r['days_since']} days ago"
+                print(f"{r['code']:<10} {r['town'] or '-':<4} {since}")
+            return 0
+        start, end = parse_datetime_interval(args.datetime)
+        flt = EffortFilter(
+            start=start, end=end, side=args.side, town=args.town, team=args.team, member=args.member
+        )
+        rows = grid_effort(session, flt, swath_width_m=settings.patrols.swath_width_m)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    print(
+        f"{'grid':<10} {'patrols':>7} {'days':>5} {'km':>8} {'hours':>7} {'pers-h':>7} {'cover':>6}  last patrolled"
+    )
+    for r in rows:
+        print(
+            f"{r['code']:<10} {r['patrols']:>7} {r['patrol_days']:>5} {r['km']:>8.2f} {r['hours'] or 0:>7.1f} "
+            f"{r['person_hours'] or 0:>7.1f} {r['coverage'] or 0:>6.0%}  {r['last_patrolled'] or '-'}"
+        )
+    return 0
+
+
 # --- parser ----------------------------------------------------------------------------------------
 
 
@@ -246,9 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="load the demo data first")
+    serve.add_argument("--patrol-days", type=int, default=90, help="days of synthetic demo patrols (0: none)")
     serve.set_defaults(handler=cmd_serve)
 
     demo = commands.add_parser("demo", help="load the demo data into the configured database (idempotent)")
+    demo.add_argument("--patrol-days", type=int, default=90, help="days of synthetic patrols (0: none)")
     demo.set_defaults(handler=cmd_demo)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
@@ -306,6 +439,39 @@ def build_parser() -> argparse.ArgumentParser:
     lst = grids.add_parser("list", help="list the active grids")
     lst.add_argument("--side")
     lst.set_defaults(handler=cmd_grids_list)
+
+    patrols = commands.add_parser("patrols", help="patrol tracks").add_subparsers(
+        dest="patrols_command", required=True
+    )
+    up = patrols.add_parser(
+        "upload", help="upload track files or folders of them (GPX, KML/KMZ, GeoJSON, CSV)"
+    )
+    up.add_argument("paths", nargs="+", metavar="PATH")
+    up.add_argument(
+        "--as", dest="as_user", required=True, metavar="USERNAME", help="who uploads (member or manager)"
+    )
+    up.add_argument(
+        "--datum", default="wgs84", help="wgs84 (also CGCS2000), gcj02 (Amap/Gaode) or bd09 (Baidu)"
+    )
+    up.add_argument("--transport", default="foot", help="foot or boat")
+    up.add_argument("--team", help="team credited (default: the first member's team)")
+    up.add_argument(
+        "--member", action="append", metavar="USERNAME", help="who walked it, repeatable (default: --as)"
+    )
+    up.add_argument("--notes")
+    up.set_defaults(handler=cmd_patrols_upload)
+
+    effort = commands.add_parser("effort", help="patrol effort per grid, or grids not patrolled lately")
+    effort.add_argument("--datetime", help="instant or interval, e.g. 2026-03-01/2026-03-31 (local dates)")
+    effort.add_argument("--side")
+    effort.add_argument("--town")
+    effort.add_argument("--team")
+    effort.add_argument("--member")
+    effort.add_argument(
+        "--unpatrolled", type=int, metavar="DAYS", help="list grids not patrolled for DAYS days"
+    )
+    effort.add_argument("--json", action="store_true")
+    effort.set_defaults(handler=cmd_effort)
     return parser
 
 

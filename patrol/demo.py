@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from patrol.accounts import RoleGrant, create_user
 from patrol.models import Role, User
 from patrol.reference import load_reference
+from patrol.settings import PatrolSettings
 
 # Printed by `mangrove demo` and in the README. Demo databases only; never reuse in production.
 DEMO_PASSWORD = "mangrove-demo"
@@ -70,3 +71,46 @@ def load_demo(session: Session) -> dict[str, object]:
         created.append(demo.username)
     session.flush()
     return {**summary, "users_created": created}
+
+
+def load_demo_patrols(
+    session: Session, settings: PatrolSettings, *, days: int = 90, seed: int = 2026
+) -> dict:
+    """A season of synthetic patrols (see ``patrol.demo_patrols``), uploaded through the real
+    pipeline. Idempotent for the same day and seed: a file uploaded before is the same patrol."""
+    import tempfile
+    from pathlib import Path
+
+    from geodata.cleaning import Transport
+    from geodata.datum import Datum
+    from patrol.accounts import Principal
+    from patrol.demo_patrols import season
+    from patrol.models import Patrol
+    from patrol.patrols import UploadOptions, upload_patrol
+
+    already = session.scalar(select(func.count(Patrol.id)))
+    if already:
+        # The season is generated relative to today; loading it again another day would add a
+        # shifted copy. A database that has patrols keeps them.
+        return {"patrols_created": 0, "patrols_existing": already}
+    members = {u.username: Principal.of(u) for u in session.scalars(select(User))}
+    created = existing = 0
+    with tempfile.TemporaryDirectory(prefix="mangrove-demo-") as folder:
+        for patrol in season(days=days, seed=seed):
+            path = Path(folder) / patrol.filename
+            path.write_bytes(patrol.gpx)
+            result = upload_patrol(
+                session,
+                path,
+                filename=patrol.filename,
+                principal=members[patrol.member],
+                options=UploadOptions(
+                    datum=Datum.parse(patrol.datum), transport=Transport.parse(patrol.transport)
+                ),
+                settings=settings,
+            )
+            path.unlink()
+            created += result.created
+            existing += not result.created
+    session.flush()
+    return {"patrols_created": created, "patrols_existing": existing}

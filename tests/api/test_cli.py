@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from api.cli import main as cli
 from patrol.demo import DEMO_USERS
-from patrol.models import Grid, User
+from patrol.models import Grid, Patrol, User
 from patrol.settings import get_settings
 
 
@@ -78,13 +78,17 @@ def test_short_password_is_refused(configured, capsys, monkeypatch):
 
 
 def test_demo_is_idempotent(configured, sessions, capsys):
-    assert cli(["demo"]) == 0
-    assert cli(["demo"]) == 0
+    assert cli(["demo", "--patrol-days", "7"]) == 0
+    first = capsys.readouterr().out
+    assert cli(["demo", "--patrol-days", "7"]) == 0
     out = capsys.readouterr().out
-    assert "mangrove-demo" in out and "0 new demo users" in out
+    assert "mangrove-demo" in out and "0 new demo users" in out and "0 new patrols" in out
+    assert " 0 new patrols" not in first  # the first run made a week of patrols
     with sessions() as session:
         assert len(session.scalars(select(User)).all()) == len(DEMO_USERS)
         assert len(session.scalars(select(Grid).where(Grid.side == "GD-LJ")).all()) == 26
+        teams = set(session.scalars(select(Patrol.team)))
+    assert teams == {"LJ-T-GQ", "LJ-T-YZ", "LJ-T-CB", "LJ-T-AP", "LJ-T-LD", "HP-T-SK"}
 
 
 def test_unreachable_database_is_a_clear_error(monkeypatch, capsys):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import shapely
 from shapely.geometry import shape
+
 from patrol import migrate
 
 

@@ -11,6 +11,9 @@ PASSWORD = "correct horse battery"
 STANDARD_USERS = {
     "admin": ("GD-LJ", [RoleGrant(Role.ADMIN)]),
     "member": ("GD-LJ", [RoleGrant(Role.PATROL_MEMBER, team="LJ-T-GQ")]),
+    "member-2": ("GD-LJ", [RoleGrant(Role.PATROL_MEMBER, team="LJ-T-GQ")]),
+    "member-yz": ("GD-LJ", [RoleGrant(Role.PATROL_MEMBER, team="LJ-T-YZ")]),
+    "member-hp": ("GX-HP", [RoleGrant(Role.PATROL_MEMBER, team="HP-T-SK")]),
     "manager": ("GD-LJ", [RoleGrant(Role.STATION_MANAGER, station="LJ-S-GQ")]),
     "officer-lj": ("GD-LJ", [RoleGrant(Role.ENFORCEMENT_OFFICER)]),
     "officer-hp": ("GX-HP", [RoleGrant(Role.ENFORCEMENT_OFFICER)]),

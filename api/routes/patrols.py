@@ -1,0 +1,228 @@
+"""Patrols: upload a track, list and read patrols, per-grid effort and unpatrolled grids."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import shapely
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from geoalchemy2.shape import to_shape
+
+from api.deps import SessionDep, SettingsDep, SignedIn
+from api.params import parse_datetime_interval
+from api.uploads import save_upload
+from geodata.cleaning import Transport
+from geodata.datum import Datum
+from geodata.geojson import feature_collection
+from patrol.effort import EffortFilter, grid_effort, unpatrolled_grids
+from patrol.patrols import (
+    PatrolQuery,
+    UploadOptions,
+    get_patrol,
+    list_patrols,
+    member_names,
+    patrol_fixes,
+    patrol_properties,
+    upload_patrol,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["patrols"])
+GEOJSON = "application/geo+json"
+
+
+def parse_upload_options(datum: str, transport: str, team: str | None, members: list[str], notes: str | None):
+    return UploadOptions(
+        datum=Datum.parse(datum),
+        transport=Transport.parse(transport),
+        team=team or None,
+        members=tuple(m.strip() for m in members if m.strip()),
+        notes=(notes or "").strip()[:2000] or None,
+    )
+
+
+@router.post("/patrols", summary="Upload a patrol track (GPX, KML/KMZ, GeoJSON, CSV)", status_code=201)
+async def upload(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: SignedIn,
+    file: Annotated[UploadFile, File(description="GPX 1.0/1.1, KML, KMZ, GeoJSON or CSV track")],
+    datum: Annotated[
+        str, Form(description="wgs84 (also CGCS2000), gcj02 (Amap/Gaode, Tencent) or bd09 (Baidu)")
+    ] = "wgs84",
+    transport: Annotated[str, Form(description="foot or boat")] = "foot",
+    team: Annotated[str | None, Form()] = None,
+    members: Annotated[list[str] | None, Form(description="usernames of who walked it; default: you")] = None,
+    notes: Annotated[str | None, Form()] = None,
+):
+    options = parse_upload_options(datum, transport, team, members or [], notes)
+    workdir = Path(tempfile.mkdtemp(prefix="mangrove-patrol-"))
+    try:
+        path = await save_upload(file, workdir, settings.imports.max_upload_bytes)
+        # Parsing and splitting take a while for long tracks: keep the event loop serving others.
+        result = await run_in_threadpool(
+            upload_patrol,
+            session,
+            path,
+            filename=file.filename or path.name,
+            principal=principal,
+            options=options,
+            settings=settings.patrols,
+        )
+        session.commit()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    patrol = get_patrol(session, principal, result.patrol_id)
+    body = {
+        "created": result.created,
+        **patrol_properties(patrol, member_names(session, [patrol.id])[patrol.id]),
+    }
+    return JSONResponse(
+        body,
+        status_code=201 if result.created else 200,
+        headers={"Location": f"/api/v1/patrols/{patrol.id}"},
+    )
+
+
+@router.get("/patrols", summary="Patrols you may see, newest first, as GeoJSON (simplified lines)")
+def patrols(
+    request: Request,
+    session: SessionDep,
+    principal: SignedIn,
+    datetime: Annotated[
+        str | None, Query(description="instant or interval, e.g. 2026-03-01/2026-03-31")
+    ] = None,
+    side: str | None = None,
+    team: str | None = None,
+    member: str | None = None,
+    grid: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+):
+    start, end = parse_datetime_interval(datetime)
+    q = PatrolQuery(
+        start=start, end=end, side=side, team=team, member=member, grid=grid, limit=limit, offset=offset
+    )
+    found, geoms, names, total = list_patrols(session, principal, q)
+    body = feature_collection(
+        [p.id for p in found],
+        geoms,
+        [patrol_properties(p, names[p.id]) for p in found],
+        numberMatched=total,
+        numberReturned=len(found),
+    )
+    if offset + len(found) < total:
+        params = dict(request.query_params)
+        params["offset"] = str(offset + len(found))
+        body["links"] = [
+            {"rel": "next", "type": GEOJSON, "href": str(request.url.replace_query_params(**params))}
+        ]
+    return JSONResponse(body, media_type=GEOJSON)
+
+
+@router.get("/patrols/{patrol_id}", summary="One patrol with its full cleaned line and its grid visits")
+def patrol(patrol_id: int, session: SessionDep, principal: SignedIn):
+    found = get_patrol(session, principal, patrol_id)
+    names = member_names(session, [found.id])
+    line = to_shape(found.geom) if found.geom is not None else None
+    feature = feature_collection([found.id], [line], [patrol_properties(found, names[found.id])])["features"][
+        0
+    ]
+    return JSONResponse(feature, media_type=GEOJSON)
+
+
+@router.get(
+    "/patrols/{patrol_id}/fixes", summary="Every fix as read, with its cleaning flags (CSV or GeoJSON)"
+)
+def fixes(
+    patrol_id: int,
+    session: SessionDep,
+    principal: SignedIn,
+    format: Annotated[str, Query(pattern="^(csv|geojson)$")] = "csv",
+):
+    get_patrol(session, principal, patrol_id)  # visibility
+    data = patrol_fixes(session, patrol_id)
+    times = [None if np.isnat(t) else str(t) + "Z" for t in data["time"]]
+    if format == "geojson":
+        points = shapely.points(data["wgs84_lon"], data["wgs84_lat"])
+        props = [
+            {"time": t, "raw_lon": float(x), "raw_lat": float(y), "segment": int(s), "flags": f or None}
+            for t, x, y, s, f in zip(times, data["lon"], data["lat"], data["segment"], data["flag_names"])
+        ]
+        return JSONResponse(
+            feature_collection(list(range(1, len(points) + 1)), points, props), media_type=GEOJSON
+        )
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["fix", "time", "lon", "lat", "raw_lon", "raw_lat", "ele", "segment", "flags"])
+    for i, row in enumerate(
+        zip(
+            times,
+            data["wgs84_lon"],
+            data["wgs84_lat"],
+            data["lon"],
+            data["lat"],
+            data["ele"],
+            data["segment"],
+            data["flag_names"],
+        ),
+        start=1,
+    ):
+        t, lon, lat, rlon, rlat, ele, seg, flags = row
+        writer.writerow([i, t or "", f"{lon:.7f}", f"{lat:.7f}", repr(float(rlon)), repr(float(rlat)),
+                         "" if np.isnan(ele) else f"{ele:.1f}", int(seg), flags])  # fmt: skip
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="patrol-{patrol_id}-fixes.csv"'},
+    )
+
+
+@router.get(
+    "/effort", summary="Patrol effort per grid: patrols, patrol-days, km, hours, person-hours, coverage"
+)
+def effort(
+    session: SessionDep,
+    settings: SettingsDep,
+    _: SignedIn,
+    datetime: Annotated[
+        str | None, Query(description="instant or interval, e.g. 2026-03-01/2026-03-31")
+    ] = None,
+    side: str | None = None,
+    town: str | None = None,
+    team: str | None = None,
+    member: str | None = None,
+    grid: Annotated[list[str] | None, Query(description="grid code, repeatable")] = None,
+    swath_m: Annotated[float | None, Query(gt=0, le=2000, description="swath width for coverage")] = None,
+):
+    start, end = parse_datetime_interval(datetime)
+    flt = EffortFilter(
+        start=start, end=end, side=side, town=town, team=team, member=member, grids=tuple(grid or ())
+    )
+    width = swath_m or settings.patrols.swath_width_m
+    return {
+        "datetime": datetime,
+        "swath_width_m": width,
+        "grids": grid_effort(session, flt, swath_width_m=width),
+    }
+
+
+@router.get("/effort/unpatrolled", summary="Grids not patrolled in the last N days")
+def unpatrolled(
+    session: SessionDep,
+    settings: SettingsDep,
+    _: SignedIn,
+    days: Annotated[int | None, Query(ge=1, le=3660)] = None,
+    side: str | None = None,
+    town: str | None = None,
+):
+    n = days or settings.patrols.unpatrolled_days
+    return {"days": n, "grids": unpatrolled_grids(session, days=n, side=side, town=town)}

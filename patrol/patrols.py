@@ -1,0 +1,547 @@
+"""Patrols: from an uploaded track file to a stored patrol with its visits to each grid.
+
+The pipeline is columnar from end to end: read the fixes (``geodata.trackfile``), convert the
+declared datum to WGS84, flag bad fixes (``geodata.cleaning``), cut the good ones by grid
+(``geodata.split``), then write the patrol, its raw fixes and its visits in the caller's
+transaction with bulk inserts. Nothing is written until everything has been computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from geoalchemy2.shape import from_shape
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from geodata.assign import GridIndex
+from geodata.cleaning import CleaningRules, Transport, clean, describe_flags
+from geodata.crs import METRIC, WGS84, transformer
+from geodata.datum import Datum, gcj02_to_wgs84, to_wgs84
+from geodata.fixes import TrackFixes
+from geodata.split import OUTSIDE, split_by_polygons
+from geodata.trackfile import read_track
+from patrol.accounts import Principal
+from patrol.errors import InvalidRequest, NotFound, PermissionDenied
+from patrol.models import Grid, Patrol, PatrolFixes, PatrolMember, PatrolVisit, Role, Team, User
+from patrol.settings import PatrolSettings
+
+# A WGS84-declared track is suspected to be GCJ-02 when correcting it puts this much more of it
+# inside the grids (patrols keep to the mangroves, so most of a true track lies in some grid).
+SHIFT_SUSPECT_GAIN = 0.25
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    datum: Datum = Datum.WGS84
+    transport: Transport = Transport.FOOT
+    team: str | None = None
+    members: tuple[str, ...] = ()  # usernames; default: the uploader
+    notes: str | None = None
+
+
+@dataclass
+class UploadResult:
+    patrol_id: int
+    created: bool  # False: the same file was uploaded before; this is that patrol
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- grids in the metric CRS, cached by grid versions ------------------------------------------
+
+_metric_index_cache: dict[tuple, tuple[GridIndex, np.ndarray]] = {}
+
+
+def metric_grid_index(session: Session) -> tuple[GridIndex, np.ndarray]:
+    """A GridIndex over the active grids of both sides in UTM 49N, and the grid ids in its order.
+
+    Rebuilt only when a grid changes (the key holds every id and version), so the lattice that
+    makes large batches fast is built once per grid import, not once per upload."""
+    rows = session.execute(
+        select(Grid.id, Grid.code, Grid.version).where(Grid.retired_at.is_(None)).order_by(Grid.code)
+    ).all()
+    key = tuple((r.id, r.version) for r in rows)
+    cached = _metric_index_cache.get(key)
+    if cached is not None:
+        return cached
+    wkbs = dict(
+        session.execute(select(Grid.id, func.ST_AsBinary(Grid.geom)).where(Grid.retired_at.is_(None))).all()
+    )
+    geoms = shapely.from_wkb([bytes(wkbs[r.id]) for r in rows]) if rows else np.array([], dtype=object)
+    metric = shapely.transform(geoms, _project, interleaved=False) if len(geoms) else geoms
+    index = GridIndex([r.code for r in rows], metric)
+    ids = dict(zip([r.code for r in rows], [r.id for r in rows]))
+    result = (index, np.array([ids[c] for c in index.codes], dtype=np.int64))
+    _metric_index_cache.clear()  # one generation is enough
+    _metric_index_cache[key] = result
+    return result
+
+
+def _project(x, y):
+    return transformer(WGS84, METRIC).transform(x, y)
+
+
+def _unproject(x, y):
+    return transformer(METRIC, WGS84).transform(x, y)
+
+
+# --- who may upload for whom --------------------------------------------------------------------
+
+
+def _resolve_crew(session: Session, principal: Principal, options: UploadOptions) -> tuple[str, list[User]]:
+    """The team credited and the members who walked it, checked against the uploader's roles."""
+    usernames = list(dict.fromkeys(options.members)) or [principal.username]
+    users = session.scalars(select(User).where(User.username.in_(usernames))).all()
+    missing = sorted(set(usernames) - {u.username for u in users})
+    if missing:
+        raise InvalidRequest(f"unknown member(s): {', '.join(missing)}")
+    member_teams = {
+        u.username: {r.team for r in u.roles if r.role == Role.PATROL_MEMBER.value and r.team} for u in users
+    }
+    not_members = sorted(name for name, teams in member_teams.items() if not teams)
+    if not_members:
+        raise InvalidRequest(f"not patrol members of any team: {', '.join(not_members)}")
+    inactive = sorted(u.username for u in users if not u.is_active)
+    if inactive:
+        raise InvalidRequest(f"inactive account(s): {', '.join(inactive)}")
+
+    team_code = options.team
+    if team_code is None:
+        first = member_teams[usernames[0]]
+        if len(first) > 1:
+            raise InvalidRequest(
+                f"{usernames[0]} is in several teams ({', '.join(sorted(first))}); name the team"
+            )
+        team_code = next(iter(first))
+    team = session.get(Team, team_code)
+    if team is None:
+        raise InvalidRequest(f"unknown team {team_code!r}")
+    outsiders = sorted(name for name, teams in member_teams.items() if team_code not in teams)
+    if outsiders:
+        raise InvalidRequest(f"not members of team {team_code}: {', '.join(outsiders)}")
+
+    if principal.has(Role.ADMIN):
+        return team_code, list(users)
+    if principal.username in usernames and team_code in principal.teams:
+        return team_code, list(users)  # a member uploading a patrol they walked
+    if team.station and team.station in principal.stations:
+        return team_code, list(users)  # a station manager on behalf of a team of the station
+    raise PermissionDenied(
+        "patrol members upload their own patrols; station managers upload for the teams of their station"
+    )
+
+
+# --- the upload pipeline ------------------------------------------------------------------------
+
+
+def upload_patrol(
+    session: Session,
+    path: str | Path,
+    *,
+    filename: str,
+    principal: Principal,
+    options: UploadOptions,
+    settings: PatrolSettings,
+) -> UploadResult:
+    """Read, clean, split and store one track. The caller commits (or rolls back on any error)."""
+    digest = file_sha256(path)
+    existing = session.scalar(select(Patrol).where(Patrol.file_sha256 == digest))
+    if existing is not None:
+        if not can_see(session, principal, existing):
+            raise PermissionDenied("this file was already uploaded as a patrol you may not see")
+        return UploadResult(existing.id, False, existing.summary)
+    team_code, members = _resolve_crew(session, principal, options)
+
+    fixes = read_track(path, filename=filename, max_fixes=settings.max_fixes)
+    lon, lat = to_wgs84(fixes.lon, fixes.lat, options.datum)
+    wgs84 = TrackFixes(
+        lon, lat, fixes.time, fixes.ele, fixes.segment, fixes.source_format, list(fixes.warnings)
+    )
+    rules = CleaningRules(
+        max_speed_mps={
+            Transport.FOOT: settings.max_speed_foot_mps,
+            Transport.BOAT: settings.max_speed_boat_mps,
+        },
+        gap_split_s=settings.gap_split_s,
+    )
+    cleaned = clean(wgs84, options.transport, rules)
+    good = cleaned.good
+    if good.sum() < 2:
+        raise InvalidRequest(
+            f"no usable track: {int(good.sum())} of {len(fixes)} fixes passed cleaning "
+            f"({', '.join(f'{k}: {v}' for k, v in cleaned.summary.items() if v) or 'no fixes'})"
+        )
+    index, grid_ids = metric_grid_index(session)
+    warnings = [w.as_dict() for w in wgs84.warnings]
+    if options.datum in (Datum.WGS84, Datum.CGCS2000):
+        warnings += _shift_warnings(fixes.lon[good], fixes.lat[good], index)
+
+    seconds = _seconds(fixes.time)
+    visits = split_by_polygons(
+        cleaned.x[good], cleaned.y[good], seconds[good], cleaned.fixes.segment[good], index
+    )
+    visit_grids = np.where(visits.polygon == OUTSIDE, -1, grid_ids[np.maximum(visits.polygon, 0)])
+    side = session.get(Team, team_code).side
+
+    timed = seconds[good][~np.isnan(seconds[good])]
+    started = _datetime(timed.min()) if timed.size else None
+    ended = _datetime(timed.max()) if timed.size else None
+    outside = visits.polygon == OUTSIDE
+    per_grid = _per_grid_summary(visits, index.codes)
+    summary = {
+        "fixes": len(fixes),
+        "flagged": int((~good).sum()),
+        "flags": {k: int(v) for k, v in cleaned.summary.items()},
+        "segments": int(len(np.unique(cleaned.fixes.segment[good]))),
+        "grids": per_grid,
+        "warnings": warnings,
+    }
+    lines, simplified = _patrol_lines(lon[good], lat[good], cleaned.x[good], cleaned.y[good],
+                                      cleaned.fixes.segment[good], settings.simplify_tolerance_m)  # fmt: skip
+    patrol = Patrol(
+        side=side,
+        team=team_code,
+        uploaded_by=principal.user_id,
+        uploaded_at=datetime.now(UTC),
+        file_sha256=digest,
+        source_name=filename[:256],
+        source_format=fixes.source_format[:32],
+        datum=options.datum.value,
+        transport=options.transport.value,
+        started_at=started,
+        ended_at=ended,
+        fix_count=len(fixes),
+        flagged_count=int((~good).sum()),
+        distance_m=float(visits.distance_m.sum()),
+        duration_s=_nansum_or_none(visits.duration_s),
+        outside_distance_m=float(visits.distance_m[outside].sum()),
+        outside_duration_s=_nansum_or_none(visits.duration_s[outside]) if outside.any() else 0.0,
+        notes=options.notes,
+        summary=summary,
+        geom=from_shape(lines, srid=4326),
+        geom_simplified=from_shape(simplified, srid=4326),
+    )
+    session.add(patrol)
+    session.flush()  # the patrol id for the bulk inserts below
+    session.execute(insert(PatrolMember), [{"patrol_id": patrol.id, "user_id": u.id} for u in members])
+    session.execute(
+        insert(PatrolFixes),
+        [{"patrol_id": patrol.id, "fix_count": len(fixes), "data": _pack_fixes(fixes, cleaned)}],
+    )
+    if len(visits):
+        geoms = shapely.transform(visits.geometry[visits.geometry != None], _unproject, interleaved=False)  # noqa: E711
+        wkt = np.full(len(visits), None, dtype=object)
+        wkt[visits.geometry != None] = ["SRID=4326;" + w for w in shapely.to_wkt(geoms, rounding_precision=7)]  # noqa: E711
+        session.execute(
+            insert(PatrolVisit),
+            [
+                {
+                    "patrol_id": patrol.id,
+                    "grid_id": int(g) if g >= 0 else None,
+                    "seq": i,
+                    "entered_at": _datetime(a),
+                    "exited_at": _datetime(b),
+                    "distance_m": float(d),
+                    "duration_s": None if np.isnan(s) else float(s),
+                    "geom": w,
+                }
+                for i, (g, a, b, d, s, w) in enumerate(
+                    zip(
+                        visit_grids,
+                        visits.enter_time,
+                        visits.exit_time,
+                        visits.distance_m,
+                        visits.duration_s,
+                        wkt,
+                    )
+                )
+            ],
+        )
+    return UploadResult(patrol.id, True, summary)
+
+
+def _seconds(times: np.ndarray) -> np.ndarray:
+    """datetime64[ms] → float seconds since the epoch, NaN for NaT."""
+    out = times.astype("datetime64[ms]").astype(np.int64) / 1000.0
+    out[np.isnat(times)] = np.nan
+    return out
+
+
+def _datetime(seconds: float) -> datetime | None:
+    if seconds is None or np.isnan(seconds):
+        return None
+    return datetime.fromtimestamp(float(seconds), UTC)
+
+
+def _nansum_or_none(values: np.ndarray) -> float | None:
+    return None if values.size == 0 or np.isnan(values).all() else float(np.nansum(values))
+
+
+def _per_grid_summary(visits, codes: np.ndarray) -> list[dict[str, Any]]:
+    rows = []
+    for polygon in np.unique(visits.polygon[visits.polygon != OUTSIDE]):
+        mine = visits.polygon == polygon
+        enter, leave = visits.enter_time[mine], visits.exit_time[mine]
+        rows.append(
+            {
+                "grid": str(codes[polygon]),
+                "visits": int(mine.sum()),
+                "km": round(float(visits.distance_m[mine].sum()) / 1000, 3),
+                "minutes": None
+                if np.isnan(visits.duration_s[mine]).all()
+                else round(float(np.nansum(visits.duration_s[mine])) / 60, 1),
+                "entered_at": _iso(np.nanmin(enter)) if not np.isnan(enter).all() else None,
+                "exited_at": _iso(np.nanmax(leave)) if not np.isnan(leave).all() else None,
+            }
+        )
+    outside = visits.polygon == OUTSIDE
+    if outside.any():
+        rows.append(
+            {
+                "grid": None,
+                "visits": int(outside.sum()),
+                "km": round(float(visits.distance_m[outside].sum()) / 1000, 3),
+                "minutes": None
+                if np.isnan(visits.duration_s[outside]).all()
+                else round(float(np.nansum(visits.duration_s[outside])) / 60, 1),
+                "entered_at": None,
+                "exited_at": None,
+            }
+        )
+    return rows
+
+
+def _iso(seconds: float) -> str:
+    return _datetime(seconds).isoformat().replace("+00:00", "Z")
+
+
+def _patrol_lines(lon, lat, x, y, segment, tolerance_m: float):
+    """The cleaned line (one part per segment with ≥ 2 fixes) and a simplified copy for maps."""
+    keep = np.isin(segment, np.unique(segment)[np.bincount(np.unique(segment, return_inverse=True)[1]) >= 2])
+    parts = shapely.linestrings(lon[keep], lat[keep], indices=segment[keep])
+    metric = shapely.linestrings(x[keep], y[keep], indices=segment[keep])
+    simple = shapely.transform(shapely.simplify(metric, tolerance_m), _unproject, interleaved=False)
+    return shapely.MultiLineString(list(parts)), shapely.MultiLineString(list(simple))
+
+
+def _shift_warnings(lon: np.ndarray, lat: np.ndarray, index: GridIndex) -> list[dict[str, Any]]:
+    """Warn when a track declared WGS84 fits the grids far better after undoing GCJ-02."""
+    step = max(1, len(lon) // 2000)  # a sample is plenty to compare two fractions
+    lon, lat = lon[::step], lat[::step]
+    as_given = np.mean(index.assign_index(*_project(lon, lat)) >= 0)
+    corrected = np.mean(index.assign_index(*_project(*gcj02_to_wgs84(lon, lat))) >= 0)
+    if corrected - as_given >= SHIFT_SUSPECT_GAIN:
+        return [
+            {
+                "kind": "looks-gcj02",
+                "message": (
+                    f"this track was declared WGS84 but looks shifted: {corrected:.0%} of it lies in grids after "
+                    f"undoing the GCJ-02 offset, against {as_given:.0%} as given. If it was exported from a "
+                    "Chinese map app (Amap/Gaode, Tencent, or Baidu), upload it again declaring that datum."
+                ),
+                "inside_as_given": round(float(as_given), 3),
+                "inside_if_gcj02": round(float(corrected), 3),
+            }
+        ]
+    return []
+
+
+def _pack_fixes(fixes: TrackFixes, cleaned) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        lon=fixes.lon,  # as in the file, before datum conversion
+        lat=fixes.lat,
+        time=fixes.time.astype("datetime64[ms]").astype(np.int64),
+        time_known=~np.isnat(fixes.time),
+        ele=fixes.ele,
+        file_segment=fixes.segment,
+        segment=cleaned.fixes.segment,
+        wgs84_lon=cleaned.fixes.lon,
+        wgs84_lat=cleaned.fixes.lat,
+        flags=cleaned.flags,
+    )
+    return buffer.getvalue()
+
+
+def patrol_fixes(session: Session, patrol_id: int) -> dict[str, np.ndarray]:
+    """The stored fixes of a patrol: raw and WGS84 coordinates, times, flags."""
+    row = session.get(PatrolFixes, patrol_id)
+    if row is None:
+        raise NotFound(f"no patrol {patrol_id}")
+    with np.load(io.BytesIO(row.data)) as data:
+        arrays = {k: data[k] for k in data.files}
+    times = arrays.pop("time").astype("datetime64[ms]")
+    times[~arrays.pop("time_known")] = np.datetime64("NaT")
+    arrays["time"] = times
+    arrays["flag_names"] = np.array([", ".join(describe_flags(f)) for f in arrays["flags"]], dtype=object)
+    return arrays
+
+
+# --- visibility ---------------------------------------------------------------------------------
+
+
+def can_see(session: Session, principal: Principal, patrol: Patrol) -> bool:
+    """Admins see all; officers their side; managers their stations' teams; members their teams."""
+    if principal.has(Role.ADMIN):
+        return True
+    if principal.side != patrol.side:
+        return False
+    if principal.has(Role.ENFORCEMENT_OFFICER):
+        return True
+    if patrol.team in principal.teams:
+        return True
+    station = session.scalar(select(Team.station).where(Team.code == patrol.team))
+    return station is not None and station in principal.stations
+
+
+def visible_patrols_clause(session: Session, principal: Principal):
+    """A WHERE clause restricting patrols to those ``principal`` may see (None: no restriction)."""
+    if principal.has(Role.ADMIN):
+        return None
+    clause = Patrol.side == principal.side
+    if principal.has(Role.ENFORCEMENT_OFFICER):
+        return clause
+    teams = set(principal.teams)
+    if principal.stations:
+        teams |= set(session.scalars(select(Team.code).where(Team.station.in_(principal.stations))))
+    return clause & Patrol.team.in_(sorted(teams))
+
+
+def get_patrol(session: Session, principal: Principal, patrol_id: int) -> Patrol:
+    patrol = session.get(Patrol, patrol_id)
+    # A patrol the user may not see answers exactly like one that does not exist.
+    if patrol is None or not can_see(session, principal, patrol):
+        raise NotFound(f"no patrol {patrol_id}")
+    return patrol
+
+
+def member_names(session: Session, patrol_ids: list[int]) -> dict[int, list[str]]:
+    rows = session.execute(
+        select(PatrolMember.patrol_id, User.username)
+        .join(User, User.id == PatrolMember.user_id)
+        .where(PatrolMember.patrol_id.in_(patrol_ids))
+        .order_by(User.username)
+    ).all()
+    names: dict[int, list[str]] = {pid: [] for pid in patrol_ids}
+    for pid, name in rows:
+        names[pid].append(name)
+    return names
+
+
+__all__ = [
+    "UploadOptions",
+    "UploadResult",
+    "can_see",
+    "get_patrol",
+    "member_names",
+    "metric_grid_index",
+    "patrol_fixes",
+    "upload_patrol",
+    "visible_patrols_clause",
+]
+
+
+# --- queries ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatrolQuery:
+    start: datetime | None = None
+    end: datetime | None = None
+    side: str | None = None
+    team: str | None = None
+    member: str | None = None
+    grid: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def list_patrols(session: Session, principal: Principal, q: PatrolQuery, *, simplified: bool = True):
+    """(patrols with their line geometry as shapely, members, total matched), newest first."""
+    query = select(Patrol)
+    visible = visible_patrols_clause(session, principal)
+    if visible is not None:
+        query = query.where(visible)
+    if q.start:
+        query = query.where(func.coalesce(Patrol.ended_at, Patrol.uploaded_at) >= q.start)
+    if q.end:
+        query = query.where(func.coalesce(Patrol.started_at, Patrol.uploaded_at) < q.end)
+    if q.side:
+        query = query.where(Patrol.side == q.side)
+    if q.team:
+        query = query.where(Patrol.team == q.team)
+    if q.member:
+        query = query.where(
+            Patrol.id.in_(
+                select(PatrolMember.patrol_id)
+                .join(User, User.id == PatrolMember.user_id)
+                .where(User.username == q.member)
+            )
+        )
+    if q.grid:
+        grid_id = session.scalar(select(Grid.id).where(Grid.code == q.grid))
+        if grid_id is None:
+            raise InvalidRequest(f"unknown grid {q.grid!r}")
+        query = query.where(
+            Patrol.id.in_(select(PatrolVisit.patrol_id).where(PatrolVisit.grid_id == grid_id))
+        )
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    column = Patrol.geom_simplified if simplified else Patrol.geom
+    rows = session.execute(
+        query.add_columns(func.ST_AsBinary(column))
+        .order_by(func.coalesce(Patrol.started_at, Patrol.uploaded_at).desc(), Patrol.id.desc())
+        .limit(q.limit)
+        .offset(q.offset)
+    ).all()
+    patrols = [r[0] for r in rows]
+    geoms = [shapely.from_wkb(bytes(r[1])) if r[1] is not None else None for r in rows]
+    return patrols, geoms, member_names(session, [p.id for p in patrols]), total
+
+
+def patrol_properties(patrol: Patrol, members: list[str]) -> dict[str, Any]:
+    return {
+        "id": patrol.id,
+        "side": patrol.side,
+        "team": patrol.team,
+        "members": members,
+        "transport": patrol.transport,
+        "datum": patrol.datum,
+        "started_at": _iso_dt(patrol.started_at),
+        "ended_at": _iso_dt(patrol.ended_at),
+        "distance_km": round(patrol.distance_m / 1000, 3),
+        "duration_min": None if patrol.duration_s is None else round(patrol.duration_s / 60, 1),
+        "outside_grids_km": round(patrol.outside_distance_m / 1000, 3),
+        "fixes": patrol.fix_count,
+        "flagged_fixes": patrol.flagged_count,
+        "flags": patrol.summary.get("flags", {}),
+        "grids": patrol.summary.get("grids", []),
+        "warnings": patrol.summary.get("warnings", []),
+        "source_name": patrol.source_name,
+        "source_format": patrol.source_format,
+        "uploaded_at": _iso_dt(patrol.uploaded_at),
+        "notes": patrol.notes,
+    }
+
+
+def _iso_dt(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

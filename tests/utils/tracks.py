@@ -1,0 +1,58 @@
+"""Hand-made tracks: straight walks at constant speed across a grid, written as GPX."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import shapely
+
+from geodata import reference
+from geodata.crs import METRIC, WGS84, transformer
+
+START = datetime(2026, 3, 2, 0, 30, tzinfo=UTC)  # 08:30 in Lianjiang
+
+
+def grid_metric(code: str):
+    grids = reference.load_grids().to_crs(METRIC)
+    return grids.set_index("code").geometry[code]
+
+
+def crossing(code: str, *, speed: float = 1.0, interval: float = 1.0, margin: float = 300.0):
+    """A west → east walk through the middle of grid ``code``, from ``margin`` m outside it.
+
+    Returns (lon, lat, times, expected): the metres and seconds inside the grid, the metres outside
+    every grid, and the codes of all grids the walk touches (the reference grids are strips, so a
+    walk across one usually clips a neighbour)."""
+    grid = grid_metric(code)
+    centre = grid.representative_point()
+    minx, _, maxx, _ = grid.bounds
+    line = shapely.LineString([(minx - margin, centre.y), (maxx + margin, centre.y)])
+    distances = np.arange(0, line.length + 1e-9, speed * interval)
+    points = shapely.line_interpolate_point(line, distances)
+    x, y = shapely.get_x(points), shapely.get_y(points)
+    walked = shapely.LineString(np.column_stack([x, y]))
+    inside_m = shapely.intersection(walked, grid).length
+    all_grids = reference.load_grids().to_crs(METRIC)
+    touched = set(all_grids.code[all_grids.intersects(walked)])
+    outside_m = shapely.difference(walked, shapely.union_all(all_grids.geometry.values)).length
+    lon, lat = transformer(METRIC, WGS84).transform(x, y)
+    times = [START + timedelta(seconds=float(d / speed)) for d in distances]
+    return np.asarray(lon), np.asarray(lat), times, {"inside_m": inside_m, "inside_s": inside_m / speed,
+                                                      "total_m": walked.length, "outside_m": outside_m,
+                                                      "touched": touched}  # fmt: skip
+
+
+def gpx(lon, lat, times=None, *, name: str = "track") -> bytes:
+    points = []
+    for i, (x, y) in enumerate(zip(lon, lat)):
+        when = f"<time>{times[i].strftime('%Y-%m-%dT%H:%M:%SZ')}</time>" if times is not None else ""
+        points.append(f'<trkpt lat="{y:.8f}" lon="{x:.8f}">{when}</trkpt>')
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<gpx version="1.1" creator="tests" '
+        'xmlns="http://www.topografix.com/GPX/1/1"><trk><name>'
+        + name
+        + "</name><trkseg>"
+        + "".join(points)
+        + "</trkseg></trk></gpx>"
+    ).encode()
