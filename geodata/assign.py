@@ -20,7 +20,7 @@ import shapely
 from shapely import STRtree
 
 NO_GRID = -1
-_EDGE = -2  # lattice cell that needs the exact test
+EDGE = -2  # lattice cell (or leg) that needs the exact test
 
 # Below this many points the exact test alone is cheaper than building the lattice.
 LATTICE_MIN_POINTS = 20_000
@@ -43,6 +43,14 @@ class GridIndex:
         self._tree = STRtree(self.polygons)
         self._bounds = shapely.bounds(self.polygons)
         self._lattice: _Lattice | None = None
+        self._edges: PolygonEdges | None = None
+
+    @property
+    def edges(self) -> PolygonEdges:
+        """Every ring edge of every polygon, grouped by polygon (built on first need)."""
+        if self._edges is None:
+            self._edges = PolygonEdges(self.polygons)
+        return self._edges
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -60,11 +68,27 @@ class GridIndex:
             if self._lattice is None:
                 self._lattice = _Lattice(self.polygons, self._bounds)
             result = self._lattice.lookup(x, y)
-            edge = np.flatnonzero(result == _EDGE)
+            edge = np.flatnonzero(result == EDGE)
             result[edge] = NO_GRID
             result[edge] = self._exact(x[edge], y[edge])
             return result
         return self._exact(x, y)
+
+    def settled_legs(self, x0, y0, x1, y1) -> np.ndarray:
+        """For straight legs (x0, y0) → (x1, y1): the grid index when both ends lie in one lattice
+        cell that is wholly inside a grid or touches none (NO_GRID), so the whole leg is too (a
+        cell is convex); ``EDGE`` (-2) for every other leg, which needs the exact test. Short
+        batches skip the lattice and get -2 throughout."""
+        result = np.full(np.shape(x0), EDGE, dtype=np.int64)
+        if np.size(x0) < LATTICE_MIN_POINTS or len(self) == 0:
+            return result
+        if self._lattice is None:
+            self._lattice = _Lattice(self.polygons, self._bounds)
+        start = self._lattice.cell_of(np.asarray(x0, float), np.asarray(y0, float))
+        end = self._lattice.cell_of(np.asarray(x1, float), np.asarray(y1, float))
+        same = (start == end) & (start >= 0)
+        result[same] = self._lattice.state[start[same]]
+        return result
 
     def _exact(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         result = np.full(x.shape, NO_GRID, dtype=np.int64)
@@ -111,9 +135,31 @@ class GridIndex:
         return codes
 
 
+class PolygonEdges:
+    """The edges (exterior and hole rings) of an array of (multi)polygons as flat arrays, each
+    with the index of its polygon, and an STRtree over them."""
+
+    def __init__(self, polygons: np.ndarray):
+        parts, part_of = shapely.get_parts(polygons, return_index=True)
+        rings, ring_of = shapely.get_rings(parts, return_index=True)
+        coords, coord_of = shapely.get_coordinates(rings, return_index=True)
+        same_ring = coord_of[:-1] == coord_of[1:]  # consecutive vertices of one ring make an edge
+        first = np.flatnonzero(same_ring)
+        self.x0, self.y0 = coords[first, 0], coords[first, 1]
+        self.x1, self.y1 = coords[first + 1, 0], coords[first + 1, 1]
+        owner = part_of[ring_of[coord_of[first]]]
+        order = np.argsort(owner, kind="stable")
+        self.x0, self.y0, self.x1, self.y1 = self.x0[order], self.y0[order], self.x1[order], self.y1[order]
+        self.polygon = owner[order]
+        lines = shapely.linestrings(
+            np.stack([np.column_stack([self.x0, self.x1]), np.column_stack([self.y0, self.y1])], axis=-1)
+        ) if len(first) else np.array([], dtype=object)  # fmt: skip
+        self.tree = STRtree(lines)  # bounding-box queries: which edges can a leg meet
+
+
 class _Lattice:
     """A regular lattice over the grids' extent: per cell, the one grid that contains it, NO_GRID,
-    or _EDGE. Cells are classified with boxes grown by a hair so that rounding in the lookup's
+    or EDGE. Cells are classified with boxes grown by a hair so that rounding in the lookup's
     floor() can never put a point in a cell whose class does not hold for it."""
 
     def __init__(self, polygons: np.ndarray, bounds: np.ndarray):
@@ -141,15 +187,25 @@ class _Lattice:
             touching = shapely.intersects(polygons[grid], boxes)
             hits[cells[touching]] += 1
             inside[cells[shapely.contains_properly(polygons[grid], boxes)]] = grid
-        self.state = np.where(
-            hits == 0, NO_GRID, np.where((hits == 1) & (inside >= 0), inside, _EDGE)
-        ).astype(np.int16)
+        self.state = np.where(hits == 0, NO_GRID, np.where((hits == 1) & (inside >= 0), inside, EDGE)).astype(
+            np.int16
+        )
 
     def _cell(self, value: np.ndarray, origin: float) -> np.ndarray:
         return np.floor((value - origin) / self.size).astype(np.int64)
 
+    def cell_of(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Per point: its cell's index, or -1 off the lattice (and for NaN)."""
+        with np.errstate(invalid="ignore"):
+            i = (x - self.x0) / self.size
+            j = (y - self.y0) / self.size
+            on_lattice = (i >= 0) & (i < self.nx) & (j >= 0) & (j < self.ny)
+        cells = np.full(x.shape, -1, dtype=np.int64)
+        cells[on_lattice] = j[on_lattice].astype(np.int64) * self.nx + i[on_lattice].astype(np.int64)
+        return cells
+
     def lookup(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Per point: the containing grid, NO_GRID, or _EDGE (NaN and far points are NO_GRID)."""
+        """Per point: the containing grid, NO_GRID, or EDGE (NaN and far points are NO_GRID)."""
         with np.errstate(invalid="ignore"):
             i = (x - self.x0) / self.size
             j = (y - self.y0) / self.size

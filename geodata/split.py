@@ -5,7 +5,9 @@ consecutive fixes of one segment); a leg is either inside one polygon, outside a
 crosses boundaries. Only the crossing legs (a few per cent) are intersected exactly; time along a
 leg is interpolated linearly, so a leg that spends 40 % of its length inside a grid spends 40 % of
 its duration there. Consecutive pieces in the same polygon form a *visit*: the unit stored per
-patrol and grid. Measures along the whole line are never used, because patrols often walk out and
+patrol and grid. A track that follows a boundary (a dike between two grids) zig-zags across it
+with GPS noise; passes shorter than ``min_pass_m`` are counted in the polygon the track was in
+before them, so jitter neither makes thousands of visits nor invents entries and exits. Measures along the whole line are never used, because patrols often walk out and
 back along the same path.
 """
 
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from geodata.assign import NO_GRID, GridIndex
+from geodata.assign import EDGE, NO_GRID, GridIndex
 
 OUTSIDE = NO_GRID  # visits outside every polygon carry this index
 
@@ -43,6 +45,8 @@ def split_by_polygons(
     t: np.ndarray,
     segment: np.ndarray,
     index: GridIndex,
+    *,
+    min_pass_m: float = 0.0,
 ) -> Visits:
     """Visits of the track (x, y metric; t seconds with NaN unknown; segment ids) to ``index``'s
     polygons, which must be in the same metric CRS. Fixes must be the good ones, in order."""
@@ -60,12 +64,9 @@ def split_by_polygons(
     p_t0 = t[leg][p_leg] + f0 * dt[p_leg]
     p_t1 = t[leg][p_leg] + f1 * dt[p_leg]
     p_seg = segment[leg][p_leg]
-    # Pieces of the same polygon on consecutive legs of one segment make one visit.
-    new_visit = np.ones(len(p_leg), dtype=bool)
-    if len(p_leg) > 1:
-        new_visit[1:] = (p_poly[1:] != p_poly[:-1]) | (p_seg[1:] != p_seg[:-1]) | (p_leg[1:] - p_leg[:-1] > 1)
-    visit = np.cumsum(new_visit) - 1
-    starts = np.flatnonzero(new_visit)
+    if min_pass_m > 0 and len(p_leg) > 1:
+        p_poly = _absorb_short_passes(p_poly, p_seg, p_leg, p_len, min_pass_m)
+    visit, starts = _runs(p_poly, p_seg, p_leg)
     n = len(starts)
 
     distance = np.bincount(visit, weights=p_len, minlength=n).astype(float)
@@ -91,34 +92,73 @@ def split_by_polygons(
     )
 
 
+def _runs(p_poly, p_seg, p_leg):
+    """Pieces of the same polygon on consecutive legs of one segment make one run (visit):
+    (run of each piece, index of each run's first piece)."""
+    new_run = np.ones(len(p_leg), dtype=bool)
+    if len(p_leg) > 1:
+        new_run[1:] = (p_poly[1:] != p_poly[:-1]) | (p_seg[1:] != p_seg[:-1]) | (p_leg[1:] - p_leg[:-1] > 1)
+    return np.cumsum(new_run) - 1, np.flatnonzero(new_run)
+
+
+def _absorb_short_passes(p_poly, p_seg, p_leg, p_len, min_pass_m: float) -> np.ndarray:
+    """Relabel the pieces of runs shorter than ``min_pass_m`` with the polygon of the last long
+    run before them in their segment (or, at a segment's start, the first long run after)."""
+    run, starts = _runs(p_poly, p_seg, p_leg)
+    n = len(starts)
+    run_len = np.bincount(run, weights=p_len, minlength=n)
+    run_seg = p_seg[starts]
+    long_run = np.where(run_len >= min_pass_m, np.arange(n), -1)
+    before = np.maximum.accumulate(long_run)
+    after = np.where(long_run >= 0, long_run, n)[::-1]
+    after = np.minimum.accumulate(after)[::-1]
+    first_of_segment = np.maximum.accumulate(
+        np.where(np.r_[True, run_seg[1:] != run_seg[:-1]], np.arange(n), 0)
+    )
+    last_of_segment = np.minimum.accumulate(
+        np.where(np.r_[run_seg[:-1] != run_seg[1:], True], np.arange(n), n)[::-1]
+    )[::-1]
+    source = np.arange(n)
+    use_before = (before >= first_of_segment) & (long_run < 0)
+    use_after = ~use_before & (after <= last_of_segment) & (long_run < 0)
+    source[use_before] = before[use_before]
+    source[use_after] = after[use_after]
+    # A segment with no long run at all keeps its labels.
+    return p_poly[starts][source][run]
+
+
 def _pieces(x0, y0, x1, y1, length, index: GridIndex):
     """(leg, polygon, start fraction, end fraction) for every piece of every leg, in track order."""
-    n = len(x0)
+    # Long tracks: most legs have both ends in one lattice cell that is inside a grid or touches
+    # none, so the whole leg is settled without building its geometry.
+    settled = index.settled_legs(x0, y0, x1, y1)
+    done = np.flatnonzero(settled != EDGE)
+    todo = np.flatnonzero(settled == EDGE)
+    leg_ids, poly_ids = [done], [settled[done]]
+    f0s, f1s = [np.zeros(len(done))], [np.ones(len(done))]
+
+    x0, y0, x1, y1, length = x0[todo], y0[todo], x1[todo], y1[todo], length[todo]
     a = index.assign_index(x0, y0)
     b = index.assign_index(x1, y1)
     legs = shapely.linestrings(np.stack([np.column_stack([x0, x1]), np.column_stack([y0, y1])], axis=-1))
-    polygons = index.polygons
-    # Most legs lie wholly inside one polygon (same polygon at both ends, and covered by it) or
-    # touch none; everything else is cut exactly below.
+    # Most remaining legs lie wholly inside one polygon (same polygon at both ends, and covered by
+    # it) or touch none; everything else is cut exactly below.
     same = (a == b) & (a != NO_GRID)
-    inside = np.zeros(n, dtype=bool)
+    inside = np.zeros(len(todo), dtype=bool)
     if same.any():
-        inside[same] = shapely.contains_properly(polygons[a[same]], legs[same]) | (length[same] == 0)
+        inside[same] = shapely.contains_properly(index.polygons[a[same]], legs[same]) | (length[same] == 0)
     rest = np.flatnonzero(~inside)
     hit_leg, hit_poly = index.query(legs[rest]) if rest.size else ([], [])
     hit_leg = rest[np.asarray(hit_leg, dtype=np.int64)]
     hit_poly = np.asarray(hit_poly, dtype=np.int64)
     untouched = np.setdiff1d(rest, hit_leg)
-    crossing = np.unique(hit_leg)
-
-    leg_ids = [np.flatnonzero(inside), untouched]
-    poly_ids = [a[inside], np.full(len(untouched), NO_GRID)]
-    f0s = [np.zeros(inside.sum()), np.zeros(len(untouched))]
-    f1s = [np.ones(inside.sum()), np.ones(len(untouched))]
-
-    if crossing.size:
-        cut_leg, cut_poly, c0, c1 = _cut(legs, x0, y0, x1, y1, length, hit_leg, hit_poly, polygons, a)
-        leg_ids.append(cut_leg)
+    leg_ids += [todo[inside], todo[untouched]]
+    poly_ids += [a[inside], np.full(len(untouched), NO_GRID)]
+    f0s += [np.zeros(inside.sum()), np.zeros(len(untouched))]
+    f1s += [np.ones(inside.sum()), np.ones(len(untouched))]
+    if hit_leg.size:
+        cut_leg, cut_poly, c0, c1 = _cut(legs, x0, y0, x1, y1, hit_leg, hit_poly, index, a)
+        leg_ids.append(todo[cut_leg])
         poly_ids.append(cut_poly)
         f0s.append(c0)
         f1s.append(c1)
@@ -130,20 +170,12 @@ def _pieces(x0, y0, x1, y1, length, index: GridIndex):
     return p_leg[order], p_poly[order], f0[order], f1[order]
 
 
-def _cut(legs, x0, y0, x1, y1, length, hit_leg, hit_poly, polygons, start_poly):
+def _cut(legs, x0, y0, x1, y1, hit_leg, hit_poly, index: GridIndex, start_poly):
     """Exact pieces of the legs that cross polygon boundaries, gaps filled with OUTSIDE pieces."""
     crossing = np.unique(hit_leg)
-    parts, which = shapely.get_parts(
-        shapely.intersection(legs[hit_leg], polygons[hit_poly]), return_index=True
-    )
-    lines = (shapely.get_type_id(parts) == 1) & (shapely.length(parts) > 0)
-    parts, which = parts[lines], which[lines]
-    leg, poly = hit_leg[which], hit_poly[which]
-    # A piece of a straight leg is a straight sub-line: its ends project to fractions of the leg.
-    dx, dy, sq = x1[leg] - x0[leg], y1[leg] - y0[leg], np.maximum(length[leg] ** 2, 1e-12)
-    ends = [shapely.get_coordinates(shapely.get_point(parts, i)) for i in (0, -1)]
-    fa, fb = (((e[:, 0] - x0[leg]) * dx + (e[:, 1] - y0[leg]) * dy) / sq for e in ends)
-    f0, f1 = np.clip(np.minimum(fa, fb), 0, 1), np.clip(np.maximum(fa, fb), 0, 1)
+    pair, f0, f1 = _inside_intervals(legs, x0, y0, x1, y1, hit_leg, hit_poly, index)
+    leg, poly = hit_leg[pair], hit_poly[pair]
+    length = np.hypot(x1 - x0, y1 - y0)
     # A zero-length leg on a boundary belongs wholly to the grid its point was assigned to.
     still = crossing[(length[crossing] == 0) & (start_poly[crossing] != NO_GRID)]
     leg = np.concatenate([leg, still])
@@ -175,9 +207,84 @@ def _cut(legs, x0, y0, x1, y1, length, hit_leg, hit_poly, polygons, start_poly):
     )
 
 
+def _inside_intervals(legs, x0, y0, x1, y1, hit_leg, hit_poly, index: GridIndex):
+    """For each (leg, polygon) pair, the parts of the leg inside the polygon as fractions of the
+    leg: (pair, start, end). Vectorised instead of one GEOS intersection per pair: the leg is
+    broken wherever it meets one of the polygon's edges (found through an STRtree of edges), and
+    each part between breaks is inside when its midpoint is covered by the polygon (edges
+    included, so a leg along a shared edge is in both, and the lower code keeps it). A spurious
+    break only splits a part in two, so the tolerances err on the side of breaking."""
+    edges = index.edges
+    n = len(hit_leg)
+    npoly = len(index)
+    pair_key = hit_leg * npoly + hit_poly
+    pair_order = np.argsort(pair_key)
+    # Edges whose box meets a leg's box, kept where that edge's polygon is one the leg hits.
+    crossing = np.unique(hit_leg)
+    candidate, edge = edges.tree.query(legs[crossing])
+    leg = crossing[candidate]
+    key = leg * npoly + edges.polygon[edge]
+    slot = np.minimum(np.searchsorted(pair_key[pair_order], key), n - 1)
+    known = pair_key[pair_order][slot] == key
+    pair, leg, edge = pair_order[slot][known], leg[known], edge[known]
+    px, py = x0[leg], y0[leg]
+    rx, ry = x1[leg] - px, y1[leg] - py
+    qx, qy = edges.x0[edge], edges.y0[edge]
+    sx, sy = edges.x1[edge] - qx, edges.y1[edge] - qy
+    wx, wy = qx - px, qy - py
+    denom = rx * sy - ry * sx
+    r_len = np.hypot(rx, ry)
+    s_len = np.hypot(sx, sy)
+    parallel = np.abs(denom) <= 1e-10 * r_len * s_len
+    with np.errstate(divide="ignore", invalid="ignore"):  # parallel pairs are masked out below
+        t = (wx * sy - wy * sx) / denom
+        u = (wx * ry - wy * rx) / denom
+        eps = 1e-9
+        crosses = ~parallel & (t >= -eps) & (t <= 1 + eps) & (u >= -eps) & (u <= 1 + eps)
+        # An edge along the leg: break at its ends, projected onto the leg.
+        along = parallel & (np.abs(wx * ry - wy * rx) <= 1e-9 * r_len * np.maximum(r_len, s_len))
+        sq = np.maximum(r_len**2, 1e-300)
+        t_start = (wx * rx + wy * ry) / sq
+        t_end = ((qx + sx - px) * rx + (qy + sy - py) * ry) / sq
+    break_pair = np.concatenate([pair[crosses], pair[along], pair[along], np.arange(n), np.arange(n)])
+    break_at = np.clip(
+        np.concatenate([t[crosses], t_start[along], t_end[along], np.zeros(n), np.ones(n)]), 0.0, 1.0
+    )
+    order = np.lexsort((break_at, break_pair))
+    break_pair, break_at = break_pair[order], break_at[order]
+    # The parts between consecutive breaks of one pair, and whether each is inside.
+    same = (break_pair[1:] == break_pair[:-1]) & (break_at[1:] - break_at[:-1] > 1e-12)
+    part_pair, f0, f1 = break_pair[:-1][same], break_at[:-1][same], break_at[1:][same]
+    mid = (f0 + f1) / 2
+    part_leg = hit_leg[part_pair]
+    mx = x0[part_leg] + mid * (x1[part_leg] - x0[part_leg])
+    my = y0[part_leg] + mid * (y1[part_leg] - y0[part_leg])
+    inside = shapely.intersects_xy(index.polygons[hit_poly[part_pair]], mx, my)
+    part_pair, f0, f1 = part_pair[inside], f0[inside], f1[inside]
+    # Adjacent inside parts of one pair are one piece.
+    new = np.ones(len(part_pair), dtype=bool)
+    new[1:] = (part_pair[1:] != part_pair[:-1]) | (f0[1:] > f1[:-1] + 1e-12)
+    starts = np.flatnonzero(new)
+    if not len(starts):
+        return np.array([], dtype=np.int64), np.array([]), np.array([])
+    return part_pair[starts], f0[starts], np.maximum.reduceat(f1, starts)
+
+
 def _lowest_code_on_shared_edges(leg, poly, f0, f1):
-    """A leg running along an edge shared by two grids intersects both: keep the lower code's
-    piece (grids are in code order), as point assignment does. Loops over crossing pieces only."""
+    """A leg running along an edge shared by two grids is inside both: keep the lower code's
+    piece (grids are in code order), as point assignment does. Only legs whose pieces overlap
+    (rare) go through the interval loop."""
+    order = np.lexsort((f0, leg))
+    leg, poly, f0, f1 = leg[order], poly[order], f0[order], f1[order]
+    overlaps = (leg[1:] == leg[:-1]) & (f0[1:] < f1[:-1] - 1e-9)
+    if not overlaps.any():
+        return leg, poly, f0, f1
+    tangled = np.isin(leg, np.unique(leg[1:][overlaps]))
+    fixed = _lowest_code_loop(leg[tangled], poly[tangled], f0[tangled], f1[tangled])
+    return tuple(np.concatenate([a[~tangled], b]) for a, b in zip((leg, poly, f0, f1), fixed))
+
+
+def _lowest_code_loop(leg, poly, f0, f1):
     order = np.lexsort((f0, poly, leg))
     keep_leg, keep_poly, keep_f0, keep_f1 = [], [], [], []
     covered: list[tuple[float, float]] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import shapely
-from geoalchemy2.shape import from_shape
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,7 @@ from geodata.fixes import TrackFixes
 from geodata.split import OUTSIDE, split_by_polygons
 from geodata.trackfile import read_track
 from patrol.accounts import Principal
+from patrol.db import geometry_from_wkb
 from patrol.errors import InvalidRequest, NotFound, PermissionDenied
 from patrol.models import Grid, Patrol, PatrolFixes, PatrolMember, PatrolVisit, Role, Team, User
 from patrol.settings import PatrolSettings
@@ -193,7 +194,12 @@ def upload_patrol(
 
     seconds = _seconds(fixes.time)
     visits = split_by_polygons(
-        cleaned.x[good], cleaned.y[good], seconds[good], cleaned.fixes.segment[good], index
+        cleaned.x[good],
+        cleaned.y[good],
+        seconds[good],
+        cleaned.fixes.segment[good],
+        index,
+        min_pass_m=settings.min_pass_m,
     )
     visit_grids = np.where(visits.polygon == OUTSIDE, -1, grid_ids[np.maximum(visits.polygon, 0)])
     side = session.get(Team, team_code).side
@@ -233,8 +239,8 @@ def upload_patrol(
         outside_duration_s=_nansum_or_none(visits.duration_s[outside]) if outside.any() else 0.0,
         notes=options.notes,
         summary=summary,
-        geom=from_shape(lines, srid=4326),
-        geom_simplified=from_shape(simplified, srid=4326),
+        geom=geometry_from_wkb(lines),
+        geom_simplified=geometry_from_wkb(simplified),
     )
     session.add(patrol)
     session.flush()  # the patrol id for the bulk inserts below
@@ -244,35 +250,34 @@ def upload_patrol(
         [{"patrol_id": patrol.id, "fix_count": len(fixes), "data": _pack_fixes(fixes, cleaned)}],
     )
     if len(visits):
-        geoms = shapely.transform(visits.geometry[visits.geometry != None], _unproject, interleaved=False)  # noqa: E711
-        wkt = np.full(len(visits), None, dtype=object)
-        wkt[visits.geometry != None] = ["SRID=4326;" + w for w in shapely.to_wkt(geoms, rounding_precision=7)]  # noqa: E711
-        session.execute(
-            insert(PatrolVisit),
-            [
-                {
-                    "patrol_id": patrol.id,
-                    "grid_id": int(g) if g >= 0 else None,
-                    "seq": i,
-                    "entered_at": _datetime(a),
-                    "exited_at": _datetime(b),
-                    "distance_m": float(d),
-                    "duration_s": None if np.isnan(s) else float(s),
-                    "geom": w,
-                }
-                for i, (g, a, b, d, s, w) in enumerate(
-                    zip(
-                        visit_grids,
-                        visits.enter_time,
-                        visits.exit_time,
-                        visits.distance_m,
-                        visits.duration_s,
-                        wkt,
-                    )
-                )
-            ],
-        )
+        _insert_visits(session, patrol.id, visits, visit_grids)
     return UploadResult(patrol.id, True, summary)
+
+
+def _insert_visits(session: Session, patrol_id: int, visits, visit_grids: np.ndarray) -> None:
+    # Core insert, one executemany: the ORM bulk path splits batches whenever a row's set of
+    # non-NULL keys changes (grid_id NULL outside grids), which made thousands of statements.
+    has_line = visits.geometry != None  # noqa: E711 (elementwise on an object array)
+    wkb = np.full(len(visits), None, dtype=object)
+    wkb[has_line] = shapely.to_wkb(
+        shapely.transform(visits.geometry[has_line], _unproject, interleaved=False)
+    )
+    rows = [
+        {
+            "patrol_id": patrol_id,
+            "grid_id": int(g) if g >= 0 else None,
+            "seq": i,
+            "entered_at": _datetime(a),
+            "exited_at": _datetime(b),
+            "distance_m": float(d),
+            "duration_s": None if np.isnan(s) else float(s),
+            "wkb": w,
+        }
+        for i, (g, a, b, d, s, w) in enumerate(
+            zip(visit_grids, visits.enter_time, visits.exit_time, visits.distance_m, visits.duration_s, wkb)
+        )
+    ]
+    session.execute(insert(PatrolVisit.__table__).values(geom=geometry_from_wkb("wkb")), rows)
 
 
 def _seconds(times: np.ndarray) -> np.ndarray:
@@ -362,20 +367,25 @@ def _shift_warnings(lon: np.ndarray, lat: np.ndarray, index: GridIndex) -> list[
 
 
 def _pack_fixes(fixes: TrackFixes, cleaned) -> bytes:
+    """An .npz archive (what ``np.load`` reads), deflated at level 1: 3× faster than
+    ``np.savez_compressed``'s level 6 for a few per cent more bytes."""
+    arrays = {
+        "lon": fixes.lon,  # as in the file, before datum conversion
+        "lat": fixes.lat,
+        "time": fixes.time.astype("datetime64[ms]").astype(np.int64),
+        "time_known": ~np.isnat(fixes.time),
+        "ele": fixes.ele,
+        "file_segment": fixes.segment,
+        "segment": cleaned.fixes.segment,
+        "wgs84_lon": cleaned.fixes.lon,
+        "wgs84_lat": cleaned.fixes.lat,
+        "flags": cleaned.flags,
+    }
     buffer = io.BytesIO()
-    np.savez_compressed(
-        buffer,
-        lon=fixes.lon,  # as in the file, before datum conversion
-        lat=fixes.lat,
-        time=fixes.time.astype("datetime64[ms]").astype(np.int64),
-        time_known=~np.isnat(fixes.time),
-        ele=fixes.ele,
-        file_segment=fixes.segment,
-        segment=cleaned.fixes.segment,
-        wgs84_lon=cleaned.fixes.lon,
-        wgs84_lat=cleaned.fixes.lat,
-        flags=cleaned.flags,
-    )
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w") as member:
+                np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
     return buffer.getvalue()
 
 

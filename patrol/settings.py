@@ -77,6 +77,9 @@ class PatrolSettings(BaseSettings):
     max_speed_foot_mps: float = Field(default=4.0, gt=0)  # brisk walk on mudflats, with margin
     max_speed_boat_mps: float = Field(default=20.0, gt=0)  # small outboard boat, ~39 knots
     gap_split_s: float = Field(default=600, gt=0)  # a new track segment after 10 minutes without fixes
+    # A pass through a grid shorter than this is GPS jitter across its boundary (a dike walked
+    # between two grids), counted in the grid the track was already in.
+    min_pass_m: float = Field(default=20.0, ge=0)
     simplify_tolerance_m: float = Field(default=5.0, ge=0)  # the simplified copy used by maps
     swath_width_m: float = Field(default=50.0, gt=0)  # what a patrol sees either side of its track
     unpatrolled_days: int = Field(default=7, ge=1)  # a grid not patrolled this long is listed

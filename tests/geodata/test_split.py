@@ -18,11 +18,11 @@ def index():
     return GridIndex(["A", "B"], [shapely.box(0, 0, 100, 100), shapely.box(100, 0, 200, 100)])
 
 
-def split(index, xy, t=None, segment=None):
+def split(index, xy, t=None, segment=None, min_pass_m=0.0):
     xy = np.asarray(xy, float)
     t = np.full(len(xy), np.nan) if t is None else np.asarray(t, float)
     segment = np.zeros(len(xy), int) if segment is None else np.asarray(segment)
-    return split_by_polygons(xy[:, 0], xy[:, 1], t, segment, index)
+    return split_by_polygons(xy[:, 0], xy[:, 1], t, segment, index, min_pass_m=min_pass_m)
 
 
 def table(visits):
@@ -88,3 +88,68 @@ def test_standing_still_counts_time_but_no_distance(index):
 def test_a_single_fix_or_none_makes_no_visit(index):
     assert len(split(index, [(10, 10)], t=[0])) == 0
     assert len(split(index, np.empty((0, 2)))) == 0
+
+
+# -- GPS jitter along a boundary ------------------------------------------------------------------
+
+# Walking north along the A|B edge with the fix wobbling 3 m either side of it, 10 m per fix.
+ZIGZAG = [(97 if i % 2 else 103, 5 + 10 * i) for i in range(10)]
+
+
+def test_jitter_across_a_shared_edge_is_one_visit_with_a_minimum_pass(index):
+    walk = [(60, 0.5)] + [(97, 0.5)] + ZIGZAG  # 37 m in A first, then the zigzag
+    raw = split(index, walk, t=np.arange(len(walk)) * 10.0)
+    assert len(raw) > 8  # without the rule every wobble is an exit and an entry
+    visits = split(index, walk, t=np.arange(len(walk)) * 10.0, min_pass_m=20)
+    assert [int(p) for p in visits.polygon] == [A]
+    assert visits.distance_m.sum() == pytest.approx(raw.distance_m.sum())
+    assert visits.duration_s.sum() == pytest.approx((len(walk) - 1) * 10)
+
+
+def test_a_real_crossing_is_kept_with_a_minimum_pass(index):
+    visits = split(index, [(50, 50), (150, 50), (150, 60)], t=[0, 100, 110], min_pass_m=20)
+    assert table(visits) == [(A, 50, 50), (B, 60, 60)]
+
+
+def test_a_short_pass_at_the_start_joins_the_first_long_visit(index):
+    visits = split(index, [(-5, 50), (60, 50)], t=[0, 65], min_pass_m=20)
+    assert table(visits) == [(A, 65, 65)]
+
+
+def test_a_segment_of_short_passes_only_keeps_them(index):
+    visits = split(index, [(-5, 50), (5, 50)], t=[0, 10], min_pass_m=20)
+    assert table(visits) == [(OUTSIDE, 5, 5), (A, 5, 5)]
+
+
+def test_short_passes_do_not_borrow_across_segments(index):
+    xy = [(50, 50), (99, 50), (99, 50), (105, 50), (160, 50)]
+    visits = split(index, xy, t=[0, 49, 500, 506, 561], segment=[0, 0, 1, 1, 1], min_pass_m=20)
+    assert table(visits) == [(A, 49, 49), (B, 61, 61)]
+
+
+# -- against GEOS ---------------------------------------------------------------------------------
+
+
+def test_random_walks_over_the_reference_grids_match_geos_intersections():
+    """Per-grid distance of noisy random walks over real grid shapes (shared edges, holes,
+    concave rings) equals the length of the GEOS intersection of the walked line with each grid.
+    25,000 fixes: long enough for the lattice shortcut for legs inside one cell."""
+    from geodata import reference
+    from geodata.crs import METRIC
+
+    grids = reference.load_grids().to_crs(METRIC)
+    index = GridIndex(list(grids.code), list(grids.geometry.values))
+    rng = np.random.default_rng(3)
+    for town in ("GQ", "YZ", "CB"):
+        minx, miny, maxx, maxy = grids[grids.town == town].total_bounds
+        steps = rng.normal(0, 15, (25_000, 2)).cumsum(axis=0)
+        xy = np.column_stack([minx, miny]) + np.abs(steps) % [maxx - minx, maxy - miny]
+        visits = split_by_polygons(
+            xy[:, 0], xy[:, 1], np.arange(len(xy), dtype=float), np.zeros(len(xy), int), index
+        )
+        walked = shapely.LineString(xy)
+        for i, polygon in enumerate(index.polygons):
+            expected = shapely.intersection(walked, polygon).length
+            got = visits.distance_m[visits.polygon == i].sum()
+            assert got == pytest.approx(expected, rel=1e-6, abs=1e-6), index.codes[i]
+        assert visits.distance_m.sum() == pytest.approx(walked.length)
