@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from geodata.errors import InputError
 from geodata.gridfile import GRID_FIELDS, GridFileOptions
 from patrol import migrate
-from patrol.accounts import RoleGrant, create_user, list_users
+from patrol.accounts import Principal, RoleGrant, create_user, list_users
 from patrol.db import create_db_engine, make_session_factory
 from patrol.errors import DomainError
 from patrol.models import Role
@@ -332,6 +332,50 @@ def cmd_patrols_upload(args) -> int:
     return EXIT_INPUT if failed else 0
 
 
+def _operator() -> Principal:
+    """Whoever runs the CLI on the server has database access, so reads are not filtered."""
+    return Principal(
+        user_id=0, username="cli", display_name="command line", side="", roles=frozenset({Role.ADMIN})
+    )
+
+
+def cmd_patrols_list(args) -> int:
+    from api.params import parse_datetime_interval
+    from patrol.patrols import PatrolQuery, list_patrols, patrol_properties
+
+    start, end = parse_datetime_interval(args.datetime)
+    query = PatrolQuery(
+        start=start, end=end, side=args.side, team=args.team, member=args.member, grid=args.grid,
+        limit=args.limit,
+    )  # fmt: skip
+    with make_session_factory(_engine())() as session:
+        patrols, _, members, total = list_patrols(session, _operator(), query)
+        rows = [patrol_properties(p, members.get(p.id, [])) for p in patrols]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+        return 0
+    print(
+        f"{'id':>6}  {'started (China time)':<16}  {'team':<8} {'by':<5} {'km':>7} {'min':>6} {'flagged':>7}  members"
+    )
+    for r in rows:
+        print(
+            f"{r['id']:>6}  {_local_minute(r['started_at']):<16}  {r['team'] or '-':<8} {r['transport']:<5} "
+            f"{r['distance_km']:>7.2f} {r['duration_min'] or 0:>6.0f} {r['flagged_fixes']:>7}  {', '.join(r['members'])}"
+        )
+    print(f"{len(rows)} of {total} patrols")
+    return 0
+
+
+def cmd_patrols_show(args) -> int:
+    from patrol.patrols import get_patrol, member_names, patrol_properties
+
+    with make_session_factory(_engine())() as session:
+        patrol = get_patrol(session, _operator(), args.id)
+        props = patrol_properties(patrol, member_names(session, [patrol.id]).get(patrol.id, []))
+    print(json.dumps(props, ensure_ascii=False, indent=2, default=str))
+    return 0
+
+
 def cmd_effort(args) -> int:
     from api.params import parse_datetime_interval
     from patrol.effort import EffortFilter, grid_effort, unpatrolled_grids
@@ -356,12 +400,12 @@ def cmd_effort(args) -> int:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
     print(
-        f"{'grid':<10} {'patrols':>7} {'days':>5} {'km':>8} {'hours':>7} {'pers-h':>7} {'cover':>6}  last patrolled"
+        f"{'grid':<10} {'patrols':>7} {'days':>5} {'km':>8} {'hours':>7} {'pers-h':>7} {'cover':>6}  last patrolled (China time)"
     )
     for r in rows:
         print(
             f"{r['code']:<10} {r['patrols']:>7} {r['patrol_days']:>5} {r['km']:>8.2f} {r['hours'] or 0:>7.1f} "
-            f"{r['person_hours'] or 0:>7.1f} {r['coverage'] or 0:>6.0%}  {r['last_patrolled'] or '-'}"
+            f"{r['person_hours'] or 0:>7.1f} {r['coverage'] or 0:>6.0%}  {_local_minute(r['last_patrolled'])}"
         )
     return 0
 
@@ -460,6 +504,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--notes")
     up.set_defaults(handler=cmd_patrols_upload)
+    ls = patrols.add_parser("list", help="patrols, newest first")
+    ls.add_argument("--datetime", help="instant or interval, e.g. 2026-03-01/2026-03-31 (local dates)")
+    ls.add_argument("--side")
+    ls.add_argument("--team")
+    ls.add_argument("--member")
+    ls.add_argument("--grid")
+    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(handler=cmd_patrols_list)
+    show = patrols.add_parser("show", help="one patrol's summary: grids visited, flags, warnings")
+    show.add_argument("id", type=int)
+    show.set_defaults(handler=cmd_patrols_show)
 
     effort = commands.add_parser("effort", help="patrol effort per grid, or grids not patrolled lately")
     effort.add_argument("--datetime", help="instant or interval, e.g. 2026-03-01/2026-03-31 (local dates)")
@@ -501,3 +557,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _local_minute(iso: str | None) -> str:
+    """An ISO instant as China Standard Time to the minute, for tables."""
+    if iso is None:
+        return "-"
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromisoformat(iso).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")

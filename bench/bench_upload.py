@@ -157,8 +157,8 @@ def main() -> None:
     print(f"speed-up: {base / ours:.1f}x the usual baseline, {tuned / ours:.1f}x the tuned one")
     for code in grids_visited[:3]:
         print(f"  {code}: ours {ours_km.get(code, 0):.2f} km, baseline {base_km.get(code, 0):.2f} km")
-    ok = ours <= 0.5 and base / ours >= 10
-    print(f"targets (<= 0.5 s and >= 10x the baseline): {'met' if ok else 'NOT met'}")
+    print(f"target <= 0.5 s end to end: {'met' if ours <= 0.5 else 'NOT met'}; "
+          f"target >= 10x the usual baseline: {'met' if base / ours >= 10 else 'NOT met'}")  # fmt: skip
 
 
 if __name__ == "__main__":

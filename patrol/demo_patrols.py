@@ -74,14 +74,15 @@ def _patrol(rng, number: int, start: datetime, team: str, member: str, team_grid
     else:
         x, y = _edge_walk(rng, team_grids)
         speed = rng.uniform(0.9, 1.3)
-    # Resample the route at the fix interval, then add GPS noise (σ ≈ 4 m) and the odd spike.
+    # Resample the route at the fix interval, then add GPS noise (σ ≈ 4 m, wandering over about a
+    # minute as real receivers' errors do, not jumping fix to fix) and the odd spike.
     step = speed * interval
     route = shapely.linestrings(x, y)
     distances = np.arange(0, shapely.length(route), step)
     points = shapely.line_interpolate_point(route, distances)
     px, py = shapely.get_x(points), shapely.get_y(points)
-    px = px + rng.normal(0, 4, len(px))
-    py = py + rng.normal(0, 4, len(py))
+    px = px + _wandering_noise(rng, len(px), sigma_m=4.0, window=max(2, int(60 / interval)))
+    py = py + _wandering_noise(rng, len(py), sigma_m=4.0, window=max(2, int(60 / interval)))
     seconds = np.arange(len(px)) * interval
     keep = rng.random(len(px)) > 0.01  # a few lost fixes
     px, py, seconds = px[keep], py[keep], seconds[keep]
@@ -102,6 +103,15 @@ def _patrol(rng, number: int, start: datetime, team: str, member: str, team_grid
         filename=name,
         gpx=_gpx(lon, lat, times, name),
     )
+
+
+def _wandering_noise(rng, n: int, *, sigma_m: float, window: int) -> np.ndarray:
+    """Noise with standard deviation ``sigma_m`` that drifts smoothly over ``window`` fixes:
+    white noise through a moving average. White noise at 1 Hz would add ~5 m of zig-zag per
+    fix, i.e. turn a 12 km walk into 80 km."""
+    white = rng.normal(0, 1, n + window - 1)
+    smooth = np.convolve(white, np.ones(window) / np.sqrt(window), mode="valid")
+    return sigma_m * smooth
 
 
 def _edge_walk(rng, team_grids) -> tuple[np.ndarray, np.ndarray]:

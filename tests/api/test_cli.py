@@ -100,3 +100,32 @@ def test_unreachable_database_is_a_clear_error(monkeypatch, capsys):
         get_settings.cache_clear()
     err = capsys.readouterr().err
     assert "cannot use the database" in err and "Traceback" not in err
+
+
+def test_batch_upload_of_a_folder_then_list_show_and_effort(configured, sessions, capsys, tmp_path):
+    from utils.factories import add_users
+    from utils.tracks import crossing, gpx
+
+    add_users(sessions, "member")
+    lon, lat, times, _ = crossing("LJ-GQ-03")
+    folder = tmp_path / "phone-export"
+    folder.mkdir()
+    (folder / "monday.gpx").write_bytes(gpx(lon, lat, times))
+    (folder / "tuesday.gpx").write_bytes(gpx(lon[::2], lat[::2], times[::2]))
+    (folder / "broken.gpx").write_bytes(b"<gpx><trk><trkseg><trkpt lat='21.6'")
+    assert run(["patrols", "upload", str(folder), "--as", "member"]) == 2
+    captured = capsys.readouterr()
+    assert "2 uploaded, 1 refused" in captured.out and "broken.gpx" in captured.err
+    with sessions() as session:
+        ids = sorted(session.scalars(select(Patrol.id)))
+    assert len(ids) == 2
+
+    assert run(["patrols", "list", "--grid", "LJ-GQ-03"]) == 0
+    assert "2 of 2 patrols" in capsys.readouterr().out
+    assert run(["patrols", "show", str(ids[0])]) == 0
+    assert '"LJ-GQ-03"' in capsys.readouterr().out
+    assert run(["patrols", "show", "999999"]) != 0
+    assert "no patrol 999999" in capsys.readouterr().err
+    assert run(["effort", "--town", "GQ", "--datetime", "2026-03-02"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("LJ-GQ-03"))
+    assert line.split()[1:3] == ["2", "1"]  # two patrols on one local day
