@@ -12,12 +12,14 @@ lines, over all layers. Three documented differences are bridged in the oracle, 
 * LIBKML does not read the KML 2.3 ``<Track>`` (no ``gx:`` prefix): the oracle then reads the same
   file with the elements renamed to ``gx:Track``/``gx:coord``.
 
-The corpus lives outside the repository (``X/shared`` beside the checkout ``X/main``); where it is
+The corpus lives outside the repository (its files carry their projects' licences): it is found at
+``$MANGROVE_CORPUS_DIR/tracks``, else ``X/shared/corpus`` beside the checkout ``X/main``; where it is
 missing the whole module is skipped and says so.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from pathlib import Path
@@ -31,7 +33,10 @@ import shapely
 from geodata.errors import GeodataError
 from geodata.trackfile import read_track
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "tracks"
+CORPUS = (
+    Path(os.environ["MANGROVE_CORPUS_DIR"]) if os.environ.get("MANGROVE_CORPUS_DIR")
+    else Path(__file__).resolve().parents[3] / "shared" / "corpus"
+) / "tracks"  # fmt: skip
 FILES = sorted(p for p in CORPUS.glob("*") if p.suffix in (".gpx", ".kml")) if CORPUS.is_dir() else []
 
 pytestmark = pytest.mark.skipif(
