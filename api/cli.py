@@ -279,6 +279,7 @@ class Progress:
 def cmd_patrols_upload(args) -> int:
     from geodata.cleaning import Transport
     from geodata.datum import Datum
+    from geodata.trackfile import NaiveTimes
     from patrol.accounts import Principal
     from patrol.models import User
     from patrol.patrols import UploadOptions, upload_patrol
@@ -290,6 +291,7 @@ def cmd_patrols_upload(args) -> int:
         team=args.team,
         members=tuple(args.member or ()),
         notes=args.notes,
+        naive_times=NaiveTimes.parse(args.time_zone),
     )
     engine = _engine()
     ensure_database(engine)
@@ -373,6 +375,16 @@ def cmd_patrols_show(args) -> int:
         patrol = get_patrol(session, _operator(), args.id)
         props = patrol_properties(patrol, member_names(session, [patrol.id]).get(patrol.id, []))
     print(json.dumps(props, ensure_ascii=False, indent=2, default=str))
+    return 0
+
+
+def cmd_patrols_delete(args) -> int:
+    from patrol.patrols import delete_patrol
+
+    with make_session_factory(_engine())() as session:
+        delete_patrol(session, _operator(), args.id)
+        session.commit()
+    print(f"patrol {args.id} deleted")
     return 0
 
 
@@ -503,6 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--member", action="append", metavar="USERNAME", help="who walked it, repeatable (default: --as)"
     )
     up.add_argument("--notes")
+    up.add_argument(
+        "--time-zone",
+        default="auto",
+        help="times written without a zone: auto (China time in CSV), utc, china",
+    )
     up.set_defaults(handler=cmd_patrols_upload)
     ls = patrols.add_parser("list", help="patrols, newest first")
     ls.add_argument("--datetime", help="instant or interval, e.g. 2026-03-01/2026-03-31 (local dates)")
@@ -516,6 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = patrols.add_parser("show", help="one patrol's summary: grids visited, flags, warnings")
     show.add_argument("id", type=int)
     show.set_defaults(handler=cmd_patrols_show)
+    rm = patrols.add_parser("delete", help="delete a wrong upload so that the file can be uploaded again")
+    rm.add_argument("id", type=int)
+    rm.set_defaults(handler=cmd_patrols_delete)
 
     effort = commands.add_parser("effort", help="patrol effort per grid, or grids not patrolled lately")
     effort.add_argument("--datetime", help="instant or interval, e.g. 2026-03-01/2026-03-31 (local dates)")

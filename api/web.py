@@ -191,6 +191,7 @@ async def upload_track(request: Request, session: SessionDep, settings: Settings
             str(form.get("team") or "") or None,
             members,
             str(form.get("notes") or ""),
+            str(form.get("time_zone") or "auto"),
         )
         path = await save_upload(upload, workdir, settings.imports.max_upload_bytes)
         result = await run_in_threadpool(

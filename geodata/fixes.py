@@ -29,6 +29,7 @@ class TrackFixes:
     segment: np.ndarray  # int32, non-decreasing from 0
     source_format: str = ""
     warnings: list[Problem] = field(default_factory=list)
+    naive_times: int = 0  # times the file wrote without a zone (read as UTC; see read_track)
 
     def __post_init__(self) -> None:
         n = len(self.lon)

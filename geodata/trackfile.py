@@ -10,9 +10,12 @@ size caps) live with the readers.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
-from geodata.errors import GeodataError, Problem, UnsupportedFormat
+import numpy as np
+
+from geodata.errors import GeodataError, InputError, Problem, UnsupportedFormat
 from geodata.fixes import TrackFixes
 from geodata.trackio.delimited import read_csv
 from geodata.trackio.geojson import read_geojson
@@ -35,12 +38,53 @@ _BOM = b"\xef\xbb\xbf"
 _BLANK = b" \t\r\n"
 
 
-def read_track(path: str | Path, *, filename: str | None = None, max_fixes: int = 5_000_000) -> TrackFixes:
+class NaiveTimes(StrEnum):
+    """How to read times written without a zone. AUTO: China Standard Time in CSV (spreadsheets
+    and Chinese apps write local time), UTC in GPX, KML and GeoJSON (their specifications say
+    UTC, and devices that forget the "Z" still mean it)."""
+
+    AUTO = "auto"
+    UTC = "utc"
+    CHINA = "china"
+
+    @classmethod
+    def parse(cls, text: str | NaiveTimes) -> NaiveTimes:
+        """Raises ``InputError`` naming the accepted values for anything else."""
+        key = str(text).strip().lower()
+        aliases = {
+            "cst": "china",
+            "beijing": "china",
+            "asia/shanghai": "china",
+            "+08:00": "china",
+            "z": "utc",
+        }
+        try:
+            return cls(aliases.get(key, key))
+        except ValueError:
+            message = (
+                f"unknown time zone {text!r} for times written without one: use auto (China time in "
+                "CSV, UTC in GPX/KML/GeoJSON), utc or china"
+            )
+            raise InputError(
+                message, [Problem("unknown-time-zone", message, {"value": str(text), "accepted": list(cls)})]
+            ) from None
+
+
+CHINA_OFFSET = np.timedelta64(8, "h")  # China Standard Time, no daylight saving
+
+
+def read_track(
+    path: str | Path,
+    *,
+    filename: str | None = None,
+    max_fixes: int = 5_000_000,
+    naive_times: NaiveTimes = NaiveTimes.AUTO,
+) -> TrackFixes:
     """Read every fix of a track file, in file order, without loading the file whole."""
     path = Path(path)
     name = filename or path.name
     try:
-        return _read(path, name, max_fixes)
+        return _settle_naive_times(_read(path, name, max_fixes), naive_times)
     except GeodataError as exc:
         # Name the user's file, not our temporary copy, in every message.
         exc.message = f"{name}: {exc.message}"
@@ -73,6 +117,34 @@ def _read(path: Path, name: str, max_fixes: int) -> TrackFixes:
     if kind == "GeoJSON":
         return read_geojson(path, max_fixes=max_fixes)
     return read_csv(path, max_fixes=max_fixes)
+
+
+def _settle_naive_times(fixes: TrackFixes, rule: NaiveTimes) -> TrackFixes:
+    """Readers take times without a zone as UTC; move them to China time where the rule says so,
+    and always say what was done."""
+    n = fixes.naive_times
+    if not n:
+        return fixes
+    china = rule is NaiveTimes.CHINA or (rule is NaiveTimes.AUTO and fixes.source_format == "CSV")
+    timed = int(fixes.has_time.sum())
+    if china and n == timed:
+        fixes.time = np.where(fixes.has_time, fixes.time - CHINA_OFFSET, fixes.time)
+        message = (
+            f"times without time zone read as China Standard Time, UTC+8 ({n:,} fixes); "
+            "if the device wrote UTC, delete the patrol and upload it again with the time zone set to UTC"
+        )
+    elif china:
+        message = (
+            f"times without time zone taken as UTC ({n:,} fixes): the file mixes them with "
+            f"{timed - n:,} times that name their zone, so they were not moved to China time"
+        )
+    else:
+        message = (
+            f"times without time zone taken as UTC ({n:,} fixes); if the device wrote local "
+            "(Beijing) time, delete the patrol and upload it again with the time zone set to China"
+        )
+    fixes.warnings.append(Problem("naive-time", message, {"count": n}))
+    return fixes
 
 
 def _detect(name: str, head: bytes) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import shapely
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from geodata.assign import GridIndex
@@ -27,7 +27,7 @@ from geodata.crs import METRIC, WGS84, transformer
 from geodata.datum import Datum, gcj02_to_wgs84, to_wgs84
 from geodata.fixes import TrackFixes
 from geodata.split import OUTSIDE, split_by_polygons
-from geodata.trackfile import read_track
+from geodata.trackfile import NaiveTimes, read_track
 from patrol.accounts import Principal
 from patrol.db import geometry_from_wkb
 from patrol.errors import InvalidRequest, NotFound, PermissionDenied
@@ -46,6 +46,7 @@ class UploadOptions:
     team: str | None = None
     members: tuple[str, ...] = ()  # usernames; default: the uploader
     notes: str | None = None
+    naive_times: NaiveTimes = NaiveTimes.AUTO  # how to read times the file wrote without a zone
 
 
 @dataclass
@@ -168,7 +169,7 @@ def upload_patrol(
         return UploadResult(existing.id, False, existing.summary)
     team_code, members = _resolve_crew(session, principal, options)
 
-    fixes = read_track(path, filename=filename, max_fixes=settings.max_fixes)
+    fixes = read_track(path, filename=filename, max_fixes=settings.max_fixes, naive_times=options.naive_times)
     lon, lat = to_wgs84(fixes.lon, fixes.lat, options.datum)
     wgs84 = TrackFixes(
         lon, lat, fixes.time, fixes.ele, fixes.segment, fixes.source_format, list(fixes.warnings)
@@ -357,7 +358,7 @@ def _shift_warnings(lon: np.ndarray, lat: np.ndarray, index: GridIndex) -> list[
                 "message": (
                     f"this track was declared WGS84 but looks shifted: {corrected:.0%} of it lies in grids after "
                     f"undoing the GCJ-02 offset, against {as_given:.0%} as given. If it was exported from a "
-                    "Chinese map app (Amap/Gaode, Tencent, or Baidu), upload it again declaring that datum."
+                    "Chinese map app (Amap/Gaode, Tencent, or Baidu), delete this patrol and upload it again declaring that datum."
                 ),
                 "inside_as_given": round(float(as_given), 3),
                 "inside_if_gcj02": round(float(corrected), 3),
@@ -439,6 +440,27 @@ def get_patrol(session: Session, principal: Principal, patrol_id: int) -> Patrol
     if patrol is None or not can_see(session, principal, patrol):
         raise NotFound(f"no patrol {patrol_id}")
     return patrol
+
+
+def delete_patrol(session: Session, principal: Principal, patrol_id: int) -> None:
+    """Remove a wrong upload (wrong datum, time zone or crew) so that the file can be uploaded
+    again: by whoever uploaded it, a manager of its team's station, or an admin. Officers and
+    other members of the team may see it but not delete it. The caller commits."""
+    patrol = get_patrol(session, principal, patrol_id)
+    station = session.scalar(select(Team.station).where(Team.code == patrol.team))
+    allowed = (
+        principal.is_admin
+        or patrol.uploaded_by == principal.user_id
+        or (principal.has(Role.STATION_MANAGER) and station in principal.stations)
+    )
+    if not allowed:
+        raise PermissionDenied(
+            "only the uploader, a manager of the team's station or an admin may delete a patrol"
+        )
+    # Explicit, child tables first: the same on SpatiaLite and PostGIS whatever the FK settings.
+    for table in (PatrolVisit, PatrolFixes, PatrolMember):
+        session.execute(delete(table).where(table.patrol_id == patrol_id))
+    session.execute(delete(Patrol).where(Patrol.id == patrol_id))
 
 
 def member_names(session: Session, patrol_ids: list[int]) -> dict[int, list[str]]:

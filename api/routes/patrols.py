@@ -22,10 +22,12 @@ from api.uploads import save_upload
 from geodata.cleaning import Transport
 from geodata.datum import Datum
 from geodata.geojson import feature_collection
+from geodata.trackfile import NaiveTimes
 from patrol.effort import EffortFilter, grid_effort, unpatrolled_grids
 from patrol.patrols import (
     PatrolQuery,
     UploadOptions,
+    delete_patrol,
     get_patrol,
     list_patrols,
     member_names,
@@ -38,8 +40,16 @@ router = APIRouter(prefix="/api/v1", tags=["patrols"])
 GEOJSON = "application/geo+json"
 
 
-def parse_upload_options(datum: str, transport: str, team: str | None, members: list[str], notes: str | None):
+def parse_upload_options(
+    datum: str,
+    transport: str,
+    team: str | None,
+    members: list[str],
+    notes: str | None,
+    time_zone: str = "auto",
+):
     return UploadOptions(
+        naive_times=NaiveTimes.parse(time_zone),
         datum=Datum.parse(datum),
         transport=Transport.parse(transport),
         team=team or None,
@@ -62,8 +72,14 @@ async def upload(
     team: Annotated[str | None, Form()] = None,
     members: Annotated[list[str] | None, Form(description="usernames of who walked it; default: you")] = None,
     notes: Annotated[str | None, Form()] = None,
+    time_zone: Annotated[
+        str,
+        Form(
+            description="times written without a zone: auto (China time in CSV, UTC otherwise), utc or china"
+        ),
+    ] = "auto",
 ):
-    options = parse_upload_options(datum, transport, team, members or [], notes)
+    options = parse_upload_options(datum, transport, team, members or [], notes, time_zone)
     workdir = Path(tempfile.mkdtemp(prefix="mangrove-patrol-"))
     try:
         path = await save_upload(file, workdir, settings.imports.max_upload_bytes)
@@ -126,6 +142,17 @@ def patrols(
             {"rel": "next", "type": GEOJSON, "href": str(request.url.replace_query_params(**params))}
         ]
     return JSONResponse(body, media_type=GEOJSON)
+
+
+@router.delete(
+    "/patrols/{patrol_id}",
+    summary="Delete a wrong upload (uploader, station manager, admin) so that it can be uploaded again",
+    status_code=204,
+)
+def remove(patrol_id: int, session: SessionDep, principal: SignedIn):
+    delete_patrol(session, principal, patrol_id)
+    session.commit()
+    return Response(status_code=204)
 
 
 @router.get("/patrols/{patrol_id}", summary="One patrol with its full cleaned line and its grid visits")

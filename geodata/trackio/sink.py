@@ -143,14 +143,16 @@ class FixSink:
         starts = [0, *(b for b in self._bounds if b < n)]
         counts = np.diff([*starts, n])
         segment = np.repeat(np.arange(len(starts), dtype=np.int32), counts)
-        if self.times.naive:
-            self.warn(
-                "naive-time",
-                f"times without time zone taken as UTC ({self.times.naive:,} fixes); "
-                "if the device wrote local (Beijing) time, they are 8 hours late",
-                count=self.times.naive,
-            )
-        return TrackFixes(lon, lat, time, ele, segment, self.source_format, list(self.warnings))
+        return TrackFixes(
+            lon,
+            lat,
+            time,
+            ele,
+            segment,
+            self.source_format,
+            list(self.warnings),
+            naive_times=self.times.naive,
+        )
 
     def _check(self, lon: np.ndarray, lat: np.ndarray, ele: np.ndarray) -> None:
         bad = ~(np.isfinite(lon) & np.isfinite(lat))

@@ -4,12 +4,13 @@ every refused upload leaves the database exactly as it was."""
 import csv
 import io
 import re
+import zipfile
 
 import numpy as np
 import pytest
 from sqlalchemy import func, select
 from utils.factories import add_users, auth
-from utils.tracks import START, crossing, gpx
+from utils.tracks import START, crossing, csv_chinese, geojson_points, gpx, kml, kmz
 
 from geodata.datum import wgs84_to_gcj02
 from patrol.models import Patrol, PatrolFixes, PatrolMember, PatrolVisit
@@ -123,6 +124,20 @@ def _points(pairs):
     return gpx([p[0] for p in pairs], [p[1] for p in pairs])
 
 
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+_KML = (
+    b'<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><LineString><coordinates>'
+    b"109.80,21.50 109.81,21.51</coordinates></LineString></Placemark></kml>"
+)
+
+
 BAD_UPLOADS = {
     "malformed XML": ("t.gpx", b'<?xml version="1.0"?><gpx><trk><trkseg><trkpt lat="21.5"', 422),
     "billion laughs": ("t.gpx", BILLION_LAUGHS, 422),
@@ -133,6 +148,12 @@ BAD_UPLOADS = {
         b'<gpx version="1.1" xmlns="http://www.topografix.com/GPX/1/1"><wpt lat="21.5" lon="109.8"/></gpx>',
         422,
     ),
+    "KMZ zip bomb": (
+        "t.kmz",
+        _zip({"doc.kml": _KML.replace(b"<Placemark>", b" " * 30_000_000 + b"<Placemark>")}),
+        422,
+    ),
+    "KMZ with ../ path": ("t.kmz", _zip({"doc.kml": _KML, "../../evil.kml": _KML}), 422),
     "unknown format": ("t.docx", b"PK\x05\x06" + b"\x00" * 18, 415),
     "latitude beyond 90": ("t.gpx", _points([(109.8, 21.5), (109.81, 95.0)]), 422),
     "lon/lat swapped": ("t.gpx", _points([(21.50, 109.80), (21.51, 109.81), (21.52, 109.82)]), 422),
@@ -280,3 +301,48 @@ def test_fix_count_matches_the_file(client, sessions):
     with sessions() as session:
         assert session.get(PatrolFixes, body["id"]).fix_count == len(lon) == body["fixes"]
     assert np.isclose(body["distance_km"], sum(g["km"] for g in body["grids"]), atol=0.01)
+
+
+@pytest.mark.parametrize(
+    "filename, write",
+    [("walk.gpx", gpx), ("walk.kml", kml), ("walk.kmz", kmz), ("walk.geojson", geojson_points),
+     ("轨迹.csv", csv_chinese)],
+)  # fmt: skip
+def test_every_format_gives_the_same_patrol(client, sessions, filename, write):
+    add_users(sessions, "member")
+    lon, lat, times, expected = crossing(GRID, interval=5)
+    response = upload(client, auth(client, "member"), write(lon, lat, times), filename=filename)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["fixes"] == len(lon)
+    assert grid_row(body, GRID)["km"] == pytest.approx(expected["inside_m"] / 1000, rel=0.01)
+    assert grid_row(body, GRID)["minutes"] == pytest.approx(expected["inside_s"] / 60, rel=0.01)
+    # The CSV's local (Beijing) times without a zone are read as China time: same instants.
+    assert body["started_at"] == START.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_time_zone_of_naive_times_can_be_declared(client, sessions):
+    add_users(sessions, "member")
+    lon, lat, times, _ = crossing(GRID, interval=5)
+    headers = auth(client, "member")
+    body = upload(client, headers, csv_chinese(lon, lat, times), filename="t.csv", time_zone="utc").json()
+    assert body["started_at"] == (START.replace(hour=START.hour + 8)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert any("taken as UTC" in w["message"] for w in body["warnings"])
+    response = upload(client, headers, gpx(lon, lat, times), time_zone="martian")
+    assert response.status_code == 422 and "utc or china" in response.json()["detail"]
+
+
+def test_a_wrong_upload_can_be_deleted_and_uploaded_again(client, sessions):
+    add_users(sessions, "member", "member-2", "manager", "officer-lj")
+    lon, lat, times, _ = crossing(GRID, interval=5)
+    track = csv_chinese(lon, lat, times)
+    first = upload(client, auth(client, "member"), track, filename="t.csv", time_zone="utc").json()
+    for user, status in [("member-2", 403), ("officer-lj", 403)]:  # see it, may not delete it
+        assert (
+            client.delete(f"/api/v1/patrols/{first['id']}", headers=auth(client, user)).status_code == status
+        )
+    assert client.delete(f"/api/v1/patrols/{first['id']}", headers=auth(client, "manager")).status_code == 204
+    assert counts(sessions) == (0, 0, 0, 0)
+    assert client.delete(f"/api/v1/patrols/{first['id']}", headers=auth(client, "manager")).status_code == 404
+    again = upload(client, auth(client, "member"), track, filename="t.csv")
+    assert again.status_code == 201 and again.json()["started_at"] == START.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geodata.errors import GeodataError, UnsupportedFormat
-from geodata.trackfile import TRACK_FORMATS, read_track
+from geodata.errors import GeodataError, InputError, UnsupportedFormat
+from geodata.trackfile import TRACK_FORMATS, NaiveTimes, read_track
 from geodata.trackio import geojson as geojson_reader
 from geodata.trackio import kml as kml_reader
 
@@ -736,8 +736,29 @@ CHINESE_CSV = "巡护轨迹导出\n序号,定位时间,经度(°),纬度(°),海
 def test_csv_chinese_header_utf8_with_bom(tmp_path):
     fixes = read_track(write(tmp_path, "轨迹.csv", b"\xef\xbb\xbf" + CHINESE_CSV.encode()))
     np.testing.assert_array_equal(fixes.lat, [21.60, 21.61])
-    np.testing.assert_array_equal(fixes.time, [ms("2026-03-02T08:00:00"), ms("2026-03-02T08:00:05")])
+    # 08:00 Beijing time, written without a zone, is 00:00 UTC.
+    np.testing.assert_array_equal(fixes.time, [ms("2026-03-02T00:00:00"), ms("2026-03-02T00:00:05")])
     assert [w.kind for w in fixes.warnings] == ["naive-time"]
+    assert "read as China Standard Time" in fixes.warnings[0].message
+
+
+def test_the_uploader_says_how_to_read_times_without_a_zone(tmp_path):
+    csv_path = write(tmp_path, "轨迹.csv", CHINESE_CSV.encode())
+    as_utc = read_track(csv_path, naive_times=NaiveTimes.parse("UTC"))
+    np.testing.assert_array_equal(as_utc.time, [ms("2026-03-02T08:00:00"), ms("2026-03-02T08:00:05")])
+    body = "<trk><trkseg>" + trkpt(109.9, 21.6, "2026-03-02T08:00:00") + "</trkseg></trk>"
+    gpx_path = write(tmp_path, "walk.gpx", gpx(body))
+    assert read_track(gpx_path).time[0] == ms("2026-03-02T08:00:00")  # GPX: UTC by its spec
+    assert read_track(gpx_path, naive_times=NaiveTimes.parse("china")).time[0] == ms("2026-03-02T00:00:00")
+    with pytest.raises(InputError, match="auto.*utc.*china"):
+        NaiveTimes.parse("mars time")
+
+
+def test_mixed_zoned_and_naive_times_are_not_moved(tmp_path):
+    text = "lon,lat,time\n109.90,21.60,2026-03-02 08:00:00\n109.91,21.61,2026-03-02T00:00:05Z\n"
+    fixes = read_track(write(tmp_path, "mixed.csv", text.encode()))
+    np.testing.assert_array_equal(fixes.time, [ms("2026-03-02T08:00:00"), ms("2026-03-02T00:00:05")])
+    assert "not moved to China time" in fixes.warnings[0].message
 
 
 def test_csv_gb18030_is_read_with_a_warning(tmp_path):

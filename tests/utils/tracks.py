@@ -56,3 +56,51 @@ def gpx(lon, lat, times=None, *, name: str = "track") -> bytes:
         + "".join(points)
         + "</trkseg></trk></gpx>"
     ).encode()
+
+
+def kml(lon, lat, times) -> bytes:
+    """The same walk as a KML gx:Track (how Google Earth and many phone apps write tracks)."""
+    whens = "".join(f"<when>{t.strftime('%Y-%m-%dT%H:%M:%SZ')}</when>" for t in times)
+    coords = "".join(f"<gx:coord>{x:.8f} {y:.8f} 0</gx:coord>" for x, y in zip(lon, lat))
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><kml xmlns="http://www.opengis.net/kml/2.2" '
+        'xmlns:gx="http://www.google.com/kml/ext/2.2"><Document><Placemark><gx:Track>'
+        + whens
+        + coords
+        + "</gx:Track></Placemark></Document></kml>"
+    ).encode()
+
+
+def kmz(lon, lat, times) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("doc.kml", kml(lon, lat, times))
+    return buffer.getvalue()
+
+
+def geojson_points(lon, lat, times) -> bytes:
+    import json
+
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [float(x), float(y)]},
+            "properties": {"time": t.strftime("%Y-%m-%dT%H:%M:%SZ")},
+        }
+        for x, y, t in zip(lon, lat, times)
+    ]
+    return json.dumps({"type": "FeatureCollection", "features": features}).encode()
+
+
+def csv_chinese(lon, lat, times) -> bytes:
+    """A spreadsheet export with Chinese headers and local (China) times, as UTF-8 with BOM."""
+    from datetime import timedelta
+
+    rows = ["时间,经度,纬度"] + [
+        f"{(t + timedelta(hours=8)).strftime('%Y/%m/%d %H:%M:%S')},{x:.8f},{y:.8f}"
+        for x, y, t in zip(lon, lat, times)
+    ]
+    return ("\ufeff" + "\n".join(rows) + "\n").encode("utf-8")
