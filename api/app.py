@@ -13,7 +13,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from api import problems, web
 from api.deps import Public
-from api.routes import auth, grids, meta, patrols, users
+from api.routes import auth, grids, incidents, meta, patrols, users
 from patrol.db import create_db_engine, make_session_factory
 from patrol.settings import Settings, get_settings
 
@@ -43,7 +43,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         https_only=settings.auth.secure_cookies,
     )
     problems.install(app)
-    for router in (meta.router, auth.router, grids.router, patrols.router, users.router, web.router):
+    for router in (
+        meta.router,
+        auth.router,
+        grids.router,
+        patrols.router,
+        incidents.router,
+        users.router,
+        web.router,
+    ):
         app.include_router(router)
     _offline_docs(app)
     return app

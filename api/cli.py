@@ -422,6 +422,155 @@ def cmd_effort(args) -> int:
     return 0
 
 
+# --- incidents -----------------------------------------------------------------------------------
+
+
+def _principal_of(session, username: str | None) -> Principal:
+    """``--as USER`` acts as that user (their rules apply); without it the operator reads all."""
+    from patrol.models import User
+
+    if username is None:
+        return _operator()
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise CliError(f"unknown user {username!r} (--as)")
+    return Principal.of(user)
+
+
+def _incident_query(args):
+    from api.params import parse_bbox, parse_datetime_interval
+    from patrol.incidents import IncidentQuery
+
+    start, end = parse_datetime_interval(args.datetime)
+    return IncidentQuery(
+        grids=tuple(args.grid or ()), towns=tuple(args.town or ()), side=args.side,
+        categories=tuple(args.category or ()), statuses=tuple(args.status or ()),
+        overdue=True if args.overdue else None, start=start, end=end, bbox=parse_bbox(args.bbox),
+    )  # fmt: skip
+
+
+def cmd_incidents_report(args) -> int:
+    from datetime import datetime
+
+    from patrol.incidents import IncidentReport, incident_detail, report_incident
+
+    settings = get_settings()
+    with make_session_factory(_engine())() as session:
+        principal = _principal_of(session, args.as_user)
+        observed = datetime.fromisoformat(args.observed_at) if args.observed_at else None
+        incident = report_incident(
+            session, principal,
+            IncidentReport(category=args.category, lon=args.lon, lat=args.lat, description=args.note or "",
+                           severity=args.severity, level=args.level, observed_at=observed, patrol_id=args.patrol),
+            settings.incidents,
+        )  # fmt: skip
+        session.commit()
+        detail = incident_detail(session, principal, incident.id, settings.incidents)
+    where = detail["grid"] or "no grid"
+    if detail["grid_match"] == "near":
+        where = f"near {detail['grid']} ({detail['grid_distance_m']:.0f} m outside)"
+    print(f"incident {detail['id']}: {detail['category']} in {where}, {detail['side']}")
+    print(
+        f"  answer by {_local_minute(detail['accept_due'])}, resolve by {_local_minute(detail['resolve_due'])} (China time)"
+    )
+    return 0
+
+
+def cmd_incidents_list(args) -> int:
+    import csv
+
+    from patrol.incidents import query_incidents
+
+    settings = get_settings()
+    query = _incident_query(args)
+    query.limit = args.limit
+    with make_session_factory(_engine())() as session:
+        items, _ = query_incidents(session, _principal_of(session, args.as_user), query, settings.incidents)
+    if args.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(items[0]) if items else ["id"])
+        writer.writeheader()
+        writer.writerows(items)
+        return 0
+    print(f"{'id':>7}  {'observed (China)':<16}  {'grid':<10} {'category':<16} {'status':<11} overdue")
+    for i in items:
+        print(
+            f"{i['id']:>7}  {_local_minute(i['observed_at']):<16}  {i['grid'] or '-':<10} {i['category']:<16} "
+            f"{i['status']:<11} {i['overdue'] or ''}"
+        )
+    print(f"{len(items)} incidents shown (--limit {args.limit})")
+    return 0
+
+
+def cmd_incidents_show(args) -> int:
+    from patrol.incidents import incident_detail
+
+    with make_session_factory(_engine())() as session:
+        detail = incident_detail(
+            session, _principal_of(session, args.as_user), args.id, get_settings().incidents
+        )
+    print(json.dumps(detail, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_incidents_act(args) -> int:
+    from patrol.incidents import get_incident, transition
+
+    settings = get_settings()
+    with make_session_factory(_engine())() as session:
+        principal = _principal_of(session, args.as_user)
+        version = args.version or get_incident(session, principal, args.id, settings.incidents).version
+        incident = transition(
+            session, principal, args.id, args.action, settings.incidents,
+            version=version, note=args.note, duplicate_of=args.duplicate_of, level=args.level,
+        )  # fmt: skip
+        session.commit()
+        print(f"incident {incident.id} is now {incident.status} (version {incident.version})")
+    return 0
+
+
+def cmd_incidents_stats(args) -> int:
+    from patrol.incident_stats import incident_stats
+
+    with make_session_factory(_engine())() as session:
+        rows = incident_stats(
+            session,
+            _principal_of(session, args.as_user),
+            _incident_query(args),
+            get_settings().incidents,
+            by=args.by,
+        )
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+
+    def pct(v):
+        return "-" if v is None else f"{v:.0%}"
+
+    print(
+        f"{args.by:<10} {'count':>6} {'resp':>5} {'onT-r':>6} {'resolv':>6} {'onT-s':>6} {'med-acc-h':>9} {'med-res-h':>9} {'overdue':>7}"
+    )
+    for r in rows:
+        print(
+            f"{r[args.by] or '-':<10} {r['count']:>6} {pct(r['response_rate']):>5} {pct(r['on_time_response_rate']):>6} "
+            f"{pct(r['resolution_rate']):>6} {pct(r['on_time_resolution_rate']):>6} "
+            f"{r['median_hours_to_accept'] or '-':>9} {r['median_hours_to_resolve'] or '-':>9} {r['open_overdue']:>7}"
+        )
+    return 0
+
+
+def cmd_incidents_categories(args) -> int:
+    from patrol.incidents import add_category, list_categories
+
+    with make_session_factory(_engine())() as session:
+        if args.add:
+            code, zh, en = args.add
+            add_category(session, _operator(), code, zh, en)
+            session.commit()
+        for c in list_categories(session):
+            print(f"{c['code']:<18} {c['label_zh']}  {c['label_en']}")
+    return 0
+
+
 # --- parser ----------------------------------------------------------------------------------------
 
 
@@ -548,6 +697,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     effort.add_argument("--json", action="store_true")
     effort.set_defaults(handler=cmd_effort)
+
+    incidents = commands.add_parser(
+        "incidents", help="incidents: report, list by grid, act, statistics"
+    ).add_subparsers(dest="incidents_command", required=True)
+
+    def filters(p):
+        p.add_argument("--grid", action="append", help="grid code, repeatable")
+        p.add_argument("--town", action="append")
+        p.add_argument("--side")
+        p.add_argument("--category", action="append")
+        p.add_argument("--status", action="append")
+        p.add_argument("--overdue", action="store_true", help="only overdue incidents")
+        p.add_argument("--datetime", help="observation time: 2026-03, 2026-03-01/2026-03-31 (China dates)")
+        p.add_argument("--bbox", help="minlon,minlat,maxlon,maxlat")
+        p.add_argument("--as", dest="as_user", metavar="USERNAME", help="see what this user sees")
+
+    rep = incidents.add_parser("report", help="report an incident at a point")
+    rep.add_argument("--as", dest="as_user", required=True, metavar="USERNAME")
+    rep.add_argument("--lon", type=float, required=True)
+    rep.add_argument("--lat", type=float, required=True)
+    rep.add_argument("--category", required=True)
+    rep.add_argument("--severity", default="medium")
+    rep.add_argument("--level", default="village", help="village, town or county (the resolve time limit)")
+    rep.add_argument("--observed-at", help="ISO time (default now)")
+    rep.add_argument("--patrol", type=int, help="id of the patrol it was found on")
+    rep.add_argument("--note")
+    rep.set_defaults(handler=cmd_incidents_report)
+    lst_i = incidents.add_parser("list", help="incidents by grid, newest first")
+    filters(lst_i)
+    lst_i.add_argument("--limit", type=int, default=50)
+    lst_i.add_argument("--csv", action="store_true")
+    lst_i.set_defaults(handler=cmd_incidents_list)
+    show_i = incidents.add_parser("show", help="one incident with its history")
+    show_i.add_argument("id", type=int)
+    show_i.add_argument("--as", dest="as_user", metavar="USERNAME")
+    show_i.set_defaults(handler=cmd_incidents_show)
+    act_i = incidents.add_parser("act", help="accept, start, resolve, close, reject, duplicate, reopen")
+    act_i.add_argument("id", type=int)
+    act_i.add_argument("action")
+    act_i.add_argument("--as", dest="as_user", required=True, metavar="USERNAME")
+    act_i.add_argument("--version", type=int, help="the version you read (default: the current one)")
+    act_i.add_argument("--note")
+    act_i.add_argument("--duplicate-of", type=int)
+    act_i.add_argument("--level")
+    act_i.set_defaults(handler=cmd_incidents_act)
+    st = incidents.add_parser("stats", help="response, on-time and resolution rates")
+    filters(st)
+    st.add_argument("--by", default="grid", help="grid, town, side or month")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(handler=cmd_incidents_stats)
+    cat = incidents.add_parser("categories", help="list (or --add CODE ZH EN) incident categories")
+    cat.add_argument("--add", nargs=3, metavar=("CODE", "LABEL_ZH", "LABEL_EN"))
+    cat.set_defaults(handler=cmd_incidents_categories)
     return parser
 
 

@@ -49,7 +49,8 @@ def parse_datetime_interval(raw: str | None) -> tuple[datetime | None, datetime 
     """OGC ``datetime``: an instant, or ``start/end`` with ``..`` (or nothing) for an open end.
 
     Dates without a time mean the whole day in China Standard Time (the users' clock), so
-    ``2026-03-01/2026-03-31`` covers all of March locally. Times without a zone are local too."""
+    ``2026-03-01/2026-03-31`` covers all of March locally, as does ``2026-03`` (a month). Times
+    without a zone are local too."""
     if raw is None or raw.strip() == "":
         return None, None
     start_text, sep, end_text = raw.strip().partition("/")
@@ -68,6 +69,12 @@ def parse_datetime_interval(raw: str | None) -> tuple[datetime | None, datetime 
 def _instant(raw: str, text: str, *, end_of_day: bool) -> datetime:
     text = text.strip()
     try:
+        if len(text) == 7 and text[4] == "-":  # a month: the whole local month (an extension of OGC)
+            year, month = int(text[:4]), int(text[5:])
+            first = date(year, month, 1)
+            if end_of_day:
+                first = date(year + month // 12, month % 12 + 1, 1)
+            return datetime.combine(first, time(), tzinfo=CHINA).astimezone(UTC)
         if len(text) == 10:  # a date: the whole local day
             day = date.fromisoformat(text)
             value = datetime.combine(day + timedelta(days=1) if end_of_day else day, time(), tzinfo=CHINA)

@@ -121,6 +121,26 @@ class GridIndex:
             py = y[points]
             yield grid, points[(py >= miny[grid]) & (py <= maxy[grid])]
 
+    def nearest(self, x: np.ndarray, y: np.ndarray, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per point: (index of the nearest grid within ``max_distance``, or NO_GRID; distance,
+        NaN where none). Ties go to the lower code."""
+        x = np.atleast_1d(np.asarray(x, dtype=float))
+        y = np.atleast_1d(np.asarray(y, dtype=float))
+        grid = np.full(x.shape, NO_GRID, dtype=np.int64)
+        distance = np.full(x.shape, np.nan)
+        if x.size == 0 or len(self) == 0 or max_distance <= 0:
+            return grid, distance
+        (point, hit), found = self._tree.query_nearest(
+            shapely.points(x, y), max_distance=max_distance, return_distance=True, all_matches=True
+        )
+        order = np.lexsort((hit, point))  # per point, the lowest index (code) first among ties
+        point, hit, found = point[order], hit[order], found[order]
+        first = np.ones(len(point), dtype=bool)
+        first[1:] = point[1:] != point[:-1]
+        grid[point[first]] = hit[first]
+        distance[point[first]] = found[first]
+        return grid, distance
+
     def query(self, geometries: np.ndarray, predicate: str = "intersects") -> tuple[np.ndarray, np.ndarray]:
         """(geometry index, grid index) pairs where ``predicate`` holds, as STRtree.query."""
         pairs = self._tree.query(geometries, predicate=predicate)

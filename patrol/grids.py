@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from geodata.assign import GridIndex
 from geodata.border import EAST, WEST, side_of_border
+from geodata.crs import METRIC, WGS84, transformer
 from geodata.errors import GeodataError, Problem
 from geodata.gridfile import GridFileOptions, overlap_pairs, read_grid_file
 from patrol.errors import InvalidRequest, NotFound
@@ -339,3 +340,42 @@ def import_grids(
         )
         session.flush()
     return report
+
+
+# --- metric index shared by track splitting and incident placement ---------------------------
+
+_metric_index_cache: dict[tuple, tuple[GridIndex, np.ndarray]] = {}
+
+
+def metric_grid_index(session: Session) -> tuple[GridIndex, np.ndarray]:
+    """A GridIndex over the active grids of both sides in UTM 49N, and the grid ids in its order.
+
+    Rebuilt only when a grid changes (the key holds every id and version), so the lattice that
+    makes large batches fast is built once per grid import, not once per upload."""
+    rows = session.execute(
+        select(Grid.id, Grid.code, Grid.version).where(Grid.retired_at.is_(None)).order_by(Grid.code)
+    ).all()
+    key = tuple((r.id, r.version) for r in rows)
+    cached = _metric_index_cache.get(key)
+    if cached is not None:
+        return cached
+    wkbs = dict(
+        session.execute(select(Grid.id, func.ST_AsBinary(Grid.geom)).where(Grid.retired_at.is_(None))).all()
+    )
+    geoms = shapely.from_wkb([bytes(wkbs[r.id]) for r in rows]) if rows else np.array([], dtype=object)
+    metric = shapely.transform(geoms, project, interleaved=False) if len(geoms) else geoms
+    index = GridIndex([r.code for r in rows], metric)
+    ids = dict(zip([r.code for r in rows], [r.id for r in rows]))
+    result = (index, np.array([ids[c] for c in index.codes], dtype=np.int64))
+    _metric_index_cache.clear()  # one generation is enough
+    _metric_index_cache[key] = result
+    return result
+
+
+def project(x, y):
+    """WGS84 lon/lat → the metric CRS (UTM 49N) used for distances and areas."""
+    return transformer(WGS84, METRIC).transform(x, y)
+
+
+def unproject(x, y):
+    return transformer(METRIC, WGS84).transform(x, y)

@@ -256,3 +256,133 @@ class PatrolVisit(Base):
     geom = mapped_column(Geometry("LINESTRING", srid=SRID, spatial_index=False), nullable=True)
 
     __table_args__ = (Index("ix_patrol_visits_grid_entered", "grid_id", "entered_at"),)
+
+
+# --- incidents and joint enforcement -------------------------------------------------------------
+
+
+class IncidentCategory(Base):
+    """What was found: a fixed starting taxonomy that an admin may extend (never delete: retire)."""
+
+    __tablename__ = "incident_categories"
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    label_zh: Mapped[str] = mapped_column(String(64))
+    label_en: Mapped[str] = mapped_column(String(128))
+    sort_order: Mapped[int] = mapped_column(Integer, default=100)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class JointCase(Base):
+    """A case both sides work together under the five-joint mechanism (五联)."""
+
+    __tablename__ = "joint_cases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    opened_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (CheckConstraint("status IN ('open', 'closed')", name="ck_joint_cases_status"),)
+
+
+class JointCaseParticipant(Base):
+    __tablename__ = "joint_case_participants"
+    case_id: Mapped[int] = mapped_column(ForeignKey("joint_cases.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+
+
+class JointCaseAction(Base):
+    """One entry of a joint case's log, typed by the mechanism it belongs to."""
+
+    __tablename__ = "joint_case_actions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("joint_cases.id", ondelete="CASCADE"), index=True)
+    mechanism: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str] = mapped_column(Text)
+
+
+class Incident(Base):
+    """A reported finding at a point, placed in its grid and side, followed to closure.
+
+    ``lon``/``lat`` duplicate the point so that lists and CSV need no geometry decoding; the
+    geometry carries the spatial index. Due times are fixed when the incident is reported (and the
+    resolve deadline again when the handling level changes), so "overdue" is a plain comparison."""
+
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    category: Mapped[str] = mapped_column(ForeignKey("incident_categories.code"))
+    severity: Mapped[str] = mapped_column(String(8))
+    level: Mapped[str] = mapped_column(String(8))  # handling level: village, town, county
+    description: Mapped[str] = mapped_column(Text)
+    observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reporter_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    patrol_id: Mapped[int | None] = mapped_column(ForeignKey("patrols.id", ondelete="SET NULL"))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True), nullable=False)
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"))
+    grid_match: Mapped[str] = mapped_column(String(8))  # inside, near (nearest within limit), none
+    grid_distance_m: Mapped[float | None] = mapped_column(Float)
+    side: Mapped[str] = mapped_column(ForeignKey("sides.code"))
+    town: Mapped[str | None] = mapped_column(String(8))
+    border_distance_m: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    referred_to: Mapped[str | None] = mapped_column(ForeignKey("sides.code"))
+    joint_case_id: Mapped[int | None] = mapped_column(ForeignKey("joint_cases.id"), index=True)
+    accept_due: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolve_due: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    responded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        Index("ix_incidents_grid_observed", "grid_id", "observed_at", "id"),
+        Index("ix_incidents_side_observed", "side", "observed_at", "id"),
+        Index("ix_incidents_observed", "observed_at", "id"),
+        Index("ix_incidents_status", "status", "resolve_due"),
+        CheckConstraint("severity IN ('low', 'medium', 'high', 'critical')", name="ck_incidents_severity"),
+        CheckConstraint("level IN ('village', 'town', 'county')", name="ck_incidents_level"),
+        CheckConstraint("grid_match IN ('inside', 'near', 'none')", name="ck_incidents_grid_match"),
+    )
+
+
+class IncidentEvent(Base):
+    """The history of an incident: every transition, referral, photo and note, with who and when."""
+
+    __tablename__ = "incident_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(16))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict | None] = mapped_column(JSON)
+
+
+class IncidentPhoto(Base):
+    """A validated image stored as a file under the photo directory; the row records where."""
+
+    __tablename__ = "incident_photos"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(String(256))  # relative to the photo directory
+    content_type: Mapped[str] = mapped_column(String(32))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

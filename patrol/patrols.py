@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from geodata.assign import GridIndex
 from geodata.cleaning import CleaningRules, Transport, clean, describe_flags
-from geodata.crs import METRIC, WGS84, transformer
 from geodata.datum import Datum, gcj02_to_wgs84, to_wgs84
 from geodata.fixes import TrackFixes
 from geodata.split import OUTSIDE, split_by_polygons
@@ -31,6 +30,7 @@ from geodata.trackfile import NaiveTimes, read_track
 from patrol.accounts import Principal
 from patrol.db import geometry_from_wkb
 from patrol.errors import InvalidRequest, NotFound, PermissionDenied
+from patrol.grids import metric_grid_index, project, unproject
 from patrol.models import Grid, Patrol, PatrolFixes, PatrolMember, PatrolVisit, Role, Team, User
 from patrol.settings import PatrolSettings
 
@@ -65,42 +65,6 @@ def file_sha256(path: str | Path) -> str:
 
 
 # --- grids in the metric CRS, cached by grid versions ------------------------------------------
-
-_metric_index_cache: dict[tuple, tuple[GridIndex, np.ndarray]] = {}
-
-
-def metric_grid_index(session: Session) -> tuple[GridIndex, np.ndarray]:
-    """A GridIndex over the active grids of both sides in UTM 49N, and the grid ids in its order.
-
-    Rebuilt only when a grid changes (the key holds every id and version), so the lattice that
-    makes large batches fast is built once per grid import, not once per upload."""
-    rows = session.execute(
-        select(Grid.id, Grid.code, Grid.version).where(Grid.retired_at.is_(None)).order_by(Grid.code)
-    ).all()
-    key = tuple((r.id, r.version) for r in rows)
-    cached = _metric_index_cache.get(key)
-    if cached is not None:
-        return cached
-    wkbs = dict(
-        session.execute(select(Grid.id, func.ST_AsBinary(Grid.geom)).where(Grid.retired_at.is_(None))).all()
-    )
-    geoms = shapely.from_wkb([bytes(wkbs[r.id]) for r in rows]) if rows else np.array([], dtype=object)
-    metric = shapely.transform(geoms, _project, interleaved=False) if len(geoms) else geoms
-    index = GridIndex([r.code for r in rows], metric)
-    ids = dict(zip([r.code for r in rows], [r.id for r in rows]))
-    result = (index, np.array([ids[c] for c in index.codes], dtype=np.int64))
-    _metric_index_cache.clear()  # one generation is enough
-    _metric_index_cache[key] = result
-    return result
-
-
-def _project(x, y):
-    return transformer(WGS84, METRIC).transform(x, y)
-
-
-def _unproject(x, y):
-    return transformer(METRIC, WGS84).transform(x, y)
-
 
 # --- who may upload for whom --------------------------------------------------------------------
 
@@ -260,9 +224,7 @@ def _insert_visits(session: Session, patrol_id: int, visits, visit_grids: np.nda
     # non-NULL keys changes (grid_id NULL outside grids), which made thousands of statements.
     has_line = visits.geometry != None  # noqa: E711 (elementwise on an object array)
     wkb = np.full(len(visits), None, dtype=object)
-    wkb[has_line] = shapely.to_wkb(
-        shapely.transform(visits.geometry[has_line], _unproject, interleaved=False)
-    )
+    wkb[has_line] = shapely.to_wkb(shapely.transform(visits.geometry[has_line], unproject, interleaved=False))
     rows = [
         {
             "patrol_id": patrol_id,
@@ -341,7 +303,7 @@ def _patrol_lines(lon, lat, x, y, segment, tolerance_m: float):
     keep = np.isin(segment, np.unique(segment)[np.bincount(np.unique(segment, return_inverse=True)[1]) >= 2])
     parts = shapely.linestrings(lon[keep], lat[keep], indices=segment[keep])
     metric = shapely.linestrings(x[keep], y[keep], indices=segment[keep])
-    simple = shapely.transform(shapely.simplify(metric, tolerance_m), _unproject, interleaved=False)
+    simple = shapely.transform(shapely.simplify(metric, tolerance_m), unproject, interleaved=False)
     return shapely.MultiLineString(list(parts)), shapely.MultiLineString(list(simple))
 
 
@@ -349,8 +311,8 @@ def _shift_warnings(lon: np.ndarray, lat: np.ndarray, index: GridIndex) -> list[
     """Warn when a track declared WGS84 fits the grids far better after undoing GCJ-02."""
     step = max(1, len(lon) // 2000)  # a sample is plenty to compare two fractions
     lon, lat = lon[::step], lat[::step]
-    as_given = np.mean(index.assign_index(*_project(lon, lat)) >= 0)
-    corrected = np.mean(index.assign_index(*_project(*gcj02_to_wgs84(lon, lat))) >= 0)
+    as_given = np.mean(index.assign_index(*project(lon, lat)) >= 0)
+    corrected = np.mean(index.assign_index(*project(*gcj02_to_wgs84(lon, lat))) >= 0)
     if corrected - as_given >= SHIFT_SUSPECT_GAIN:
         return [
             {

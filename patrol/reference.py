@@ -8,13 +8,39 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from geodata import reference
-from patrol.models import Boundary, Grid, Side, Station, Team, Town, utcnow
+from patrol.models import Boundary, Grid, IncidentCategory, Side, Station, Team, Town, utcnow
 
 REFERENCE_SOURCE = "reference: authored by the project from domain.md (approximate)"
 
 
 def _multi(geom):
     return MultiPolygon([geom]) if isinstance(geom, Polygon) else geom
+
+
+# The starting taxonomy of incidents (an admin may add more; existing labels are never overwritten).
+INCIDENT_CATEGORIES = [
+    ("cutting", "砍伐/毁坏红树林", "Cutting or damaging mangroves"),
+    ("aquaculture", "非法养殖/围塘", "Illegal aquaculture or enclosure"),
+    ("fishing_digging", "非法捕捞/挖掘", "Illegal fishing or digging on the flats"),
+    ("pollution", "污染/排污", "Pollution or effluent"),
+    ("rubbish", "垃圾", "Rubbish"),
+    ("cordgrass", "互花米草入侵", "Invasive smooth cordgrass (Spartina)"),
+    ("pests", "病虫害", "Pests (e.g. isopods, moths)"),
+    ("fire", "火情", "Fire"),
+    ("bird_disturbance", "惊扰鸟类", "Disturbance of birds"),
+    ("facilities", "设施损坏", "Damaged signs, fences or facilities"),
+    ("other", "其他", "Other"),
+]
+
+
+def _add_missing_categories(session: Session) -> None:
+    existing = set(session.scalars(select(IncidentCategory.code)))
+    for order, (code, zh, en) in enumerate(INCIDENT_CATEGORIES):
+        if code not in existing:
+            session.add(
+                IncidentCategory(code=code, label_zh=zh, label_en=en, sort_order=order * 10, active=True)
+            )
+    session.flush()
 
 
 def load_reference(session: Session) -> dict[str, int]:
@@ -99,4 +125,5 @@ def load_reference(session: Session) -> dict[str, int]:
         )
         added += 1
     session.flush()
+    _add_missing_categories(session)
     return {"grids_added": added, "grids_total": session.scalar(select(func.count(Grid.id)))}

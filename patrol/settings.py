@@ -85,6 +85,29 @@ class PatrolSettings(BaseSettings):
     unpatrolled_days: int = Field(default=7, ge=1)  # a grid not patrolled this long is listed
 
 
+class IncidentSettings(BaseSettings):
+    """Incident handling: time limits, grid and border distances, photo storage."""
+
+    model_config = SettingsConfigDict(env_prefix="MANGROVE_INCIDENT_", extra="ignore")
+
+    accept_within_hours: float = Field(default=4.0, gt=0)  # answer every report within 4 hours
+    resolve_within_days_village: float = Field(default=2.0, gt=0)
+    resolve_within_days_town: float = Field(default=3.0, gt=0)
+    resolve_within_days_county: float = Field(default=4.0, gt=0)
+    near_grid_m: float = Field(default=300.0, ge=0)  # outside every grid: nearest grid within this
+    border_distance_m: float = Field(default=2000.0, ge=0)  # the other side sees incidents this near
+    photo_dir: Path | None = None  # default: <data dir>/photos
+    photo_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    photo_max_pixels: int = Field(default=40_000_000, ge=10_000)
+
+    def resolve_within(self, level: str) -> float:
+        return {
+            "village": self.resolve_within_days_village,
+            "town": self.resolve_within_days_town,
+            "county": self.resolve_within_days_county,
+        }[level]
+
+
 class Settings:
     """All concerns together, validated at once."""
 
@@ -93,6 +116,10 @@ class Settings:
         self.auth = AuthSettings()
         self.imports = ImportSettings()
         self.patrols = PatrolSettings()
+        self.incidents = IncidentSettings()
+
+    def photo_dir(self) -> Path:
+        return self.incidents.photo_dir or self.storage.data_dir / "photos"
 
     def secret_key(self) -> str:
         if self.auth.secret_key:

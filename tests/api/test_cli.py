@@ -129,3 +129,26 @@ def test_batch_upload_of_a_folder_then_list_show_and_effort(configured, sessions
     assert run(["effort", "--town", "GQ", "--datetime", "2026-03-02"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("LJ-GQ-03"))
     assert line.split()[1:3] == ["2", "1"]  # two patrols on one local day
+
+
+def test_incidents_from_the_command_line(configured, sessions, capsys):
+    from utils.factories import add_users
+    from utils.places import inside
+
+    add_users(sessions, "member", "manager")
+    lon, lat = inside("LJ-GQ-03")
+    args = ["incidents", "report", "--as", "member", "--lon", str(lon), "--lat", str(lat), "--category", "cordgrass"]
+    assert run(args) == 0
+    out = capsys.readouterr().out
+    assert "in LJ-GQ-03, GD-LJ" in out and "answer by" in out
+    incident_id = out.split()[1].rstrip(":")
+    assert run(["incidents", "act", incident_id, "resolve", "--as", "manager"]) == 2
+    assert "accept it first" in capsys.readouterr().err
+    assert run(["incidents", "act", incident_id, "accept", "--as", "manager"]) == 0
+    assert "now accepted" in capsys.readouterr().out
+    assert run(["incidents", "list", "--grid", "LJ-GQ-03", "--as", "manager"]) == 0
+    assert "cordgrass" in capsys.readouterr().out
+    assert run(["incidents", "stats", "--by", "town"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("GQ")
+    assert run(["incidents", "report", "--as", "member", "--lon", "116.4", "--lat", "39.9", "--category", "fire"]) == 2
+    assert "far outside" in capsys.readouterr().err

@@ -1,0 +1,228 @@
+"""Joint cases: incidents both sides work together under the five-joint mechanism (五联).
+
+A joint case gathers incidents, has participants from both sides and a log of actions, each typed
+by one of the five mechanisms. Managers and officers of either side see every joint case and its
+incidents (that is the point of a joint case); participants and admins write to it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from patrol.accounts import Principal
+from patrol.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from patrol.incidents import WORKER_ROLES, _event, aware, can_work, get_incident
+from patrol.models import Incident, JointCase, JointCaseAction, JointCaseParticipant, User
+from patrol.settings import IncidentSettings
+
+MECHANISMS = {
+    "prevention": ("联合防控", "Joint prevention and control"),
+    "supervision": ("联合监管", "Joint supervision"),
+    "monitoring": ("联合监测", "Joint monitoring"),
+    "enforcement": ("联合执法", "Joint law enforcement"),
+    "emergency": ("联合应急", "Joint emergency response"),
+}
+
+
+def _iso(value: datetime | None) -> str | None:
+    value = aware(value)
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _may_see_cases(principal: Principal) -> None:
+    if not (principal.is_admin or principal.has(*WORKER_ROLES)):
+        raise NotFound("joint cases are for station managers and enforcement officers")
+
+
+def _get_case(session: Session, principal: Principal, case_id: int) -> JointCase:
+    _may_see_cases(principal)
+    case = session.get(JointCase, case_id)
+    if case is None:
+        raise NotFound(f"no joint case {case_id}")
+    return case
+
+
+def _participants(session: Session, case_id: int) -> list[User]:
+    return list(
+        session.scalars(
+            select(User)
+            .join(JointCaseParticipant, JointCaseParticipant.user_id == User.id)
+            .where(JointCaseParticipant.case_id == case_id)
+            .order_by(User.username)
+        )
+    )
+
+
+def _check_participant(session: Session, principal: Principal, case: JointCase) -> None:
+    if principal.is_admin:
+        return
+    if principal.user_id not in {u.id for u in _participants(session, case.id)}:
+        raise PermissionDenied(f"only participants of joint case {case.id} (or an admin) may change it")
+
+
+def open_joint_case(
+    session: Session,
+    principal: Principal,
+    *,
+    title: str,
+    incident_ids: list[int],
+    participants: list[str],
+    settings: IncidentSettings,
+    now: datetime | None = None,
+) -> JointCase:
+    """Raise incidents to a joint case worked by people of both sides. The caller commits."""
+    now = now or datetime.now(UTC)
+    if not (principal.is_admin or principal.has(*WORKER_ROLES)):
+        raise PermissionDenied("only station managers, enforcement officers and admins open joint cases")
+    title = (title or "").strip()
+    if not title or len(title) > 200:
+        raise InvalidRequest("a joint case needs a title of 1–200 characters")
+    if not incident_ids:
+        raise InvalidRequest("a joint case needs at least one incident")
+    incidents = []
+    for incident_id in dict.fromkeys(incident_ids):
+        incident = get_incident(session, principal, incident_id, settings)
+        if not can_work(principal, incident):
+            raise PermissionDenied(f"you may not raise incident {incident_id}: it is not yours to work")
+        if incident.joint_case_id is not None:
+            raise Conflict(f"incident {incident_id} is already in joint case {incident.joint_case_id}")
+        incidents.append(incident)
+    names = list(dict.fromkeys([*participants, principal.username] if principal.user_id else participants))
+    users = session.scalars(select(User).where(User.username.in_(names), User.is_active)).all()
+    missing = sorted(set(names) - {u.username for u in users})
+    if missing:
+        raise InvalidRequest(f"unknown participant(s): {', '.join(missing)}")
+    sides = {u.side for u in users}
+    if len(sides) < 2:
+        raise InvalidRequest(
+            "a joint case needs participants from both sides (Lianjiang GD-LJ and Hepu GX-HP); "
+            f"these are all {', '.join(sorted(sides)) or 'nobody'}"
+        )
+    case = JointCase(title=title, status="open", opened_by=principal.user_id, opened_at=now)
+    session.add(case)
+    session.flush()
+    for user in users:
+        session.add(JointCaseParticipant(case_id=case.id, user_id=user.id))
+    for incident in incidents:
+        incident.joint_case_id = case.id
+        incident.updated_at = now
+        _event(
+            session,
+            incident,
+            principal,
+            "joint",
+            incident.status,
+            incident.status,
+            None,
+            {"case": case.id},
+            now,
+        )
+    try:
+        session.flush()
+    except StaleDataError:
+        raise Conflict("an incident changed while the joint case was opened: try again") from None
+    return case
+
+
+def add_action(
+    session: Session, principal: Principal, case_id: int, *, mechanism: str, note: str, now=None
+) -> JointCaseAction:
+    now = now or datetime.now(UTC)
+    case = _get_case(session, principal, case_id)
+    _check_participant(session, principal, case)
+    if mechanism not in MECHANISMS:
+        raise InvalidRequest(f"unknown mechanism {mechanism!r}: use one of {', '.join(MECHANISMS)}")
+    note = (note or "").strip()
+    if not note:
+        raise InvalidRequest("say what was done: a note is required")
+    if case.status != "open":
+        raise Conflict(f"joint case {case_id} is closed")
+    action = JointCaseAction(
+        case_id=case.id, mechanism=mechanism, at=now, actor_id=principal.user_id, note=note
+    )
+    session.add(action)
+    session.flush()
+    return action
+
+
+def close_joint_case(
+    session: Session, principal: Principal, case_id: int, *, version: int | None, now=None
+) -> JointCase:
+    now = now or datetime.now(UTC)
+    case = _get_case(session, principal, case_id)
+    _check_participant(session, principal, case)
+    if version is None:
+        raise InvalidRequest("send the version of the joint case you read (optimistic concurrency)")
+    if version != case.version:
+        raise Conflict(
+            f"joint case {case_id} was changed by someone else (version {case.version}): reload it"
+        )
+    if case.status != "open":
+        raise Conflict(f"joint case {case_id} is already closed")
+    case.status = "closed"
+    case.closed_at = now
+    try:
+        session.flush()
+    except StaleDataError:
+        raise Conflict(f"joint case {case_id} was changed by someone else meanwhile: reload it") from None
+    return case
+
+
+def joint_case_detail(session: Session, principal: Principal, case_id: int) -> dict[str, Any]:
+    case = _get_case(session, principal, case_id)
+    actions = session.execute(
+        select(JointCaseAction, User.username)
+        .join(User, User.id == JointCaseAction.actor_id)
+        .where(JointCaseAction.case_id == case.id)
+        .order_by(JointCaseAction.id)
+    ).all()
+    incidents = session.execute(
+        select(Incident.id, Incident.status, Incident.side, Incident.category).where(
+            Incident.joint_case_id == case.id
+        )
+    ).all()
+    return {
+        **_summary(case, _participants(session, case.id)),
+        "incidents": [
+            {"id": i.id, "status": i.status, "side": i.side, "category": i.category} for i in incidents
+        ],
+        "actions": [
+            {
+                "at": _iso(a.at),
+                "by": username,
+                "mechanism": a.mechanism,
+                "mechanism_zh": MECHANISMS[a.mechanism][0],
+                "note": a.note,
+            }
+            for a, username in actions
+        ],
+    }
+
+
+def _summary(case: JointCase, participants: list[User]) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "title": case.title,
+        "status": case.status,
+        "opened_at": _iso(case.opened_at),
+        "closed_at": _iso(case.closed_at),
+        "version": case.version,
+        "participants": [{"username": u.username, "side": u.side} for u in participants],
+    }
+
+
+def list_joint_cases(
+    session: Session, principal: Principal, *, status: str | None = None
+) -> list[dict[str, Any]]:
+    _may_see_cases(principal)
+    if status not in (None, "open", "closed"):
+        raise InvalidRequest("status is open or closed")
+    query = select(JointCase).order_by(JointCase.opened_at.desc(), JointCase.id.desc())
+    if status:
+        query = query.where(JointCase.status == status)
+    return [_summary(c, _participants(session, c.id)) for c in session.scalars(query)]
