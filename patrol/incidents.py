@@ -77,10 +77,11 @@ def _now() -> datetime:
 
 
 def aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive UTC datetimes; PostgreSQL aware ones."""
+    """An aware UTC datetime. SQLite hands back naive UTC datetimes, PostgreSQL aware ones; and
+    SQLite stores a datetime's wall time without its zone, so everything written must be UTC."""
     if value is None:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # --- placement --------------------------------------------------------------------------------
@@ -245,7 +246,7 @@ def report_incident(
 ) -> Incident:
     """Save a new incident with its placement, due times and first history entry. The caller
     commits."""
-    now = now or _now()
+    now = aware(now) or _now()
     if not principal.roles:
         raise PermissionDenied("only patrol members, station managers, officers and admins report incidents")
     _category(session, report.category)
@@ -341,7 +342,7 @@ def transition(
     now: datetime | None = None,
 ) -> Incident:
     """Move an incident along its lifecycle. The caller commits."""
-    now = now or _now()
+    now = aware(now) or _now()
     incident = get_incident(session, principal, incident_id, settings)
     if action not in TRANSITIONS:
         raise InvalidRequest(f"unknown action {action!r}: use one of {', '.join(TRANSITIONS)}")
@@ -432,7 +433,7 @@ def refer(
     now: datetime | None = None,
 ) -> Incident:
     """Refer an incident to the other side (e.g. pollution from across the border)."""
-    now = now or _now()
+    now = aware(now) or _now()
     incident = get_incident(session, principal, incident_id, settings)
     _check_version(incident, version)
     if not can_work(principal, incident):
@@ -608,7 +609,7 @@ def query_incidents(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of incidents as dicts (newest observed first by default) and the cursor of the
     next page (None at the end). Keyset pagination on (sort key, id): stable while others report."""
-    now = now or _now()
+    now = aware(now) or _now()
     if q.sort not in SORTS:
         raise InvalidRequest(f"unknown sort {q.sort!r}: use one of {', '.join(SORTS)}")
     if not 1 <= q.limit <= 10_000:
@@ -689,7 +690,7 @@ def incident_detail(
     session: Session, principal: Principal, incident_id: int, settings: IncidentSettings, *, now=None
 ) -> dict[str, Any]:
     """One incident with its history and photos."""
-    now = now or _now()
+    now = aware(now) or _now()
     get_incident(session, principal, incident_id, settings)
     row = session.execute(
         select(*LIST_COLUMNS, Grid.code.label("grid"), User.username.label("reporter"))
@@ -738,7 +739,7 @@ def counts_by_grid(
     session: Session, principal: Principal, q: IncidentQuery, settings: IncidentSettings, *, now=None
 ) -> list[dict[str, Any]]:
     """Incident counts per grid with the same filters as the list (grid None: outside grids)."""
-    now = now or _now()
+    now = aware(now) or _now()
     clauses = _filters(session, principal, q, settings, now)
     per_grid = (
         select(Incident.grid_id, func.count().label("n"))

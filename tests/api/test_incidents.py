@@ -365,3 +365,14 @@ def test_bad_filters_are_refused_naming_the_problem(client, sessions, query, say
     add_users(sessions, "officer-lj")
     response = client.get(f"/api/v1/incidents?{query}", headers=auth(client, "officer-lj"))
     assert response.status_code == 422 and says in response.text, response.text
+
+
+def test_times_with_any_zone_are_stored_as_the_same_instant(client, sessions):
+    """SQLite keeps wall times without zones: a Beijing-time observation must still compare right."""
+    add_users(sessions, "member", "officer-lj")
+    beijing = report(client, auth(client, "member"), observed_at="2026-03-02T09:00:00+08:00").json()
+    assert beijing["observed_at"] == "2026-03-02T01:00:00Z"
+    officer = auth(client, "officer-lj")
+    same_day = client.get("/api/v1/incidents?datetime=2026-03-02", headers=officer).json()
+    earlier = client.get("/api/v1/incidents?datetime=../2026-03-02T00:59:00Z", headers=officer).json()
+    assert same_day["numberReturned"] == 1 and earlier["numberReturned"] == 0
