@@ -6,26 +6,43 @@ session's CSRF token (checked here and, for API calls made with the cookie, in `
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import numpy as np
+import shapely
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from api.deps import Public, PublicForm, SessionDep, SettingsDep, check_csrf, csrf_token
+from api.params import CHINA
 from api.routes.patrols import parse_upload_options
 from api.uploads import human_size, save_upload
+from geodata.datum import to_wgs84
 from geodata.errors import InputError
 from patrol.accounts import authenticate
 from patrol.errors import AuthenticationFailed, DomainError, InvalidRequest, PermissionDenied
-from patrol.models import Role, Side, Team
+from patrol.grids import BORDER_CODE, list_grids
+from patrol.incidents import (
+    SEVERITIES,
+    IncidentQuery,
+    IncidentReport,
+    incident_detail,
+    list_categories,
+    query_incidents,
+    report_incident,
+)
+from patrol.models import Boundary, Role, Side, Team, Town
 from patrol.patrols import get_patrol, member_names, patrol_properties, upload_patrol
+from patrol.photos import add_photo, discard
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
@@ -109,6 +126,11 @@ def home_links(principal) -> list[dict[str, str]]:
         {"href": "/api/v1/places", "label": "乡镇、站点与队伍 Towns, stations and teams"},
         {"href": "/docs", "label": "API 文档 API documentation"},
     ]
+    if principal.roles:
+        links[0:0] = [
+            {"href": "/incidents/report", "label": "报告事件 Report an incident", "note": "photo, map, GPS"},
+            {"href": "/incidents/mine", "label": "我报告的事件 My incidents"},
+        ]
     if principal.teams or principal.stations or principal.has(Role.ADMIN):
         links.insert(0, {"href": "/patrols/upload", "label": "上传巡护轨迹 Upload a patrol track"})
     links.append({"href": "/api/v1/effort", "label": "网格巡护统计 Patrol effort per grid (JSON)"})
@@ -209,3 +231,329 @@ async def upload_track(request: Request, session: SessionDep, settings: Settings
     patrol = get_patrol(session, principal, result.patrol_id)
     props = patrol_properties(patrol, member_names(session, [patrol.id])[patrol.id])
     return _upload_page(request, session, principal, settings, result=result, patrol=props)
+
+
+# --- incident report page (phones) --------------------------------------------------------------
+
+MAP_WIDTH = 1000.0  # SVG user units across; the height follows the shape of the area shown
+MAP_MAX_ASPECT, MAP_MIN_ASPECT = 1.1, 0.4  # height / width
+SEVERITY_LABELS = {"low": "低 Low", "medium": "中 Medium", "high": "高 High", "critical": "紧急 Critical"}
+DATUM_CHOICES = (
+    ("wgs84", "GPS 设备 / 手机定位 WGS84 (GPS device, phone location)"),
+    ("gcj02", "高德 / 腾讯地图 GCJ-02 (Amap, Tencent)"),
+    ("bd09", "百度地图 BD-09 (Baidu)"),
+)
+STATUS_LABELS = {
+    "reported": "已报告 Reported",
+    "accepted": "已受理 Accepted",
+    "in_progress": "处理中 In progress",
+    "resolved": "已办结 Resolved",
+    "closed": "已关闭 Closed",
+    "rejected": "不予受理 Rejected",
+    "duplicate": "重复 Duplicate",
+}
+OVERDUE_LABELS = {"accept": "超时未受理 Not accepted in time", "resolve": "超时未办结 Not resolved in time"}
+REPORT_FIELDS = ("category", "severity", "lon", "lat", "datum", "observed_at", "description")
+
+
+def china_time(value: str | datetime | None) -> str:
+    """An instant (ISO text or datetime; naive means UTC) as China time, to the minute."""
+    if not value:
+        return "–"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
+
+
+templates.env.filters["china_time"] = china_time
+
+
+def _svg_path(geom) -> str:
+    """SVG path data of (multi)polygons and lines already in SVG coordinates."""
+    kind = geom.geom_type
+    if kind.startswith("Multi") or kind == "GeometryCollection":
+        return "".join(_svg_path(part) for part in geom.geoms)
+    if kind == "Polygon":
+        rings, close = [geom.exterior, *geom.interiors], True
+    elif kind in ("LineString", "LinearRing"):
+        rings, close = [geom], False
+    else:
+        return ""
+    out = []
+    for ring in rings:
+        coords = np.asarray(ring.coords)[:, :2]
+        if close:
+            coords = coords[:-1]
+        if len(coords) < 2:
+            continue
+        out.append("M" + "L".join(f"{x:.1f} {y:.1f}" for x, y in coords) + ("Z" if close else ""))
+    return "".join(out)
+
+
+def _map_grids(session, principal) -> tuple[list, set[str]]:
+    """All active grids and the codes of the ones to frame: a patrol member's team towns (and the
+    team's own grids); everyone else's view frames all grids."""
+    records = list_grids(session)
+    if principal.teams:
+        towns = set(
+            session.scalars(select(Team.town).where(Team.code.in_(principal.teams), Team.town.is_not(None)))
+        )
+        mine = {r.code for r in records if r.town in towns or r.team in principal.teams}
+        if mine:
+            return records, mine
+    return records, {r.code for r in records}
+
+
+def grid_map(session, principal) -> dict[str, Any] | None:
+    """A tappable map as data for an inline SVG: grid outlines projected linearly from lon/lat
+    (x shrunk by cos(latitude), so shapes look right at these latitudes), with the numbers the page's
+    script needs to turn a tap back into lon/lat: lon = lon0 + x / kx, lat = lat0 - y / ky."""
+    records, framed = _map_grids(session, principal)
+    if not records:
+        return None
+    minx, miny, maxx, maxy = shapely.total_bounds([r.geometry for r in records if r.code in framed])
+    pad = max(maxx - minx, maxy - miny) * 0.06 + 0.003
+    minx, miny, maxx, maxy = minx - pad, miny - pad, maxx + pad, maxy + pad
+    cos = math.cos(math.radians((miny + maxy) / 2))
+    # Keep the map between 5:2 and 1:1.1 (width:height) so that it fits a phone's screen; the
+    # framed grids stay in the middle and neighbours come into view.
+    aspect = (maxy - miny) / ((maxx - minx) * cos)
+    if aspect > MAP_MAX_ASPECT:
+        grow = ((maxy - miny) / (cos * MAP_MAX_ASPECT) - (maxx - minx)) / 2
+        minx, maxx = minx - grow, maxx + grow
+    elif aspect < MAP_MIN_ASPECT:
+        grow = (MAP_MIN_ASPECT * cos * (maxx - minx) - (maxy - miny)) / 2
+        miny, maxy = miny - grow, maxy + grow
+    kx = MAP_WIDTH / (maxx - minx)
+    ky = kx / cos
+    height = (maxy - miny) * ky
+
+    def to_svg(coords):
+        return np.column_stack(((coords[:, 0] - minx) * kx, (maxy - coords[:, 1]) * ky))
+
+    grids = []
+    for record in records:
+        geom = shapely.clip_by_rect(shapely.transform(record.geometry, to_svg), 0, 0, MAP_WIDTH, height)
+        if geom.is_empty or geom.area == 0:
+            continue
+        geom = shapely.simplify(geom, 0.3, preserve_topology=True)
+        x0, y0, x1, y1 = geom.bounds
+        anchor = geom.representative_point()
+        size = max(2.0, min(30.0, (x1 - x0) / len(record.code) * 1.7, (y1 - y0) * 0.45))
+        grids.append(
+            {
+                "code": record.code,
+                "path": _svg_path(geom),
+                "own": record.code in framed,
+                "x": round(anchor.x, 1),
+                "y": round(anchor.y, 1),
+                "size": round(size, 1),
+            }
+        )
+    border = None
+    wkb = session.scalar(select(func.ST_AsBinary(Boundary.geom)).where(Boundary.code == BORDER_CODE))
+    if wkb is not None:
+        line = shapely.transform(shapely.from_wkb(bytes(wkb)), to_svg)
+        line = shapely.clip_by_rect(line, 0, 0, MAP_WIDTH, height)
+        border = _svg_path(line) or None
+    return {
+        "width": MAP_WIDTH,
+        "height": round(height, 1),
+        "lon0": round(minx, 7),
+        "lat0": round(maxy, 7),
+        "kx": kx,
+        "ky": ky,
+        "grids": grids,
+        "border": border,
+    }
+
+
+def _report_page(request: Request, session, principal, settings, *, status: int = 200, **context):
+    return templates.TemplateResponse(
+        request,
+        "incident_report.html",
+        {
+            "principal": principal,
+            "csrf": csrf_token(request),
+            "categories": list_categories(session),
+            "severities": [(s, SEVERITY_LABELS.get(s, s)) for s in SEVERITIES],
+            "datums": DATUM_CHOICES,
+            "map": grid_map(session, principal),
+            "photo_max_bytes": settings.incidents.photo_max_bytes,
+            "photo_max": human_size(settings.incidents.photo_max_bytes),
+            "values": {"severity": "medium", "datum": "wgs84"},
+            "error": None,
+            "done": None,
+            "photo_dropped": False,
+            **context,
+        },
+        status_code=status,
+    )
+
+
+def _read_report(values: dict[str, str]) -> IncidentReport:
+    """The report the form describes, its position turned into WGS84; InvalidRequest naming what
+    is missing or unreadable."""
+    if not values["category"]:
+        raise InvalidRequest("请选择事件类别 Choose what you found (category)")
+    if not values["lon"] or not values["lat"]:
+        raise InvalidRequest(
+            "请给出位置 Give the position: tap 使用我的位置 Use my location, tap the map, "
+            "or type the longitude and latitude"
+        )
+    try:
+        lon, lat = float(values["lon"]), float(values["lat"])
+    except ValueError:
+        raise InvalidRequest(
+            f"经纬度须为十进制数字 longitude and latitude must be decimal degrees, e.g. 109.7421 and 21.5503 "
+            f"(got {values['lon']!r}, {values['lat']!r})"
+        ) from None
+    x, y = to_wgs84(np.array([lon]), np.array([lat]), values["datum"] or "wgs84")
+    observed = None
+    if values["observed_at"]:
+        try:
+            observed = datetime.fromisoformat(values["observed_at"])
+        except ValueError:
+            raise InvalidRequest(
+                f"发现时间无法识别 the time seen {values['observed_at']!r} is not a date and time, "
+                "e.g. 2026-03-01T14:30"
+            ) from None
+        if observed.tzinfo is None:  # the phone's clock: China time
+            observed = observed.replace(tzinfo=CHINA)
+    return IncidentReport(
+        category=values["category"],
+        lon=float(x[0]),
+        lat=float(y[0]),
+        description=values["description"],
+        severity=values["severity"] or "medium",
+        observed_at=observed,
+    )
+
+
+def _save_report(session, principal, report: IncidentReport, photo: bytes | None, settings) -> int:
+    """Report and (optionally) add the photo in one transaction: all of it is saved, or nothing —
+    no row and no file."""
+    written = None
+    try:
+        incident = report_incident(session, principal, report, settings.incidents)
+        incident_id = incident.id
+        if photo is not None:
+            _, written = add_photo(
+                session, principal, incident_id, photo, settings.incidents, settings.photo_dir()
+            )
+        session.commit()
+    except BaseException:
+        session.rollback()
+        discard(written)
+        raise
+    return incident_id
+
+
+def _category_labels(session) -> dict[str, str]:
+    return {
+        c["code"]: f"{c['label_zh']} {c['label_en']}" for c in list_categories(session, include_retired=True)
+    }
+
+
+def _summary(session, principal, incident_id: int, settings) -> dict[str, Any] | None:
+    """What the reporter needs to know about the incident just saved (None: not theirs)."""
+    try:
+        detail = incident_detail(session, principal, incident_id, settings.incidents)
+    except DomainError:
+        return None
+    if detail["reporter"] != principal.username:
+        return None
+    side = session.get(Side, detail["side"])
+    town = session.get(Town, detail["town"]) if detail["town"] else None
+    return {
+        **detail,
+        "category_label": _category_labels(session).get(detail["category"], detail["category"]),
+        "severity_label": SEVERITY_LABELS.get(detail["severity"], detail["severity"]),
+        "side_label": f"{side.name_zh} {side.name_en}" if side else detail["side"],
+        "town_label": f"{town.name_zh} {town.name_en}" if town else None,
+        "status_label": STATUS_LABELS.get(detail["status"], detail["status"]),
+    }
+
+
+@router.get("/incidents/report", response_class=HTMLResponse)
+def incident_form(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Public,
+    reported: int | None = None,
+):
+    if principal is None:
+        return RedirectResponse("/login?next=/incidents/report", status_code=303)
+    done = _summary(session, principal, reported, settings) if reported is not None else None
+    return _report_page(request, session, principal, settings, done=done)
+
+
+@router.post("/incidents/report", response_class=HTMLResponse)
+async def incident_report(
+    request: Request, session: SessionDep, settings: SettingsDep, principal: PublicForm
+):
+    if principal is None:
+        return RedirectResponse("/login?next=/incidents/report", status_code=303)
+    form = await request.form()
+    values = {name: str(form.get(name) or "").strip() for name in REPORT_FIELDS}
+    upload = form.get("photo")
+    chosen = isinstance(upload, StarletteUploadFile) and bool(upload.filename)
+    try:
+        submitted = form.get("csrf_token")
+        check_csrf(request, submitted if isinstance(submitted, str) else None)
+        photo = None
+        if chosen:
+            limit = settings.incidents.photo_max_bytes
+            photo = await upload.read(limit + 1)
+            if len(photo) > limit:
+                raise InvalidRequest(f"照片太大 the photo is larger than the limit of {human_size(limit)}")
+        report = _read_report(values)
+        incident_id = await run_in_threadpool(_save_report, session, principal, report, photo, settings)
+    except (InputError, DomainError) as exc:
+        session.rollback()
+        detail = "; ".join([exc.message] + [p.message for p in exc.problems[:5]])
+        return await run_in_threadpool(
+            _report_page, request, session, principal, settings, status=getattr(exc, "status", 422),
+            error=detail, values=values, photo_dropped=chosen,
+        )  # fmt: skip
+    # Post/redirect/get: reloading the summary must not report the incident a second time.
+    return RedirectResponse(f"/incidents/report?reported={incident_id}", status_code=303)
+
+
+@router.get("/incidents/mine", response_class=HTMLResponse)
+def my_incidents(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Public,
+    cursor: str | None = None,
+):
+    if principal is None:
+        return RedirectResponse("/login?next=/incidents/mine", status_code=303)
+    items, next_cursor, error, status = [], None, None, 200
+    query = IncidentQuery(mine=True, limit=50, sort="-reported_at", cursor=cursor or None)
+    try:
+        items, next_cursor = query_incidents(session, principal, query, settings.incidents)
+    except DomainError as exc:
+        error, status = exc.message, exc.status
+    labels = _category_labels(session)
+    for item in items:
+        item["category_label"] = labels.get(item["category"], item["category"])
+        item["status_label"] = STATUS_LABELS.get(item["status"], item["status"])
+        item["overdue_label"] = OVERDUE_LABELS.get(item["overdue"] or "")
+    return templates.TemplateResponse(
+        request,
+        "my_incidents.html",
+        {
+            "principal": principal,
+            "csrf": csrf_token(request),
+            "items": items,
+            "next_cursor": next_cursor,
+            "error": error,
+            "first_page": not cursor,
+        },
+        status_code=status,
+    )

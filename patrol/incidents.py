@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import shapely
@@ -70,6 +71,7 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
 # Reopening what was closed, rejected or marked duplicate undoes a verified decision: admin only.
 ADMIN_REOPEN_FROM = frozenset({"closed", "rejected", "duplicate"})
 WORKER_ROLES = (Role.STATION_MANAGER, Role.ENFORCEMENT_OFFICER)
+CHINA = ZoneInfo("Asia/Shanghai")
 
 
 def _now() -> datetime:
@@ -252,7 +254,10 @@ def report_incident(
     _category(session, report.category)
     _check_choice("severity", report.severity, SEVERITIES)
     _check_choice("handling level", report.level, LEVELS)
-    observed = aware(report.observed_at) or now
+    observed = report.observed_at
+    if observed is not None and observed.tzinfo is None:
+        observed = observed.replace(tzinfo=CHINA)  # the users' clock, as in every date filter
+    observed = aware(observed) or now
     if observed > now + timedelta(minutes=10):
         raise InvalidRequest(f"observed_at {observed.isoformat()} is in the future")
     description = (report.description or "").strip()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import secrets
 import tempfile
 import warnings
 from datetime import UTC, datetime
@@ -80,14 +81,23 @@ def add_photo(
         raise Conflict(f"incident {incident.id} has {MAX_PHOTOS} photos already")
     fmt, content_type, width, height = check_image(data, settings)
     digest = hashlib.sha256(data).hexdigest()
+    same = session.query(IncidentPhoto.id).filter_by(incident_id=incident.id, sha256=digest).first()
+    if same is not None:
+        raise Conflict(f"this photo is already attached to incident {incident.id} (photo {same.id})")
     now = datetime.now(UTC)
-    relative = Path(f"{now:%Y}") / f"{now:%m}" / f"{incident.id}-{digest[:16]}.{FORMATS[fmt][1]}"
+    # A unique name per stored file: a rolled-back upload removes only its own file.
+    name = f"{incident.id}-{digest[:16]}-{secrets.token_hex(4)}.{FORMATS[fmt][1]}"
+    relative = Path(f"{now:%Y}") / f"{now:%m}" / name
     target = photo_dir / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, target)  # never a half-written file under the final name
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)  # never a half-written file under the final name
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     photo = IncidentPhoto(
         incident_id=incident.id,
         path=relative.as_posix(),

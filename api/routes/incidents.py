@@ -48,7 +48,9 @@ class NewIncident(Body):
     level: Literal["village", "town", "county"] = Field(
         "village", description="handling level: decides the resolve time limit (2, 3 or 4 days)"
     )
-    observed_at: datetime | None = Field(None, description="when it was seen (default: now)")
+    observed_at: datetime | None = Field(
+        None, description="when it was seen (default: now); without a zone it is China time"
+    )
     patrol_id: int | None = Field(None, description="the patrol it was found on")
 
 

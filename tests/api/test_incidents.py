@@ -297,7 +297,10 @@ def test_photos_are_checked_stored_as_files_and_served(client, sessions, setting
         headers=member,
     )
     assert big.status_code == 422 and "limit" in big.json()["detail"]
+    again = client.post(url, files={"file": ("same.png", png())}, headers=member)
+    assert again.status_code == 409 and "already attached" in again.json()["detail"]
     assert counts(sessions) == before and len(list(settings.photo_dir().rglob("*.*"))) == 1
+    assert client.get(added.json()["href"], headers=member).content == png()
 
 
 # --- categories -------------------------------------------------------------------------------------
@@ -372,7 +375,9 @@ def test_times_with_any_zone_are_stored_as_the_same_instant(client, sessions):
     add_users(sessions, "member", "officer-lj")
     beijing = report(client, auth(client, "member"), observed_at="2026-03-02T09:00:00+08:00").json()
     assert beijing["observed_at"] == "2026-03-02T01:00:00Z"
+    naive = report(client, auth(client, "member"), observed_at="2026-03-02T09:00:00").json()
+    assert naive["observed_at"] == "2026-03-02T01:00:00Z"  # no zone: China time
     officer = auth(client, "officer-lj")
     same_day = client.get("/api/v1/incidents?datetime=2026-03-02", headers=officer).json()
     earlier = client.get("/api/v1/incidents?datetime=../2026-03-02T00:59:00Z", headers=officer).json()
-    assert same_day["numberReturned"] == 1 and earlier["numberReturned"] == 0
+    assert same_day["numberReturned"] == 2 and earlier["numberReturned"] == 0
