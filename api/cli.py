@@ -93,7 +93,8 @@ def cmd_demo(args) -> int:
     summary = ensure_database(engine, demo=True, patrol_days=args.patrol_days)
     print(
         f"demo data loaded into {_redacted_url(engine)}: {summary['grids_total']} grids, "
-        f"{len(summary['users_created'])} new demo users, {summary.get('patrols_created', 0)} new patrols"
+        f"{len(summary['users_created'])} new demo users, {summary.get('patrols_created', 0)} new patrols, "
+        f"{summary.get('incidents_created', 0)} new incidents"
     )
     for user in DEMO_USERS:
         print(f"  {user.username:<14} {', '.join(g.role.value for g in user.grants):<20} {user.display_name}")

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from patrol.accounts import RoleGrant, create_user
 from patrol.models import Role, User
 from patrol.reference import load_reference
-from patrol.settings import PatrolSettings
+from patrol.settings import IncidentSettings, PatrolSettings, get_settings
 
 # Printed by `mangrove demo` and in the README. Demo databases only; never reuse in production.
 DEMO_PASSWORD = "mangrove-demo"
@@ -74,25 +74,37 @@ def load_demo(session: Session) -> dict[str, object]:
 
 
 def load_demo_patrols(
-    session: Session, settings: PatrolSettings, *, days: int = 90, seed: int = 2026
+    session: Session,
+    settings: PatrolSettings,
+    *,
+    days: int = 90,
+    seed: int = 2026,
+    incident_settings: IncidentSettings | None = None,
 ) -> dict:
     """A season of synthetic patrols (see ``patrol.demo_patrols``), uploaded through the real
-    pipeline. Idempotent for the same day and seed: a file uploaded before is the same patrol."""
+    pipeline, then the incidents found on them (see ``patrol.demo_incidents``). Idempotent for the
+    same day and seed: a file uploaded before is the same patrol; incidents are added only to a
+    database without any."""
     import tempfile
     from pathlib import Path
 
     from geodata.cleaning import Transport
     from geodata.datum import Datum
     from patrol.accounts import Principal
+    from patrol.demo_incidents import load_demo_incidents
     from patrol.demo_patrols import season
     from patrol.models import Patrol
     from patrol.patrols import UploadOptions, upload_patrol
+
+    def incidents() -> dict:
+        chosen = incident_settings or get_settings().incidents
+        return {"incidents_created": load_demo_incidents(session, days=days, settings=chosen, seed=seed)}
 
     already = session.scalar(select(func.count(Patrol.id)))
     if already:
         # The season is generated relative to today; loading it again another day would add a
         # shifted copy. A database that has patrols keeps them.
-        return {"patrols_created": 0, "patrols_existing": already}
+        return {"patrols_created": 0, "patrols_existing": already, **incidents()}
     members = {u.username: Principal.of(u) for u in session.scalars(select(User))}
     created = existing = 0
     with tempfile.TemporaryDirectory(prefix="mangrove-demo-") as folder:
@@ -113,4 +125,4 @@ def load_demo_patrols(
             created += result.created
             existing += not result.created
     session.flush()
-    return {"patrols_created": created, "patrols_existing": existing}
+    return {"patrols_created": created, "patrols_existing": existing, **incidents()}

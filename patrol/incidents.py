@@ -32,6 +32,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from geodata.assign import NO_GRID
 from geodata.border import EAST, side_of_border
+from geodata.reference import BORDER_CODE
 from geodata.region import REGION_BBOX, in_region
 from patrol.accounts import Principal
 from patrol.db import geometry_from_wkb
@@ -105,9 +106,7 @@ _border_cache: dict[str, Any] = {}
 
 def _border_metric(session: Session):
     """The provincial border line, lon/lat and metric (cached by its WKB)."""
-    wkb = session.scalar(select(func.ST_AsBinary(Boundary.geom)).where(Boundary.code.like("%border%")))
-    if wkb is None:
-        wkb = session.scalar(select(func.ST_AsBinary(Boundary.geom)).limit(1))
+    wkb = session.scalar(select(func.ST_AsBinary(Boundary.geom)).where(Boundary.code == BORDER_CODE))
     if wkb is None:
         raise InvalidRequest("the provincial border is not loaded; run `mangrove db upgrade`")
     key = bytes(wkb)
@@ -152,12 +151,16 @@ def place(session: Session, lon: float, lat: float, settings: IncidentSettings) 
         if near[0] != NO_GRID:
             found, match, distance = near[0], "near", round(float(dist[0]), 1)
     line, metric_line = _border_metric(session)
-    border_m = float(shapely.distance(metric_line, shapely.Point(x[0], y[0])))
+    border_m = round(float(shapely.distance(metric_line, shapely.Point(x[0], y[0]))), 1)
+    # Inside a grid, the grid's side; anywhere else the side of the border the point is on, even
+    # when the nearest grid is across it.
+    east = side_of_border(np.array([lon]), np.array([lat]), line)[0] == EAST
+    by_location = "GD-LJ" if east else "GX-HP"
     if found != NO_GRID:
         grid = session.get(Grid, int(grid_ids[found]))
-        return Placement(grid.id, grid.code, match, distance, grid.side, grid.town, round(border_m, 1))
-    east = side_of_border(np.array([lon]), np.array([lat]), line)[0] == EAST
-    return Placement(None, None, "none", None, "GD-LJ" if east else "GX-HP", None, round(border_m, 1))
+        side = grid.side if match == "inside" else by_location
+        return Placement(grid.id, grid.code, match, distance, side, grid.town, border_m)
+    return Placement(None, None, "none", None, by_location, None, border_m)
 
 
 # --- who sees and works what ------------------------------------------------------------------

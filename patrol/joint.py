@@ -129,6 +129,37 @@ def open_joint_case(
     return case
 
 
+def add_incident(
+    session: Session,
+    principal: Principal,
+    case_id: int,
+    incident_id: int,
+    settings: IncidentSettings,
+    *,
+    now=None,
+) -> None:
+    """Bring another incident into an open joint case (a participant who may work it, or admin)."""
+    now = now or datetime.now(UTC)
+    case = _get_case(session, principal, case_id)
+    _check_participant(session, principal, case)
+    if case.status != "open":
+        raise Conflict(f"joint case {case_id} is closed")
+    incident = get_incident(session, principal, incident_id, settings)
+    if not can_work(principal, incident):
+        raise PermissionDenied(f"you may not raise incident {incident_id}: it is not yours to work")
+    if incident.joint_case_id is not None:
+        raise Conflict(f"incident {incident_id} is already in joint case {incident.joint_case_id}")
+    incident.joint_case_id = case.id
+    incident.updated_at = now
+    _event(
+        session, incident, principal, "joint", incident.status, incident.status, None, {"case": case.id}, now
+    )
+    try:
+        session.flush()
+    except StaleDataError:
+        raise Conflict(f"incident {incident_id} changed meanwhile: try again") from None
+
+
 def add_action(
     session: Session, principal: Principal, case_id: int, *, mechanism: str, note: str, now=None
 ) -> JointCaseAction:

@@ -28,7 +28,14 @@ from patrol.incidents import (
     report_incident,
     transition,
 )
-from patrol.joint import add_action, close_joint_case, joint_case_detail, list_joint_cases, open_joint_case
+from patrol.joint import (
+    add_action,
+    add_incident,
+    close_joint_case,
+    joint_case_detail,
+    list_joint_cases,
+    open_joint_case,
+)
 from patrol.photos import add_photo, discard, photo_file
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
@@ -83,6 +90,10 @@ class NewJointCase(Body):
 class JointAction(Body):
     mechanism: Literal["prevention", "supervision", "monitoring", "enforcement", "emergency"]
     note: str
+
+
+class CaseIncident(Body):
+    incident_id: int
 
 
 class CloseJointCase(Body):
@@ -363,6 +374,15 @@ def joint_case(case_id: int, session: SessionDep, principal: SignedIn):
 )
 def joint_action(case_id: int, body: JointAction, session: SessionDep, principal: SignedIn):
     add_action(session, principal, case_id, mechanism=body.mechanism, note=body.note)
+    session.commit()
+    return joint_case_detail(session, principal, case_id)
+
+
+@router.post("/joint-cases/{case_id}/incidents", summary="Bring another incident into a joint case")
+def joint_incident(
+    case_id: int, body: CaseIncident, session: SessionDep, settings: SettingsDep, principal: SignedIn
+):
+    add_incident(session, principal, case_id, body.incident_id, settings.incidents)
     session.commit()
     return joint_case_detail(session, principal, case_id)
 

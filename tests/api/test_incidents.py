@@ -181,7 +181,7 @@ def test_each_side_sees_its_own_and_the_border_and_joint_cases(client, sessions)
 
 
 def test_a_joint_case_with_both_sides_and_its_five_mechanism_log(client, sessions):
-    add_users(sessions, "member", "officer-lj", "officer-hp", "manager")
+    add_users(sessions, "member", "member-hp", "officer-lj", "officer-hp", "manager")
     incident = report(client, auth(client, "member"), inside("LJ-AP-02"), category="pollution").json()
     lj, hp = auth(client, "officer-lj"), auth(client, "officer-hp")
     one_sided = client.post(
@@ -220,6 +220,17 @@ def test_a_joint_case_with_both_sides_and_its_five_mechanism_log(client, session
         headers=auth(client, "manager"),
     )
     assert not_participant.status_code == 403
+    # Hepu brings its own incident in; Lianjiang can then see it too.
+    theirs = report(client, auth(client, "member-hp"), inside("HP-SK-05"), category="pollution").json()
+    added = client.post(
+        f"/api/v1/joint-cases/{case['id']}/incidents", json={"incident_id": theirs["id"]}, headers=hp
+    )
+    assert added.status_code == 200 and {i["side"] for i in added.json()["incidents"]} == {"GD-LJ", "GX-HP"}
+    assert client.get(f"/api/v1/incidents/{theirs['id']}", headers=lj).status_code == 200
+    again = client.post(
+        f"/api/v1/joint-cases/{case['id']}/incidents", json={"incident_id": theirs["id"]}, headers=hp
+    )
+    assert again.status_code == 409
     stale = client.post(
         f"/api/v1/joint-cases/{case['id']}/close", json={"version": case["version"] + 5}, headers=hp
     )
