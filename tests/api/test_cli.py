@@ -137,7 +137,18 @@ def test_incidents_from_the_command_line(configured, sessions, capsys):
 
     add_users(sessions, "member", "manager")
     lon, lat = inside("LJ-GQ-03")
-    args = ["incidents", "report", "--as", "member", "--lon", str(lon), "--lat", str(lat), "--category", "cordgrass"]
+    args = [
+        "incidents",
+        "report",
+        "--as",
+        "member",
+        "--lon",
+        str(lon),
+        "--lat",
+        str(lat),
+        "--category",
+        "cordgrass",
+    ]
     assert run(args) == 0
     out = capsys.readouterr().out
     assert "in LJ-GQ-03, GD-LJ" in out and "answer by" in out
@@ -150,5 +161,10 @@ def test_incidents_from_the_command_line(configured, sessions, capsys):
     assert "cordgrass" in capsys.readouterr().out
     assert run(["incidents", "stats", "--by", "town"]) == 0
     assert capsys.readouterr().out.splitlines()[1].startswith("GQ")
-    assert run(["incidents", "report", "--as", "member", "--lon", "116.4", "--lat", "39.9", "--category", "fire"]) == 2
+    assert (
+        run(
+            ["incidents", "report", "--as", "member", "--lon", "116.4", "--lat", "39.9", "--category", "fire"]
+        )
+        == 2
+    )
     assert "far outside" in capsys.readouterr().err
