@@ -100,7 +100,21 @@ def upgrade() -> None:
     )
     op.create_index("ix_incidents_reporter_id", "incidents", ["reporter_id"])
     op.create_index("ix_incidents_joint_case_id", "incidents", ["joint_case_id"])
-    op.create_index("ix_incidents_grid_observed", "incidents", ["grid_id", "observed_at", "id"])
+    # Visibility columns included: an officer's counts per grid read the index alone.
+    op.create_index(
+        "ix_incidents_grid_observed",
+        "incidents",
+        [
+            "grid_id",
+            "observed_at",
+            "id",
+            "side",
+            "referred_to",
+            "joint_case_id",
+            "border_distance_m",
+            "reporter_id",
+        ],
+    )
     op.create_index("ix_incidents_side_observed", "incidents", ["side", "observed_at", "id"])
     op.create_index("ix_incidents_observed", "incidents", ["observed_at", "id"])
     op.create_index("ix_incidents_status", "incidents", ["status", "resolve_due"])
