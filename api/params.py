@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
 from zoneinfo import ZoneInfo
+
+from fastapi import Path
+from pydantic import Field
 
 from patrol.errors import InvalidRequest, Problem
 
 CHINA = ZoneInfo("Asia/Shanghai")
+
+# Row ids and versions are 32-bit integers in both databases: larger numbers are refused (422)
+# before they reach PostgreSQL, which would fail on them ("integer out of range") instead of
+# answering "no such row".
+DB_INT_MAX = 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=DB_INT_MAX, description="a row id")]
+BodyInt = Annotated[int, Field(ge=1, le=DB_INT_MAX)]
 
 
 def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import shapely
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
@@ -401,7 +401,7 @@ def incident_form(
     session: SessionDep,
     settings: SettingsDep,
     principal: Public,
-    reported: int | None = None,
+    reported: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ):
     if principal is None:
         return RedirectResponse("/login?next=/incidents/report", status_code=303)

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AdminOnly, SessionDep, SettingsDep, SignedIn
-from api.params import parse_bbox, parse_datetime_interval
+from api.params import BodyInt, RowId, parse_bbox, parse_datetime_interval
 from patrol.errors import InvalidRequest
 from patrol.incident_stats import incident_stats
 from patrol.incidents import (
@@ -58,20 +58,20 @@ class NewIncident(Body):
     observed_at: datetime | None = Field(
         None, description="when it was seen (default: now); without a zone it is China time"
     )
-    patrol_id: int | None = Field(None, description="the patrol it was found on")
+    patrol_id: BodyInt | None = Field(None, description="the patrol it was found on")
 
 
 class Transition(Body):
     action: Literal["accept", "start", "resolve", "close", "reject", "duplicate", "reopen"]
-    version: int = Field(description="the version of the incident you read; a stale one gets 409")
+    version: BodyInt = Field(description="the version of the incident you read; a stale one gets 409")
     note: str | None = None
-    duplicate_of: int | None = None
+    duplicate_of: BodyInt | None = None
     level: Literal["village", "town", "county"] | None = None
 
 
 class Referral(Body):
     to_side: str = Field(description="GD-LJ or GX-HP")
-    version: int
+    version: BodyInt
     note: str | None = None
 
 
@@ -83,7 +83,7 @@ class NewCategory(Body):
 
 class NewJointCase(Body):
     title: str
-    incident_ids: list[int]
+    incident_ids: list[BodyInt]
     participants: list[str] = Field(description="usernames from both sides (you are added)")
 
 
@@ -93,11 +93,11 @@ class JointAction(Body):
 
 
 class CaseIncident(Body):
-    incident_id: int
+    incident_id: BodyInt
 
 
 class CloseJointCase(Body):
-    version: int
+    version: BodyInt
 
 
 def incident_query(
@@ -178,7 +178,7 @@ def incidents(
     overdue: Annotated[bool | None, Query(description="only (true) or no (false) overdue incidents")] = None,
     datetime: Annotated[str | None, Query(description="observation time, instant or interval")] = None,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
-    joint_case: int | None = None,
+    joint_case: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     mine: bool = False,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     sort: Annotated[
@@ -229,7 +229,7 @@ def counts(
     overdue: bool | None = None,
     datetime: str | None = None,
     bbox: str | None = None,
-    joint_case: int | None = None,
+    joint_case: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     mine: bool = False,
 ):
     query = incident_query(grid, town, side, category, status, overdue, datetime, bbox, joint_case, mine)
@@ -258,7 +258,7 @@ def stats(
 
 
 @router.get("/incidents/{incident_id}", summary="One incident with its history and photos")
-def incident(incident_id: int, session: SessionDep, settings: SettingsDep, principal: SignedIn):
+def incident(incident_id: RowId, session: SessionDep, settings: SettingsDep, principal: SignedIn):
     return incident_detail(session, principal, incident_id, settings.incidents)
 
 
@@ -267,7 +267,7 @@ def incident(incident_id: int, session: SessionDep, settings: SettingsDep, princ
     summary="Accept, start, resolve, close, reject, mark duplicate, reopen",
 )
 def change(
-    incident_id: int, body: Transition, session: SessionDep, settings: SettingsDep, principal: SignedIn
+    incident_id: RowId, body: Transition, session: SessionDep, settings: SettingsDep, principal: SignedIn
 ):
     transition(
         session, principal, incident_id, body.action, settings.incidents,
@@ -279,7 +279,7 @@ def change(
 
 @router.post("/incidents/{incident_id}/referral", summary="Refer an incident to the other side")
 def referral(
-    incident_id: int, body: Referral, session: SessionDep, settings: SettingsDep, principal: SignedIn
+    incident_id: RowId, body: Referral, session: SessionDep, settings: SettingsDep, principal: SignedIn
 ):
     refer(
         session,
@@ -296,7 +296,7 @@ def referral(
 
 @router.post("/incidents/{incident_id}/photos", summary="Add a photo (JPEG, PNG or WebP)", status_code=201)
 async def photo(
-    incident_id: int,
+    incident_id: RowId,
     session: SessionDep,
     settings: SettingsDep,
     principal: SignedIn,
@@ -328,7 +328,7 @@ async def photo(
 
 @router.get("/incidents/{incident_id}/photos/{photo_id}", summary="A photo of an incident")
 def photo_download(
-    incident_id: int, photo_id: int, session: SessionDep, settings: SettingsDep, principal: SignedIn
+    incident_id: RowId, photo_id: RowId, session: SessionDep, settings: SettingsDep, principal: SignedIn
 ):
     path, content_type = photo_file(
         session, principal, incident_id, photo_id, settings.incidents, settings.photo_dir()
@@ -363,7 +363,7 @@ def new_joint_case(body: NewJointCase, session: SessionDep, settings: SettingsDe
 
 
 @router.get("/joint-cases/{case_id}", summary="One joint case with its incidents and action log")
-def joint_case(case_id: int, session: SessionDep, principal: SignedIn):
+def joint_case(case_id: RowId, session: SessionDep, principal: SignedIn):
     return joint_case_detail(session, principal, case_id)
 
 
@@ -372,7 +372,7 @@ def joint_case(case_id: int, session: SessionDep, principal: SignedIn):
     summary="Log an action under one of the five mechanisms",
     status_code=201,
 )
-def joint_action(case_id: int, body: JointAction, session: SessionDep, principal: SignedIn):
+def joint_action(case_id: RowId, body: JointAction, session: SessionDep, principal: SignedIn):
     add_action(session, principal, case_id, mechanism=body.mechanism, note=body.note)
     session.commit()
     return joint_case_detail(session, principal, case_id)
@@ -380,7 +380,7 @@ def joint_action(case_id: int, body: JointAction, session: SessionDep, principal
 
 @router.post("/joint-cases/{case_id}/incidents", summary="Bring another incident into a joint case")
 def joint_incident(
-    case_id: int, body: CaseIncident, session: SessionDep, settings: SettingsDep, principal: SignedIn
+    case_id: RowId, body: CaseIncident, session: SessionDep, settings: SettingsDep, principal: SignedIn
 ):
     add_incident(session, principal, case_id, body.incident_id, settings.incidents)
     session.commit()
@@ -388,7 +388,7 @@ def joint_incident(
 
 
 @router.post("/joint-cases/{case_id}/close", summary="Close a joint case")
-def joint_close(case_id: int, body: CloseJointCase, session: SessionDep, principal: SignedIn):
+def joint_close(case_id: RowId, body: CloseJointCase, session: SessionDep, principal: SignedIn):
     close_joint_case(session, principal, case_id, version=body.version)
     session.commit()
     return joint_case_detail(session, principal, case_id)

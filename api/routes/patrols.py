@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from geoalchemy2.shape import to_shape
 
 from api.deps import SessionDep, SettingsDep, SignedIn
-from api.params import parse_datetime_interval
+from api.params import RowId, parse_datetime_interval
 from api.uploads import save_upload
 from geodata.cleaning import Transport
 from geodata.datum import Datum
@@ -121,7 +121,7 @@ def patrols(
     member: str | None = None,
     grid: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ):
     start, end = parse_datetime_interval(datetime)
     q = PatrolQuery(
@@ -149,14 +149,14 @@ def patrols(
     summary="Delete a wrong upload (uploader, station manager, admin) so that it can be uploaded again",
     status_code=204,
 )
-def remove(patrol_id: int, session: SessionDep, principal: SignedIn):
+def remove(patrol_id: RowId, session: SessionDep, principal: SignedIn):
     delete_patrol(session, principal, patrol_id)
     session.commit()
     return Response(status_code=204)
 
 
 @router.get("/patrols/{patrol_id}", summary="One patrol with its full cleaned line and its grid visits")
-def patrol(patrol_id: int, session: SessionDep, principal: SignedIn):
+def patrol(patrol_id: RowId, session: SessionDep, principal: SignedIn):
     found = get_patrol(session, principal, patrol_id)
     names = member_names(session, [found.id])
     line = to_shape(found.geom) if found.geom is not None else None
@@ -170,7 +170,7 @@ def patrol(patrol_id: int, session: SessionDep, principal: SignedIn):
     "/patrols/{patrol_id}/fixes", summary="Every fix as read, with its cleaning flags (CSV or GeoJSON)"
 )
 def fixes(
-    patrol_id: int,
+    patrol_id: RowId,
     session: SessionDep,
     principal: SignedIn,
     format: Annotated[str, Query(pattern="^(csv|geojson)$")] = "csv",

@@ -397,3 +397,21 @@ def test_times_with_any_zone_are_stored_as_the_same_instant(client, sessions):
     same_day = client.get("/api/v1/incidents?datetime=2026-03-02", headers=officer).json()
     earlier = client.get("/api/v1/incidents?datetime=../2026-03-02T00:59:00Z", headers=officer).json()
     assert same_day["numberReturned"] == 2 and earlier["numberReturned"] == 0
+
+
+def test_ids_beyond_the_databases_integers_are_refused_not_a_server_error(client, sessions):
+    """PostgreSQL fails on integers past 2^31-1 ("out of range"): they must never reach it."""
+    add_users(sessions, "admin")
+    admin = auth(client, "admin")
+    huge = 2**31
+    for url in (f"/api/v1/incidents/{huge}", f"/api/v1/patrols/{huge}", f"/api/v1/joint-cases/{huge}",
+                f"/api/v1/incidents/1/photos/{huge}", f"/api/v1/incidents?joint_case={huge}"):  # fmt: skip
+        assert client.get(url, headers=admin).status_code == 422, url
+    bodies = [
+        ("/api/v1/incidents", {"category": "rubbish", "lon": GQ03[0], "lat": GQ03[1], "patrol_id": huge}),
+        ("/api/v1/incidents/1/transitions", {"action": "accept", "version": huge}),
+        ("/api/v1/joint-cases", {"title": "x", "incident_ids": [huge], "participants": []}),
+    ]
+    for url, body in bodies:
+        assert client.post(url, json=body, headers=admin).status_code == 422, url
+    assert client.get(f"/api/v1/incidents/{huge - 1}", headers=admin).status_code == 404
