@@ -85,17 +85,22 @@ def _instant(raw: str, text: str, *, end_of_day: bool) -> datetime:
             first = date(year, month, 1)
             if end_of_day:
                 first = date(year + month // 12, month % 12 + 1, 1)
-            return datetime.combine(first, time(), tzinfo=CHINA).astimezone(UTC)
-        if len(text) == 10:  # a date: the whole local day
+            value = datetime.combine(first, time(), tzinfo=CHINA)
+        elif len(text) == 10:  # a date: the whole local day
             day = date.fromisoformat(text)
             value = datetime.combine(day + timedelta(days=1) if end_of_day else day, time(), tzinfo=CHINA)
         else:
             value = datetime.fromisoformat(text.replace("Z", "+00:00"))
             if value.tzinfo is None:
                 value = value.replace(tzinfo=CHINA)
+        value = value.astimezone(UTC)
     except ValueError:
         raise _bad_time(raw, f"{text!r} is not an RFC 3339 date or date-time") from None
-    return value.astimezone(UTC)
+    except OverflowError:
+        raise _bad_time(raw, f"{text!r} is outside the years this service handles") from None
+    if not 1900 <= value.year <= 2200:
+        raise _bad_time(raw, f"{text!r} is outside the years this service handles (1900–2200)")
+    return value
 
 
 def _bad_time(raw: str, why: str) -> InvalidRequest:

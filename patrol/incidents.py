@@ -260,7 +260,12 @@ def report_incident(
     observed = report.observed_at
     if observed is not None and observed.tzinfo is None:
         observed = observed.replace(tzinfo=CHINA)  # the users' clock, as in every date filter
-    observed = aware(observed) or now
+    try:
+        observed = aware(observed) or now
+    except OverflowError:
+        raise InvalidRequest(f"observed_at {report.observed_at} is out of range") from None
+    if observed.year < 2000:
+        raise InvalidRequest(f"observed_at {observed.isoformat()} is implausibly far in the past")
     if observed > now + timedelta(minutes=10):
         raise InvalidRequest(f"observed_at {observed.isoformat()} is in the future")
     description = (report.description or "").strip()

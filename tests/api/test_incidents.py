@@ -347,6 +347,7 @@ BAD_REPORTS = {
     "unknown category": ({"category": "ufo"}, "unknown incident category"),
     "unknown severity": ({"severity": "apocalyptic"}, "severity"),
     "future": ({"observed_at": "2099-01-01T00:00:00Z"}, "future"),
+    "year one": ({"observed_at": "0001-01-01T00:00:00+08:00"}, "out of range"),
     "unknown field": ({"colour": "red"}, "colour"),
     "unknown patrol": ({"patrol_id": 424242}, "unknown patrol"),
 }
