@@ -458,7 +458,10 @@ def cmd_incidents_report(args) -> int:
     settings = get_settings()
     with make_session_factory(_engine())() as session:
         principal = _principal_of(session, args.as_user)
-        observed = datetime.fromisoformat(args.observed_at) if args.observed_at else None
+        try:
+            observed = datetime.fromisoformat(args.observed_at) if args.observed_at else None
+        except ValueError:
+            raise CliError(f"--observed-at {args.observed_at!r} is not an ISO date-time") from None
         incident = report_incident(
             session, principal,
             IncidentReport(category=args.category, lon=args.lon, lat=args.lat, description=args.note or "",

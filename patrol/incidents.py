@@ -606,7 +606,7 @@ def _decode_cursor(cursor: str, sort: str):
         if sort.lstrip("-") != "id":
             value = aware(datetime.fromisoformat(value))
         return value, row_id
-    except (ValueError, TypeError, json.JSONDecodeError):
+    except (ValueError, TypeError, OverflowError, json.JSONDecodeError):
         raise InvalidRequest(
             "the cursor is not one this service gave for this sort order; start again"
         ) from None
