@@ -8,7 +8,7 @@ import io
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -111,7 +111,9 @@ def incident_query(
         str | None, Query(description="observation time: instant or interval, e.g. 2026-03-01/2026-03-31")
     ] = None,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
-    joint_case: Annotated[int | None, Query(description="incidents of one joint case")] = None,
+    joint_case: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="incidents of one joint case")
+    ] = None,
     mine: bool = False,
 ) -> IncidentQuery:
     start, end = parse_datetime_interval(datetime)
@@ -128,6 +130,10 @@ def incident_query(
         joint_case_id=joint_case,
         mine=mine,
     )
+
+
+# The same filters for the list, the counts and the statistics.
+Filters = Annotated[IncidentQuery, Depends(incident_query)]
 
 
 # --- categories -------------------------------------------------------------------------------
@@ -170,16 +176,7 @@ def incidents(
     session: SessionDep,
     settings: SettingsDep,
     principal: SignedIn,
-    grid: Annotated[list[str] | None, Query(description="grid code, repeatable")] = None,
-    town: Annotated[list[str] | None, Query(description="town code, repeatable")] = None,
-    side: Annotated[str | None, Query(description="GD-LJ or GX-HP")] = None,
-    category: Annotated[list[str] | None, Query(description="category code, repeatable")] = None,
-    status: Annotated[list[str] | None, Query(description="status, repeatable")] = None,
-    overdue: Annotated[bool | None, Query(description="only (true) or no (false) overdue incidents")] = None,
-    datetime: Annotated[str | None, Query(description="observation time, instant or interval")] = None,
-    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
-    joint_case: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-    mine: bool = False,
+    query: Filters,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     sort: Annotated[
         str, Query(description="-observed_at (default), observed_at, -reported_at, reported_at, -id, id")
@@ -187,7 +184,6 @@ def incidents(
     cursor: Annotated[str | None, Query(description="from the next link")] = None,
     f: Annotated[Literal["geojson", "csv"], Query(description="output format")] = "geojson",
 ):
-    query = incident_query(grid, town, side, category, status, overdue, datetime, bbox, joint_case, mine)
     query.limit, query.sort, query.cursor = limit, sort, cursor
     items, next_cursor = query_incidents(session, principal, query, settings.incidents)
     next_href = str(request.url.include_query_params(cursor=next_cursor)) if next_cursor else None
@@ -217,22 +213,7 @@ def incidents(
 
 
 @router.get("/incidents/counts", summary="Incident counts per grid, with the same filters as the list")
-def counts(
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: SignedIn,
-    grid: Annotated[list[str] | None, Query()] = None,
-    town: Annotated[list[str] | None, Query()] = None,
-    side: str | None = None,
-    category: Annotated[list[str] | None, Query()] = None,
-    status: Annotated[list[str] | None, Query()] = None,
-    overdue: bool | None = None,
-    datetime: str | None = None,
-    bbox: str | None = None,
-    joint_case: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-    mine: bool = False,
-):
-    query = incident_query(grid, town, side, category, status, overdue, datetime, bbox, joint_case, mine)
+def counts(session: SessionDep, settings: SettingsDep, principal: SignedIn, query: Filters):
     rows = counts_by_grid(session, principal, query, settings.incidents)
     return {"grids": rows, "total": sum(r["count"] for r in rows)}
 
@@ -244,16 +225,9 @@ def stats(
     session: SessionDep,
     settings: SettingsDep,
     principal: SignedIn,
+    query: Filters,
     by: Literal["grid", "town", "side", "month"] = "grid",
-    grid: Annotated[list[str] | None, Query()] = None,
-    town: Annotated[list[str] | None, Query()] = None,
-    side: str | None = None,
-    category: Annotated[list[str] | None, Query()] = None,
-    status: Annotated[list[str] | None, Query()] = None,
-    datetime: str | None = None,
-    bbox: str | None = None,
 ):
-    query = incident_query(grid, town, side, category, status, None, datetime, bbox, None, False)
     return {"by": by, "groups": incident_stats(session, principal, query, settings.incidents, by=by)}
 
 
