@@ -49,6 +49,7 @@ from patrol.models import (
     Role,
     Side,
     User,
+    iso_utc,
 )
 from patrol.patrols import can_see as can_see_patrol
 from patrol.settings import IncidentSettings
@@ -660,11 +661,6 @@ def query_incidents(
     return items, cursor
 
 
-def _iso(value: datetime | None) -> str | None:
-    value = aware(value)
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def incident_row(r, now: datetime) -> dict[str, Any]:
     """The listing form of an incident (a row of LIST_COLUMNS + grid + reporter)."""
     return {
@@ -675,8 +671,8 @@ def incident_row(r, now: datetime) -> dict[str, Any]:
         "status": r.status,
         "overdue": overdue_state(r, now),
         "description": r.description,
-        "observed_at": _iso(r.observed_at),
-        "reported_at": _iso(r.reported_at),
+        "observed_at": iso_utc(r.observed_at),
+        "reported_at": iso_utc(r.reported_at),
         "reporter": r.reporter,
         "lon": r.lon,
         "lat": r.lat,
@@ -690,11 +686,11 @@ def incident_row(r, now: datetime) -> dict[str, Any]:
         "joint_case_id": r.joint_case_id,
         "duplicate_of": r.duplicate_of,
         "patrol_id": r.patrol_id,
-        "accept_due": _iso(r.accept_due),
-        "resolve_due": _iso(r.resolve_due),
-        "responded_at": _iso(r.responded_at),
-        "resolved_at": _iso(r.resolved_at),
-        "closed_at": _iso(r.closed_at),
+        "accept_due": iso_utc(r.accept_due),
+        "resolve_due": iso_utc(r.resolve_due),
+        "responded_at": iso_utc(r.responded_at),
+        "resolved_at": iso_utc(r.resolved_at),
+        "closed_at": iso_utc(r.closed_at),
         "version": r.version,
     }
 
@@ -724,7 +720,7 @@ def incident_detail(
         **incident_row(row, now),
         "history": [
             {
-                "at": _iso(e.at),
+                "at": iso_utc(e.at),
                 "by": username,
                 "action": e.action,
                 "from": e.from_status,

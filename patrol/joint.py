@@ -16,8 +16,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from patrol.accounts import Principal
 from patrol.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
-from patrol.incidents import WORKER_ROLES, _event, aware, can_work, get_incident
-from patrol.models import Incident, JointCase, JointCaseAction, JointCaseParticipant, User
+from patrol.incidents import WORKER_ROLES, _event, can_work, get_incident
+from patrol.models import Incident, JointCase, JointCaseAction, JointCaseParticipant, User, iso_utc
 from patrol.settings import IncidentSettings
 
 MECHANISMS = {
@@ -27,11 +27,6 @@ MECHANISMS = {
     "enforcement": ("联合执法", "Joint law enforcement"),
     "emergency": ("联合应急", "Joint emergency response"),
 }
-
-
-def _iso(value: datetime | None) -> str | None:
-    value = aware(value)
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _may_see_cases(principal: Principal) -> None:
@@ -224,7 +219,7 @@ def joint_case_detail(session: Session, principal: Principal, case_id: int) -> d
         ],
         "actions": [
             {
-                "at": _iso(a.at),
+                "at": iso_utc(a.at),
                 "by": username,
                 "mechanism": a.mechanism,
                 "mechanism_zh": MECHANISMS[a.mechanism][0],
@@ -240,8 +235,8 @@ def _summary(case: JointCase, participants: list[User]) -> dict[str, Any]:
         "id": case.id,
         "title": case.title,
         "status": case.status,
-        "opened_at": _iso(case.opened_at),
-        "closed_at": _iso(case.closed_at),
+        "opened_at": iso_utc(case.opened_at),
+        "closed_at": iso_utc(case.closed_at),
         "version": case.version,
         "participants": [{"username": u.username, "side": u.side} for u in participants],
     }

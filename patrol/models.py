@@ -33,6 +33,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso_utc(value: datetime | None) -> str | None:
+    """An instant as RFC 3339 UTC text ending in Z; naive values (as SQLite returns them) are UTC."""
+    if value is None:
+        return None
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
+
+
 class Base(DeclarativeBase):
     pass
 

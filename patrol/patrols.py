@@ -31,7 +31,7 @@ from patrol.accounts import Principal
 from patrol.db import geometry_from_wkb
 from patrol.errors import InvalidRequest, NotFound, PermissionDenied
 from patrol.grids import metric_grid_index, project, unproject
-from patrol.models import Grid, Patrol, PatrolFixes, PatrolMember, PatrolVisit, Role, Team, User
+from patrol.models import Grid, Patrol, PatrolFixes, PatrolMember, PatrolVisit, Role, Team, User, iso_utc
 from patrol.settings import PatrolSettings
 
 # A WGS84-declared track is suspected to be GCJ-02 when correcting it puts this much more of it
@@ -444,7 +444,6 @@ __all__ = [
     "can_see",
     "get_patrol",
     "member_names",
-    "metric_grid_index",
     "patrol_fixes",
     "upload_patrol",
     "visible_patrols_clause",
@@ -516,8 +515,8 @@ def patrol_properties(patrol: Patrol, members: list[str]) -> dict[str, Any]:
         "members": members,
         "transport": patrol.transport,
         "datum": patrol.datum,
-        "started_at": _iso_dt(patrol.started_at),
-        "ended_at": _iso_dt(patrol.ended_at),
+        "started_at": iso_utc(patrol.started_at),
+        "ended_at": iso_utc(patrol.ended_at),
         "distance_km": round(patrol.distance_m / 1000, 3),
         "duration_min": None if patrol.duration_s is None else round(patrol.duration_s / 60, 1),
         "outside_grids_km": round(patrol.outside_distance_m / 1000, 3),
@@ -528,14 +527,6 @@ def patrol_properties(patrol: Patrol, members: list[str]) -> dict[str, Any]:
         "warnings": patrol.summary.get("warnings", []),
         "source_name": patrol.source_name,
         "source_format": patrol.source_format,
-        "uploaded_at": _iso_dt(patrol.uploaded_at),
+        "uploaded_at": iso_utc(patrol.uploaded_at),
         "notes": patrol.notes,
     }
-
-
-def _iso_dt(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive UTC
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
