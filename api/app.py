@@ -11,9 +11,10 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.middleware.sessions import SessionMiddleware
 
-from api import problems, web
+from api import map_pages, problems, web
 from api.deps import Public
 from api.routes import auth, grids, incidents, meta, patrols, users
+from maps.assets import STATIC_DIR
 from patrol.db import create_db_engine, make_session_factory
 from patrol.settings import Settings, get_settings
 
@@ -51,9 +52,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         incidents.router,
         users.router,
         web.router,
+        map_pages.router,
     ):
         app.include_router(router)
     _offline_docs(app)
+    # Leaflet and the map builders, for maps served by the service (exports inline them).
+    app.mount("/static/maps", StaticFiles(directory=STATIC_DIR), name="maps")
     return app
 
 

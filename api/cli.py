@@ -702,6 +702,40 @@ def build_parser() -> argparse.ArgumentParser:
     effort.add_argument("--json", action="store_true")
     effort.set_defaults(handler=cmd_effort)
 
+    maps_cmd = commands.add_parser(
+        "maps", help="export a map to one self-contained HTML file (works offline)"
+    ).add_subparsers(dest="maps_command", required=True)
+
+    def map_options(p):
+        p.add_argument("-o", "--output", required=True, help="the HTML file to write")
+        p.add_argument("--basemap", help="none (default, offline), osm, tianditu, satellite or amap")
+        p.add_argument("--as", dest="as_user", metavar="USERNAME", help="show what this user may see")
+        p.add_argument("--link-base", metavar="URL", help="service address for links to incidents")
+
+    st_map = maps_cmd.add_parser("station", help="grids by effort, tracks, incidents of a station, town or grids")
+    map_options(st_map)
+    st_map.add_argument("--station")
+    st_map.add_argument("--town")
+    st_map.add_argument("--grid", action="append", help="grid code, repeatable")
+    st_map.add_argument("--from", dest="start", metavar="DATE", help="first China day (default: 30 days ago)")
+    st_map.add_argument("--to", dest="end", metavar="DATE", help="last China day (default: today)")
+    st_map.add_argument("--metric", default="km_per_ha", choices=["km_per_ha", "hours_per_ha"])
+    st_map.add_argument("--unpatrolled-days", type=int, help="mark grids not patrolled for this many days")
+    st_map.set_defaults(handler=cmd_maps_station)
+    jt_map = maps_cmd.add_parser("joint", help="both sides, the border, joint cases and referred incidents")
+    map_options(jt_map)
+    jt_map.add_argument("--from", dest="start", metavar="DATE")
+    jt_map.add_argument("--to", dest="end", metavar="DATE")
+    jt_map.add_argument("--category", action="append")
+    jt_map.add_argument("--status", action="append")
+    jt_map.set_defaults(handler=cmd_maps_joint)
+    rp_map = maps_cmd.add_parser("replay", help="a patrol, or a team's day, played over time")
+    map_options(rp_map)
+    rp_map.add_argument("--patrol", type=int)
+    rp_map.add_argument("--team")
+    rp_map.add_argument("--day", help="China date, with --team")
+    rp_map.set_defaults(handler=cmd_maps_replay)
+
     incidents = commands.add_parser(
         "incidents", help="incidents: report, list by grid, act, statistics"
     ).add_subparsers(dest="incidents_command", required=True)
@@ -783,6 +817,106 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --- maps -------------------------------------------------------------------------------------------
+
+
+def _map_period(args):
+    from api.params import parse_datetime_interval
+
+    if not args.start and not args.end:
+        return None, None
+    return parse_datetime_interval(f"{args.start or '..'}/{args.end or '..'}")
+
+
+def _write_map(args, build) -> int:
+    """Build a map (``build(session, principal, base)`` → (folium map, title)) and write it as one
+    self-contained HTML file: Leaflet and the map code inlined, nothing fetched when opened."""
+    from maps.assets import to_html
+    from maps.base import basemap
+
+    settings = get_settings()
+    name = args.basemap or settings.maps.default_basemap
+    try:
+        settings.maps.check_basemap(name)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    base = basemap(name, tianditu_key=settings.maps.tianditu_key)
+    with make_session_factory(_engine())() as session:
+        m, title = build(session, _principal_of(session, args.as_user), settings, base)
+    html = to_html(m, self_contained=True, title=title)
+    out = Path(args.output)
+    if not out.parent.is_dir():
+        raise CliError(f"cannot write {out}: the folder {out.parent} does not exist")
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out)  # a reader never sees half a map
+    print(f"{out}: {len(html.encode()) / 1e6:.2f} MB, {title}")
+    return 0
+
+
+def _incident_link(args) -> str:
+    return args.link_base.rstrip("/") + "/api/v1/incidents/" if args.link_base else ""
+
+
+def cmd_maps_station(args) -> int:
+    from maps.station import station_map
+    from patrol.map_data import StationMapQuery, station_map_data
+
+    start, end = _map_period(args)
+
+    def build(session, principal, settings, base):
+        query = StationMapQuery(
+            station=args.station, town=args.town, grids=tuple(args.grid or ()), start=start, end=end,
+            unpatrolled_days=args.unpatrolled_days,
+        )  # fmt: skip
+        data = station_map_data(session, principal, query, settings)
+        m = station_map(
+            data, base, metric=args.metric, decimals=settings.maps.coordinate_decimals, link=_incident_link(args)
+        )
+        return m, f"巡护地图 Station map · {data.title}"
+
+    return _write_map(args, build)
+
+
+def cmd_maps_joint(args) -> int:
+    from maps.joint import joint_map
+    from patrol.map_data import JointMapQuery, joint_map_data
+
+    start, end = _map_period(args)
+
+    def build(session, principal, settings, base):
+        query = JointMapQuery(
+            start=start, end=end, categories=tuple(args.category or ()), statuses=tuple(args.status or ())
+        )
+        data = joint_map_data(session, principal, query, settings)
+        m = joint_map(data, base, decimals=settings.maps.coordinate_decimals, link=_incident_link(args))
+        return m, "联合执法图 Joint enforcement map"
+
+    return _write_map(args, build)
+
+
+def cmd_maps_replay(args) -> int:
+    from datetime import date
+
+    from maps.replay import replay_map
+    from patrol.map_data import replay_data
+
+    if (args.patrol is None) == (args.team is None):
+        raise CliError("give --patrol ID, or --team CODE with --day YYYY-MM-DD")
+    day = None
+    if args.team:
+        try:
+            day = date.fromisoformat(args.day or "")
+        except ValueError:
+            raise CliError(f"--team needs --day as a date such as 2026-03-01, got {args.day!r}") from None
+
+    def build(session, principal, settings, base):
+        data = replay_data(session, principal, settings, patrol_id=args.patrol, team=args.team, day=day)
+        return replay_map(data, base, decimals=settings.maps.coordinate_decimals), data.title
+
+    return _write_map(args, build)
 
 
 def _local_minute(iso: str | None) -> str:

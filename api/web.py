@@ -40,8 +40,8 @@ from patrol.incidents import (
     query_incidents,
     report_incident,
 )
-from patrol.models import Boundary, Role, Side, Team, Town
-from patrol.patrols import get_patrol, member_names, patrol_properties, upload_patrol
+from patrol.models import Boundary, Patrol, Role, Side, Team, Town
+from patrol.patrols import get_patrol, member_names, patrol_properties, upload_patrol, visible_patrols_clause
 from patrol.photos import add_photo, discard
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -116,7 +116,7 @@ async def logout(request: Request, _: PublicForm):
     return RedirectResponse("/login", status_code=303)
 
 
-def home_links(principal) -> list[dict[str, str]]:
+def home_links(principal, latest_patrol: int | None = None) -> list[dict[str, str]]:
     links = [
         {
             "href": "/api/v1/grids",
@@ -133,6 +133,14 @@ def home_links(principal) -> list[dict[str, str]]:
         ]
     if principal.teams or principal.stations or principal.has(Role.ADMIN):
         links.insert(0, {"href": "/patrols/upload", "label": "上传巡护轨迹 Upload a patrol track"})
+    maps = [{"href": "/maps/station", "label": "巡护地图 Station map", "note": "effort, tracks, incidents"}]
+    if principal.has(Role.ADMIN, Role.STATION_MANAGER, Role.ENFORCEMENT_OFFICER):
+        maps.append({"href": "/maps/joint", "label": "粤桂联合执法图 Joint enforcement map", "note": "both sides"})
+    if latest_patrol is not None:
+        maps.append(
+            {"href": f"/maps/replay/patrol/{latest_patrol}", "label": "巡护回放 Patrol replay", "note": "latest patrol"}
+        )
+    links[0:0] = maps
     links.append({"href": "/api/v1/effort", "label": "网格巡护统计 Patrol effort per grid (JSON)"})
     links.append({"href": "/api/v1/effort/unpatrolled", "label": "久未巡护的网格 Grids not patrolled lately"})
     if principal.has(Role.ADMIN):
@@ -143,6 +151,13 @@ def home_links(principal) -> list[dict[str, str]]:
             }
         )
     return links
+
+
+def _latest_patrol(session, principal) -> int | None:
+    """The newest patrol this user may see, for the replay link (None: none)."""
+    query = select(Patrol.id).order_by(Patrol.started_at.desc(), Patrol.id.desc()).limit(1)
+    visible = visible_patrols_clause(session, principal)
+    return session.scalar(query if visible is None else query.where(visible))
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -158,7 +173,7 @@ def home(request: Request, session: SessionDep, principal: Public):
             "csrf": csrf_token(request),
             "side_label": f"{side.name_zh} {side.name_en}" if side else principal.side,
             "roles": sorted(r.value for r in principal.roles),
-            "links": home_links(principal),
+            "links": home_links(principal, _latest_patrol(session, principal)),
         },
     )
 

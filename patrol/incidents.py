@@ -25,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 import shapely
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -763,6 +764,56 @@ def counts_by_grid(
         .order_by(Grid.code)
     ).all()
     return [{"grid": r.code, "town": r.town, "side": r.side, "count": int(r.n)} for r in rows]
+
+
+def incident_points(
+    session: Session,
+    principal: Principal,
+    q: IncidentQuery,
+    settings: IncidentSettings,
+    *,
+    now: datetime | None = None,
+    max_rows: int = 200_000,
+) -> pd.DataFrame:
+    """Every incident matching ``q`` that ``principal`` may see, as columns for a map (no paging),
+    with ``overdue`` computed for all rows at once. More than ``max_rows`` is refused."""
+    now = aware(now) or _now()
+    clauses = _filters(session, principal, q, settings, now)
+    query = (
+        select(
+            Incident.id,
+            Incident.lon,
+            Incident.lat,
+            Incident.category,
+            Incident.severity,
+            Incident.status,
+            Incident.observed_at,
+            Incident.accept_due,
+            Incident.resolve_due,
+            Grid.code.label("grid"),
+            Incident.side,
+            Incident.referred_to,
+            Incident.joint_case_id,
+            Incident.border_distance_m,
+        )
+        .outerjoin(Grid, Grid.id == Incident.grid_id)
+        .where(*clauses)
+        .order_by(Incident.id)
+        .limit(max_rows + 1)
+    )
+    rows = session.execute(query).all()
+    if len(rows) > max_rows:
+        raise InvalidRequest(
+            f"more than {max_rows} incidents match; choose a shorter time range or fewer grids"
+        )
+    frame = pd.DataFrame(rows, columns=[c.name for c in query.selected_columns])
+    for column in ("observed_at", "accept_due", "resolve_due"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    now_ts = pd.Timestamp(now)
+    late_accept = (frame.status == "reported") & (frame.accept_due < now_ts)
+    late_resolve = frame.status.isin(OPEN) & (frame.resolve_due < now_ts)
+    frame["overdue"] = np.where(late_accept, "accept", np.where(late_resolve, "resolve", None))
+    return frame
 
 
 def list_categories(session: Session, *, include_retired: bool = False) -> list[dict[str, Any]]:

@@ -108,6 +108,42 @@ class IncidentSettings(BaseSettings):
         }[level]
 
 
+BASEMAPS = ("none", "osm", "tianditu", "satellite", "amap")
+
+
+class MapSettings(BaseSettings):
+    """The station, joint-enforcement and replay maps."""
+
+    model_config = SettingsConfigDict(env_prefix="MANGROVE_MAP_", extra="ignore")
+
+    # none: no tiles, works offline; the others load tiles from the internet when chosen.
+    default_basemap: str = "none"
+    tianditu_key: str = ""  # 天地图 browser key; the Tianditu basemap is offered only when set
+    default_days: int = Field(default=30, ge=1, le=3660)  # station map period when none is given
+    # Tracks are simplified again for an overview map (the stored copy keeps 5 m).
+    track_tolerance_m: float = Field(default=15.0, ge=0)
+    coordinate_decimals: int = Field(default=5, ge=4, le=7)  # 5 decimals ≈ 1 m
+    replay_max_points: int = Field(default=3000, ge=100)  # per patrol in a replay
+    max_incidents: int = Field(default=200_000, ge=1)  # a map never embeds more than this
+
+    @field_validator("default_basemap")
+    @classmethod
+    def _known_basemap(cls, value: str) -> str:
+        if value not in BASEMAPS:
+            raise ValueError(
+                f"MANGROVE_MAP_DEFAULT_BASEMAP must be one of {', '.join(BASEMAPS)}, got {value!r}"
+            )
+        return value
+
+    def check_basemap(self, name: str) -> str:
+        """``name`` if it can be drawn here; a ValueError naming the problem otherwise."""
+        if name not in BASEMAPS:
+            raise ValueError(f"unknown basemap {name!r}: use one of {', '.join(BASEMAPS)}")
+        if name == "tianditu" and not self.tianditu_key:
+            raise ValueError("the Tianditu basemap needs a key: set MANGROVE_MAP_TIANDITU_KEY")
+        return name
+
+
 class Settings:
     """All concerns together, validated at once."""
 
@@ -117,6 +153,8 @@ class Settings:
         self.imports = ImportSettings()
         self.patrols = PatrolSettings()
         self.incidents = IncidentSettings()
+        self.maps = MapSettings()
+        self.maps.check_basemap(self.maps.default_basemap)
 
     def photo_dir(self) -> Path:
         return self.incidents.photo_dir or self.storage.data_dir / "photos"

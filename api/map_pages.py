@@ -1,0 +1,206 @@
+"""The map pages: /maps/station, /maps/joint and /maps/replay/….
+
+Each page gathers its data under the rules of the data shown (``patrol.map_data``), renders it
+with ``maps`` and serves it with Leaflet and the other libraries from /static/maps. A
+Content-Security-Policy lets the browser load nothing from elsewhere, except the tiles of a basemap
+the user chose. Bad input answers with a 4xx page that says what is wrong, not a blank map.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from api.deps import Public, SessionDep, SettingsDep, csrf_token
+from api.params import DB_INT_MAX, parse_datetime_interval
+from geodata.errors import InputError
+from maps.assets import to_html
+from maps.base import Basemap, basemap
+from maps.joint import joint_map
+from maps.replay import replay_map
+from maps.station import METRICS, station_map
+from patrol.errors import DomainError, InvalidRequest, NotFound
+from patrol.map_data import (
+    JointMapQuery,
+    StationMapQuery,
+    joint_map_data,
+    replay_data,
+    station_map_data,
+)
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+router = APIRouter(include_in_schema=False)
+
+INCIDENT_LINK = "/api/v1/incidents/"
+REPLAY_LINK = "/maps/replay/patrol/"
+
+
+def _choose_basemap(settings, name: str | None) -> Basemap:
+    name = name or settings.maps.default_basemap
+    try:
+        settings.maps.check_basemap(name)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    return basemap(name, tianditu_key=settings.maps.tianditu_key)
+
+
+def _period(start: str | None, end: str | None):
+    """``from``/``to`` as local (China) days, both included."""
+    if not start and not end:
+        return None, None
+    return parse_datetime_interval(f"{start or '..'}/{end or '..'}")
+
+
+def _policy(base: Basemap) -> str:
+    tiles = " ".join(sorted({_origin(url) for url, _, _ in base.tiles}))
+    return (
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+        f"img-src 'self' data: {tiles}".strip()
+        + "; connect-src 'self'; frame-ancestors 'self'"
+    )
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].replace("{s}", "*")
+    return f"{scheme}://{host}"
+
+
+def _page(html: str, base: Basemap) -> HTMLResponse:
+    return HTMLResponse(html, headers={"Content-Security-Policy": _policy(base), "Cache-Control": "no-store"})
+
+
+def _error_page(request: Request, principal, exc) -> HTMLResponse:
+    status = getattr(exc, "status", 400)
+    message = getattr(exc, "message", str(exc))
+    return templates.TemplateResponse(
+        request,
+        "map_error.html",
+        {
+            "principal": principal,
+            "csrf": csrf_token(request),
+            "status": status,
+            "message": message,
+            "title": getattr(exc, "title", "Request refused"),
+        },
+        status_code=status,
+    )
+
+
+def _sign_in(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={target}", status_code=303)
+
+
+def _render(request, principal, build):
+    """Run ``build`` (returning (html, basemap)); a refusal becomes an error page."""
+    if principal is None:
+        return _sign_in(request)
+    try:
+        html, base = build()
+    except (DomainError, InputError) as exc:
+        return _error_page(request, principal, exc)
+    return _page(html, base)
+
+
+@router.get("/maps/station", response_class=HTMLResponse)
+def station_page(request: Request, session: SessionDep, settings: SettingsDep, principal: Public):
+    q = request.query_params
+
+    def build():
+        base = _choose_basemap(settings, q.get("basemap"))
+        metric = q.get("metric") or "km_per_ha"
+        if metric not in METRICS:
+            raise InvalidRequest(f"unknown effort measure {metric!r}: use one of {', '.join(METRICS)}")
+        start, end = _period(q.get("from"), q.get("to"))
+        days = q.get("unpatrolled_days")
+        if days is not None and not (days.isdigit() and 1 <= int(days) <= 3650):
+            raise InvalidRequest(
+                f"unpatrolled_days must be a whole number of days from 1 to 3650, got {days!r}"
+            )
+        query = StationMapQuery(
+            station=q.get("station") or None,
+            town=q.get("town") or None,
+            grids=tuple(g for g in q.getlist("grid") if g),
+            start=start,
+            end=end,
+            unpatrolled_days=int(days) if days else None,
+        )
+        data = station_map_data(session, principal, query, settings)
+        m = station_map(
+            data,
+            base,
+            metric=metric,
+            decimals=settings.maps.coordinate_decimals,
+            link=INCIDENT_LINK,
+            replay_link=REPLAY_LINK,
+        )
+        return to_html(m, self_contained=False, title=f"巡护地图 Station map · {data.title}"), base
+
+    return _render(request, principal, build)
+
+
+@router.get("/maps/joint", response_class=HTMLResponse)
+def joint_page(request: Request, session: SessionDep, settings: SettingsDep, principal: Public):
+    q = request.query_params
+
+    def build():
+        base = _choose_basemap(settings, q.get("basemap"))
+        start, end = _period(q.get("from"), q.get("to"))
+        query = JointMapQuery(
+            start=start,
+            end=end,
+            categories=tuple(c for c in q.getlist("category") if c),
+            statuses=tuple(s for s in q.getlist("status") if s),
+        )
+        data = joint_map_data(session, principal, query, settings)
+        m = joint_map(
+            data,
+            base,
+            decimals=settings.maps.coordinate_decimals,
+            link=INCIDENT_LINK,
+            filter_action="/maps/joint",
+        )
+        return to_html(m, self_contained=False, title="联合执法图 Joint enforcement map"), base
+
+    return _render(request, principal, build)
+
+
+def _patrol_id(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= DB_INT_MAX:
+        raise NotFound(f"no patrol {raw!r}")
+    return int(raw)
+
+
+@router.get("/maps/replay/patrol/{patrol_id}", response_class=HTMLResponse)
+def replay_patrol_page(
+    request: Request, patrol_id: str, session: SessionDep, settings: SettingsDep, principal: Public
+):
+    def build():
+        base = _choose_basemap(settings, request.query_params.get("basemap"))
+        data = replay_data(session, principal, settings, patrol_id=_patrol_id(patrol_id))
+        m = replay_map(data, base, decimals=settings.maps.coordinate_decimals)
+        return to_html(m, self_contained=False, title=data.title), base
+
+    return _render(request, principal, build)
+
+
+@router.get("/maps/replay/team/{team}/{day}", response_class=HTMLResponse)
+def replay_team_page(
+    request: Request, team: str, day: str, session: SessionDep, settings: SettingsDep, principal: Public
+):
+    def build():
+        base = _choose_basemap(settings, request.query_params.get("basemap"))
+        try:
+            local_day = date.fromisoformat(day)
+        except ValueError:
+            raise InvalidRequest(f"bad day {day!r}: expected a date such as 2026-03-01") from None
+        data = replay_data(session, principal, settings, team=team, day=local_day)
+        m = replay_map(data, base, decimals=settings.maps.coordinate_decimals)
+        return to_html(m, self_contained=False, title=data.title), base
+
+    return _render(request, principal, build)

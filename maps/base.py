@@ -1,0 +1,324 @@
+"""What every map shares: basemaps, the datum of the overlays, compact coordinates, colours and
+the few folium elements our layers are built from.
+
+Maps draw overlays from compact JSON with the builders in ``static/mangrove-maps.js`` rather than
+one folium element per feature: a year of patrols and incidents stays a few MB and renders at once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+from zoneinfo import ZoneInfo
+
+import folium
+import numpy as np
+import pandas as pd
+import shapely
+from branca.element import MacroElement
+from folium.map import Layer
+from jinja2 import Template
+
+from geodata.datum import wgs84_to_gcj02
+
+CHINA = ZoneInfo("Asia/Shanghai")
+STEP = 1e5  # coordinates travel as integers of 1e-5 degree (≈ 1 m)
+
+
+# --- basemaps ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Basemap:
+    name: str
+    label: str
+    tiles: tuple[tuple[str, str, str], ...]  # (URL template, attribution, subdomains)
+    datum: str = "wgs84"  # the datum the tiles are drawn in; overlays are shifted to match
+    max_zoom: int = 18
+
+
+def basemap(name: str, *, tianditu_key: str = "") -> Basemap:
+    """The tile layers of a basemap choice (``patrol.settings.BASEMAPS``). ``none`` needs no network."""
+    if name == "none":
+        return Basemap("none", "无底图 No basemap (offline)", ())
+    if name == "osm":
+        return Basemap(
+            "osm",
+            "OpenStreetMap",
+            (("https://tile.openstreetmap.org/{z}/{x}/{y}.png", "© OpenStreetMap contributors", "abc"),),
+            max_zoom=19,
+        )
+    if name == "tianditu":
+        if not tianditu_key:
+            raise ValueError("the Tianditu basemap needs a key: set MANGROVE_MAP_TIANDITU_KEY")
+        wmts = (
+            "https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+            "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}"
+            f"&tk={tianditu_key}"
+        )
+        attribution = "© 天地图 Tianditu"
+        return Basemap(
+            "tianditu",
+            "天地图 Tianditu",
+            (
+                (wmts.replace("{layer}", "vec"), attribution, "01234567"),
+                (wmts.replace("{layer}", "cva"), attribution, "01234567"),  # Chinese place names
+            ),
+        )
+    if name == "satellite":
+        return Basemap(
+            "satellite",
+            "卫星影像 Satellite (Esri World Imagery)",
+            (
+                (
+                    "https://server.arcgisonline.com/ArcGIS/rest/services/World_Imagery/MapServer/tile/{z}/{y}/{x}",
+                    "Imagery © Esri, Maxar, Earthstar Geographics",
+                    "",
+                ),
+            ),
+        )
+    if name == "amap":
+        return Basemap(
+            "amap",
+            "高德地图 Amap (GCJ-02)",
+            (
+                (
+                    "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8&x={x}&y={y}&z={z}",
+                    "© 高德地图 AutoNavi",
+                    "1234",
+                ),
+            ),
+            datum="gcj02",
+        )
+    raise ValueError(f"unknown basemap {name!r}")
+
+
+def new_map(bounds: tuple[float, float, float, float], base: Basemap) -> folium.Map:
+    """A folium map fitted to ``bounds`` (lon/lat, already in the overlays' datum) with a scale bar."""
+    minx, miny, maxx, maxy = bounds
+    m = folium.Map(
+        location=[(miny + maxy) / 2, (minx + maxx) / 2],
+        zoom_start=11,
+        tiles=None,
+        control_scale=True,
+        prefer_canvas=False,
+    )
+    # Without a tile layer Leaflet has no zoom limits, and marker clustering refuses to start.
+    m.options.update(max_zoom=base.max_zoom, min_zoom=6)
+    for i, (url, attribution, subdomains) in enumerate(base.tiles):
+        folium.TileLayer(
+            url,
+            attr=attribution,
+            name=base.label if i == 0 else base.label + " 注记 labels",
+            subdomains=subdomains or "abc",
+            max_zoom=base.max_zoom,
+            overlay=i > 0,
+            control=False,
+        ).add_to(m)
+    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    return m
+
+
+# --- coordinates -------------------------------------------------------------------------------
+
+
+class Overlay:
+    """Puts WGS84 coordinates into the basemap's datum (GCJ-02 for Amap) and rounds them."""
+
+    def __init__(self, base: Basemap, decimals: int = 5):
+        self.gcj02 = base.datum == "gcj02"
+        self.decimals = decimals
+
+    def lonlat(self, lon, lat) -> tuple[np.ndarray, np.ndarray]:
+        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        if self.gcj02 and lon.size:
+            lon, lat = wgs84_to_gcj02(lon, lat)
+        return np.round(lon, self.decimals), np.round(lat, self.decimals)
+
+    def geometries(self, geoms) -> np.ndarray:
+        def move(xy: np.ndarray) -> np.ndarray:
+            return np.column_stack(self.lonlat(xy[:, 0], xy[:, 1]))
+
+        return shapely.transform(np.asarray(geoms, dtype=object), move)
+
+    def bounds(self, geoms) -> tuple[float, float, float, float]:
+        return tuple(float(v) for v in shapely.total_bounds(self.geometries(geoms)))
+
+
+def delta_encode(lon: np.ndarray, lat: np.ndarray) -> list[int]:
+    """[lon0, lat0, dlon1, dlat1, …] in 1e-5 degree integers (``MangroveMaps.decode`` reverses it)."""
+    q = np.column_stack([np.round(np.asarray(lon) * STEP), np.round(np.asarray(lat) * STEP)]).astype(np.int64)
+    if len(q) == 0:
+        return []
+    q[1:] = np.diff(q, axis=0)
+    return q.ravel().tolist()
+
+
+def line_parts(geom) -> list[list[int]]:
+    """Each part of a (multi)line, delta-encoded."""
+    parts = shapely.get_parts(geom) if geom is not None else []
+    out = []
+    for part in parts:
+        xy = shapely.get_coordinates(part)
+        if len(xy) >= 2:
+            out.append(delta_encode(xy[:, 0], xy[:, 1]))
+    return out
+
+
+def feature_collection(geoms, properties: list[dict]) -> dict:
+    """A GeoJSON FeatureCollection (geometries already moved and rounded)."""
+    features = []
+    for geom, props in zip(geoms, properties):
+        features.append(
+            {"type": "Feature", "properties": props, "geometry": json.loads(shapely.to_geojson(geom))}
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def label_points(geoms) -> np.ndarray:
+    """A point inside each polygon (not the centroid, which can fall outside a thin strip)."""
+    return shapely.get_coordinates(shapely.point_on_surface(np.asarray(geoms, dtype=object)))
+
+
+# --- words and colours -------------------------------------------------------------------------
+
+STATUS_LABELS = {
+    "reported": ("已报告", "Reported", "#d7191c"),
+    "accepted": ("已受理", "Accepted", "#f39c12"),
+    "in_progress": ("处理中", "In progress", "#e6c229"),
+    "resolved": ("已办结", "Resolved", "#1a9641"),
+    "closed": ("已关闭", "Closed", "#5d6d7e"),
+    "rejected": ("不予受理", "Rejected", "#aab7b8"),
+    "duplicate": ("重复", "Duplicate", "#aab7b8"),
+}
+OPEN_STATUSES = ("reported", "accepted", "in_progress")
+SIDE_COLORS = {"GD-LJ": "#2166ac", "GX-HP": "#1b7837"}
+TEAM_COLORS = ["#e41a1c", "#377eb8", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#4daf4a", "#999999"]
+# One character per built-in category, drawn inside the marker; others use their Chinese label's first.
+CATEGORY_GLYPHS = {
+    "cutting": "砍",
+    "aquaculture": "塘",
+    "fishing_digging": "挖",
+    "pollution": "污",
+    "rubbish": "垃",
+    "cordgrass": "草",
+    "pests": "虫",
+    "fire": "火",
+    "bird_disturbance": "鸟",
+    "facilities": "设",
+    "other": "他",
+}
+
+
+def glyph(code: str, label_zh: str) -> str:
+    return CATEGORY_GLYPHS.get(code) or (label_zh[:1] if label_zh else "?")
+
+
+def local_time(value, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """An instant as China time text; '' for none."""
+    if value is None or (not isinstance(value, datetime) and pd.isna(value)):
+        return ""
+    value = pd.Timestamp(value)
+    value = value.tz_localize("UTC") if value.tzinfo is None else value
+    return value.tz_convert(CHINA).strftime(fmt)
+
+
+def local_times(values: pd.Series, fmt: str = "%Y-%m-%d %H:%M") -> list[str]:
+    """Many instants at once (vectorised); '' for missing ones."""
+    times = pd.to_datetime(values, utc=True).dt.tz_convert(CHINA)
+    return times.dt.strftime(fmt).fillna("").tolist()
+
+
+def h(text) -> str:
+    """HTML-escape a value for server-built popups and legends."""
+    return escape("" if text is None else str(text))
+
+
+# --- folium elements ---------------------------------------------------------------------------
+
+
+class JsLayer(Layer):
+    """An overlay built in the browser: ``builder`` is a ``MangroveMaps`` function given ``data``.
+
+    A folium Layer, so that the layer control lists it and ``show`` works as for folium's own.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = MangroveMaps.{{ this.builder }}({{ this.data_json }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, builder: str, data, *, name: str, show: bool = True, control: bool = True):
+        super().__init__(name=name, overlay=True, control=control, show=show)
+        self._name = "JsLayer"
+        self.builder = builder
+        self.data_json = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+
+
+class Control(MacroElement):
+    """A box of HTML in a corner of the map (title, legend, filters)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            MangroveMaps.control({{ this._parent.get_name() }}, {{ this.position|tojson }},
+                {{ this.html|tojson }}, {{ this.css_class|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, html: str, *, position: str = "topright", css_class: str = ""):
+        super().__init__()
+        self._name = "Control"
+        self.html = html
+        self.position = position
+        self.css_class = css_class
+
+
+class Script(MacroElement):
+    """A statement run after every layer exists; ``{map}`` is replaced by the map's variable."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            {{ this.code.replace("{map}", this._parent.get_name()) }}
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, code: str):
+        super().__init__()
+        self._name = "Script"
+        self.code = code
+
+
+def finish(m: folium.Map) -> None:
+    """Layer control and the render hook; call last, after every layer is added."""
+    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    Script("MangroveMaps.ready({map});").add_to(m)
+
+
+def legend_html(sections: list[tuple[str, list[str]]], *, title: str = "图例 Legend") -> str:
+    """A collapsible legend; each section is (heading, rows of HTML)."""
+    body = "".join(
+        f"<h2>{h(heading)}</h2>" + "".join(f"<div class='mp-row'>{row}</div>" for row in rows)
+        for heading, rows in sections
+        if rows
+    )
+    return f"<details open class='mp-legend'><summary>{h(title)}</summary>{body}</details>"
+
+
+def swatch(color: str, label: str, *, border: str = "#555", dash: bool = False) -> str:
+    style = f"background:{color};border-color:{border}" + (
+        ";border-style:dashed;border-width:2px" if dash else ""
+    )
+    return f"<span class='mp-swatch' style='{style}'></span>{label}"
+
+
+def line_key(color: str, label: str) -> str:
+    return f"<span class='mp-line' style='border-color:{color}'></span>{label}"

@@ -1,0 +1,201 @@
+"""The cross-provincial joint-enforcement map: both sides' grids, the border and the strip near it,
+each side's incidents in its colour, joint cases and referred incidents highlighted, and a filter
+form (served maps) for the period, categories and statuses."""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+
+from maps.base import (
+    SIDE_COLORS,
+    STATUS_LABELS,
+    Basemap,
+    Control,
+    JsLayer,
+    Overlay,
+    feature_collection,
+    finish,
+    h,
+    label_points,
+    legend_html,
+    line_key,
+    local_time,
+    new_map,
+    swatch,
+)
+from maps.station import add_incidents
+
+BORDER_COLOR = "#c0392b"
+
+
+def _filter_form(data, base: Basemap, action: str) -> str:
+    f = data.filters
+    start = local_time(f.start, "%Y-%m-%d")
+    end = local_time(f.end, "%Y-%m-%d")
+    categories = "".join(
+        f"<option value='{h(code)}'{' selected' if code in f.categories else ''}>{h(zh)} {h(en)}</option>"
+        for code, (zh, en) in sorted(data.labels.categories.items())
+    )
+    statuses = "".join(
+        f"<option value='{code}'{' selected' if code in f.statuses else ''}>{zh} {en}</option>"
+        for code, (zh, en, _) in STATUS_LABELS.items()
+    )
+    return (
+        f"<form class='mp-filter' method='get' action='{h(action)}'>"
+        "<b>筛选 Filter</b>"
+        f"<label>从 From <input type='date' name='from' value='{start}'></label>"
+        f"<label>到 To <input type='date' name='to' value='{end}'></label>"
+        f"<label>类别 Category <select name='category' multiple size='4'>{categories}</select></label>"
+        f"<label>状态 Status <select name='status' multiple size='4'>{statuses}</select></label>"
+        f"<input type='hidden' name='basemap' value='{h(base.name)}'>"
+        "<button type='submit'>应用 Apply</button></form>"
+    )
+
+
+def joint_map(data, base: Basemap, *, decimals: int = 5, link: str = "", filter_action: str | None = None):
+    """The folium map of ``patrol.map_data.JointMapData``; ``filter_action`` adds the filter form."""
+    overlay = Overlay(base, decimals)
+    grids = data.grids
+    geoms = overlay.geometries(grids.geometry.to_numpy())
+    border = overlay.geometries(np.array([data.border], dtype=object))[0]
+    band = overlay.geometries(np.array([data.border_band], dtype=object))[0]
+    m = new_map(overlay.bounds(np.append(geoms, band)), base)
+
+    props = []
+    for g in grids.itertuples():
+        side = data.labels.sides.get(g.side, (g.side, g.side))
+        town = data.labels.towns.get(g.town, ("", ""))
+        props.append(
+            {
+                "code": g.code,
+                "style": {
+                    "color": SIDE_COLORS.get(g.side, "#555"),
+                    "weight": 1.2,
+                    "fillColor": SIDE_COLORS.get(g.side, "#555"),
+                    "fillOpacity": 0.18,
+                },
+                "tooltip": f"{h(g.code)} {h(g.name_zh)} · {h(side[0])}",
+                "popup": f"<b>{h(g.code)} {h(g.name_zh)}</b><br>{h(g.name_en)}"
+                f"<table class='mp-table'><tr><th>一方 Side</th><td>{h(side[0])} {h(side[1])}</td></tr>"
+                f"<tr><th>乡镇 Town</th><td>{h(town[0])} {h(town[1])}</td></tr>"
+                f"<tr><th>面积 Area</th><td>{g.area_ha:,.1f} ha</td></tr></table>",
+            }
+        )
+    JsLayer(
+        "polygons", feature_collection(geoms, props), name="两省网格/保护区 Grids and zones of both sides"
+    ).add_to(m)
+    points = label_points(geoms)
+    JsLayer(
+        "labels",
+        [[round(y, 5), round(x, 5), h(c)] for (x, y), c in zip(points, grids.code)],
+        name="网格编号 Grid codes",
+        show=False,
+    ).add_to(m)
+    km = data.border_distance_m / 1000
+    JsLayer(
+        "polygons",
+        feature_collection(
+            [band],
+            [
+                {
+                    "style": {
+                        "color": BORDER_COLOR,
+                        "weight": 0,
+                        "fillColor": BORDER_COLOR,
+                        "fillOpacity": 0.08,
+                    },
+                    "tooltip": f"省界 {km:g} km 范围 Within {km:g} km of the border",
+                }
+            ],
+        ),
+        name=f"省界附近 {km:g} km Near the border",
+    ).add_to(m)
+    xy = shapely.get_coordinates(border)
+    JsLayer(
+        "polygons",
+        feature_collection(
+            [shapely.linestrings(xy)],
+            [
+                {
+                    "style": {"color": BORDER_COLOR, "weight": 3, "dashArray": "10 6"},
+                    "tooltip": "粤桂省界 Guangdong–Guangxi border (approximate)",
+                }
+            ],
+        ),
+        name="粤桂省界 Provincial border",
+    ).add_to(m)
+
+    add_incidents(
+        m,
+        data.incidents,
+        data.labels,
+        overlay,
+        name=f"事件 Incidents ({len(data.incidents)})",
+        color_by="side",
+        link=link,
+        border_distance_m=data.border_distance_m,
+    )
+    if data.cases:
+        lon, lat = overlay.lonlat([c["lon"] for c in data.cases], [c["lat"] for c in data.cases])
+        rows = []
+        for case, x, y in zip(data.cases, lon, lat):
+            sides = sorted({p["side"] for p in case["participants"]})
+            popup = (
+                f"<b>联合案件 Joint case #{case['id']}</b><br>{h(case['title'])}<table class='mp-table'>"
+                f"<tr><th>状态 Status</th><td>{'办理中 open' if case['status'] == 'open' else '已结 closed'}</td></tr>"
+                f"<tr><th>立案 Opened</th><td>{local_time(case['opened_at'])}</td></tr>"
+                f"<tr><th>参与方 Sides</th><td>{h(', '.join(sides))}</td></tr>"
+                f"<tr><th>事件 Incidents</th><td>{h(', '.join('#' + str(i) for i in case['incident_ids']))}</td></tr>"
+                "</table>"
+            )
+            rows.append(
+                [float(y), float(x), f"<span class='mp-case' title='{h(case['title'])}'>★</span>", popup]
+            )
+        JsLayer("cases", rows, name=f"联合案件 Joint cases ({len(rows)})").add_to(m)
+
+    sides = [
+        swatch(
+            color,
+            f"{h(data.labels.sides.get(code, (code, ''))[0])} {h(data.labels.sides.get(code, ('', code))[1])}",
+            border=color,
+        )
+        for code, color in SIDE_COLORS.items()
+    ]
+    Control(
+        legend_html(
+            [
+                ("一方 Sides (grids and incidents)", sides),
+                (
+                    "省界 Border",
+                    [
+                        line_key(BORDER_COLOR, "粤桂省界 Provincial border"),
+                        swatch("#f6dcd9", f"{km:g} km 内 Within {km:g} km", border=BORDER_COLOR),
+                    ],
+                ),
+                (
+                    "标记 Markers",
+                    [
+                        "<span class='mp-inc mp-joint' style='background:#555'></span>联合案件事件 In a joint case",
+                        "<span class='mp-inc mp-referred' style='background:#555'></span>已移交 Referred to the other side",
+                        "<span class='mp-inc mp-overdue' style='background:#555'></span>超时 Overdue",
+                        "<span class='mp-case'>★</span>联合案件 Joint case",
+                    ],
+                ),
+            ]
+        ),
+        position="bottomright",
+    ).add_to(m)
+    period = "全部时间 All time"
+    if data.start or data.end:
+        period = f"{local_time(data.start, '%Y-%m-%d') or '…'} – {local_time(data.end, '%Y-%m-%d') or '…'}"
+    Control(
+        f"<h1>粤桂联合执法图 Joint enforcement map</h1><p>{period}</p>"
+        f"<p class='mp-muted'>{len(data.incidents)} 个事件 incidents · {len(data.cases)} 个联合案件 joint cases · "
+        f"{h(base.label)}</p>",
+        position="topleft",
+    ).add_to(m)
+    if filter_action:
+        Control(_filter_form(data, base, filter_action), position="topleft").add_to(m)
+    finish(m)
+    return m

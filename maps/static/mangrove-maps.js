@@ -1,0 +1,253 @@
+/* Mangrove Patrol map layers: small builders that turn the compact data the server embeds into
+ * Leaflet layers. Served by the service (/static/maps/) or inlined into exported maps; no network.
+ * Coordinates of lines arrive delta-encoded in 1e-5 degree steps (≈ 1 m), [lon0, lat0, dlon, dlat…],
+ * which is about a third of the size of decimal degrees. */
+(function () {
+  "use strict";
+
+  function esc(text) {
+    return String(text == null ? "" : text).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+
+  // [lon0, lat0, dlon1, dlat1, ...] (integers, 1e-5 degrees) -> [[lat, lon], ...]
+  function decode(deltas) {
+    var out = new Array(deltas.length / 2), lon = 0, lat = 0;
+    for (var i = 0; i < deltas.length; i += 2) {
+      lon += deltas[i];
+      lat += deltas[i + 1];
+      out[i / 2] = [lat / 1e5, lon / 1e5];
+    }
+    return out;
+  }
+
+  function table(rows) {
+    var html = "<table class='mp-table'>";
+    rows.forEach(function (r) {
+      if (r[1] !== null && r[1] !== undefined && r[1] !== "") {
+        html += "<tr><th>" + esc(r[0]) + "</th><td>" + r[1] + "</td></tr>";
+      }
+    });
+    return html + "</table>";
+  }
+
+  // Polygons (grids, zones, bands) with their style, popup and tooltip given per feature.
+  function polygons(collection) {
+    return L.geoJSON(collection, {
+      style: function (f) { return f.properties.style; },
+      onEachFeature: function (f, layer) {
+        if (f.properties.popup) layer.bindPopup(f.properties.popup, { maxWidth: 320 });
+        if (f.properties.tooltip) layer.bindTooltip(f.properties.tooltip, { sticky: true });
+      }
+    });
+  }
+
+  // Text labels that do not catch clicks: rows of [lat, lon, html].
+  function labels(rows) {
+    var group = L.layerGroup();
+    rows.forEach(function (r) {
+      L.marker([r[0], r[1]], {
+        interactive: false, keyboard: false,
+        icon: L.divIcon({ className: "mp-label", html: r[2], iconSize: null })
+      }).addTo(group);
+    });
+    return group;
+  }
+
+  // Patrol tracks: data = {teams: [{zh, en, color}], rows: [[team, id, date, km, members, transport, parts]]}
+  function tracks(data) {
+    var renderer = L.canvas({ padding: 0.5, tolerance: 4 });
+    var group = L.featureGroup();
+    data.rows.forEach(function (r) {
+      var team = data.teams[r[0]];
+      var line = L.polyline(r[6].map(decode), {
+        renderer: renderer, color: team.color, weight: 2.5, opacity: 0.8
+      });
+      line.bindPopup(function () {
+        return "<b>巡护 Patrol #" + r[1] + "</b>" + table([
+          ["队伍 Team", esc(team.zh) + "<br>" + esc(team.en)],
+          ["队员 Members", esc(r[4])],
+          ["日期 Date", esc(r[2])],
+          ["距离 Distance", r[3] + " km"],
+          ["方式 Transport", esc(r[5])]
+        ]) + (data.replay ? "<a href='" + data.replay + r[1] + "'>回放 Replay ▶</a>" : "");
+      });
+      line.addTo(group);
+    });
+    return group;
+  }
+
+  // Incident markers for a marker cluster: lookups = {categories: [{glyph, zh, en}],
+  // statuses: [{code, zh, en, color}], sides: [{code, zh, en, color}], colorBy: "status"|"side",
+  // link: URL prefix or ""}. Rows: [lat, lon, id, category, status, overdue, observed, due, grid,
+  // side, flags] where flags is a string of letters: j joint case, r referred, n near the border.
+  function incidentMarker(lookups) {
+    return function (row) {
+      var category = lookups.categories[row[3]], status = lookups.statuses[row[4]];
+      var side = lookups.sides[row[9]];
+      var color = lookups.colorBy === "side" ? side.color : status.color;
+      var flags = row[10] || "";
+      var classes = "mp-inc" + (row[5] ? " mp-overdue" : "") +
+        (flags.indexOf("j") >= 0 ? " mp-joint" : "") + (flags.indexOf("r") >= 0 ? " mp-referred" : "");
+      var marker = L.marker([row[0], row[1]], {
+        icon: L.divIcon({
+          className: "", iconSize: [22, 22], iconAnchor: [11, 11],
+          html: "<span class='" + classes + "' style='background:" + color + "'>" + esc(category.glyph) + "</span>"
+        }),
+        title: category.zh + " " + category.en
+      });
+      marker.mpOpen = status.open;
+      marker.mpOverdue = !!row[5];
+      marker.bindPopup(function () {
+        var id = lookups.link ? "<a href='" + lookups.link + row[2] + "' target='_blank'>#" + row[2] + "</a>" : "#" + row[2];
+        var notes = [];
+        if (flags.indexOf("j") >= 0) notes.push("联合案件 Joint case");
+        if (flags.indexOf("r") >= 0) notes.push("已移交 Referred");
+        if (flags.indexOf("n") >= 0) notes.push("近省界 Near the border");
+        return "<b>事件 Incident " + id + "</b>" + table([
+          ["类别 Category", esc(category.zh) + "<br>" + esc(category.en)],
+          ["状态 Status", "<span class='mp-dot' style='background:" + status.color + "'></span>" + esc(status.zh) + " " + esc(status.en)],
+          ["时限 Due", esc(row[7]) + (row[5] ? " <b class='mp-late'>超时 overdue</b>" : "")],
+          ["发现 Observed", esc(row[6])],
+          ["网格 Grid", esc(row[8] || "—")],
+          ["一方 Side", esc(side.zh) + " " + esc(side.en)],
+          ["", esc(notes.join(" · "))]
+        ]);
+      });
+      return marker;
+    };
+  }
+
+  // Clusters coloured by what they hold: red if any open incident is overdue, orange if any is
+  // open, grey when all are settled.
+  function clusterIcon(cluster) {
+    var children = cluster.getAllChildMarkers(), open = false, late = false;
+    for (var i = 0; i < children.length; i++) {
+      if (children[i].mpOverdue) { late = true; break; }
+      if (children[i].mpOpen) open = true;
+    }
+    var n = cluster.getChildCount();
+    var size = n < 10 ? 30 : n < 100 ? 36 : n < 1000 ? 42 : 48;
+    return L.divIcon({
+      html: "<div><span>" + n + "</span></div>",
+      className: "marker-cluster mp-cluster " + (late ? "mp-cluster-late" : open ? "mp-cluster-open" : "mp-cluster-done"),
+      iconSize: L.point(size, size)
+    });
+  }
+
+  // Point markers with a ready-made icon and popup: rows of [lat, lon, iconHtml, popupHtml].
+  function cases(rows) {
+    var group = L.featureGroup();
+    rows.forEach(function (r) {
+      L.marker([r[0], r[1]], {
+        icon: L.divIcon({ className: "", html: r[2], iconSize: [26, 26], iconAnchor: [13, 13] }),
+        zIndexOffset: 1000
+      }).bindPopup(r[3], { maxWidth: 320 }).addTo(group);
+    });
+    return group;
+  }
+
+  function control(map, position, html, className) {
+    var c = L.control({ position: position });
+    c.onAdd = function () {
+      var div = L.DomUtil.create("div", "mp-control " + (className || ""));
+      div.innerHTML = html;
+      L.DomEvent.disableClickPropagation(div);
+      L.DomEvent.disableScrollPropagation(div);
+      return div;
+    };
+    c.addTo(map);
+    return c;
+  }
+
+  // Marks the first full render for tests and benchmarks: layers are added synchronously by the
+  // page's script, drawn on the next frame.
+  function ready(map) {
+    window.mangroveMap = map;
+    requestAnimationFrame(function () {
+      requestAnimationFrame(function () { window.mangroveRenderedAt = performance.now(); });
+    });
+  }
+
+  // Patrol replay: tracks = [{id, color, label, coords (delta-encoded), t (seconds since start)}],
+  // visits = [[trackIndex, grid, enter, exit]] (seconds since start), start = epoch seconds.
+  function replay(map, gridLayer, data) {
+    var crossedStyle = { weight: 4, color: "#d35400", fillColor: "#f5b041", fillOpacity: 0.45 };
+    var gridsByCode = {};
+    gridLayer.eachLayer(function (l) { gridsByCode[l.feature.properties.code] = l; });
+    var duration = 0;
+    var items = data.tracks.map(function (t) {
+      var latlngs = decode(t.coords);
+      duration = Math.max(duration, t.t[t.t.length - 1] || 0);
+      L.polyline(latlngs, { color: t.color, weight: 2, opacity: 0.35, dashArray: "4 4" }).addTo(map);
+      var trail = L.polyline([], { color: t.color, weight: 4, opacity: 0.9 }).addTo(map);
+      var head = L.circleMarker(latlngs[0], { radius: 7, color: "#fff", weight: 2, fillColor: t.color, fillOpacity: 1 })
+        .bindTooltip(t.label).addTo(map);
+      return { t: t.t, latlngs: latlngs, trail: trail, head: head };
+    });
+    var panel = control(map, "bottomleft",
+      "<div class='mp-replay'><button type='button' class='mp-play'>▶</button>" +
+      "<input type='range' class='mp-slider' min='0' max='" + Math.ceil(duration) + "' step='1' value='0'>" +
+      "<select class='mp-speed'><option value='30'>30×</option><option value='120' selected>120×</option>" +
+      "<option value='600'>600×</option></select><div class='mp-clock'></div><div class='mp-now-grid'></div></div>",
+      "mp-replay-panel");
+    var root = panel.getContainer();
+    var slider = root.querySelector(".mp-slider"), clock = root.querySelector(".mp-clock");
+    var button = root.querySelector(".mp-play"), speed = root.querySelector(".mp-speed");
+    var nowGrid = root.querySelector(".mp-now-grid");
+
+    function upTo(times, s) { // index of the last fix at or before s
+      var lo = 0, hi = times.length - 1;
+      if (s < times[0]) return -1;
+      while (lo < hi) { var mid = (lo + hi + 1) >> 1; if (times[mid] <= s) lo = mid; else hi = mid - 1; }
+      return lo;
+    }
+    function show(s) {
+      items.forEach(function (it) {
+        var i = upTo(it.t, s);
+        it.trail.setLatLngs(i < 0 ? [] : it.latlngs.slice(0, i + 1));
+        if (i >= 0) it.head.setLatLng(it.latlngs[i]);
+      });
+      var inside = {};
+      data.visits.forEach(function (v) { if (v[2] <= s && s <= v[3]) inside[v[1]] = true; });
+      var passed = {};
+      data.visits.forEach(function (v) { if (v[2] <= s) passed[v[1]] = true; });
+      Object.keys(gridsByCode).forEach(function (code) {
+        var layer = gridsByCode[code];
+        layer.setStyle(inside[code] ? { weight: 5, color: "#c0392b", fillColor: "#e74c3c", fillOpacity: 0.5 }
+          : passed[code] ? crossedStyle : layer.feature.properties.style);
+      });
+      var when = new Date((data.start + s) * 1000 + 8 * 3600 * 1000); // China time
+      clock.textContent = when.toISOString().slice(0, 19).replace("T", " ") + " (UTC+8)";
+      nowGrid.textContent = Object.keys(inside).length ? "网格 Grid " + Object.keys(inside).join(", ") : "";
+    }
+    var timer = null, last = null;
+    function frame(ts) {
+      if (timer === null) return;
+      if (last !== null) {
+        var next = Number(slider.value) + (ts - last) / 1000 * Number(speed.value);
+        if (next >= duration) { next = duration; stop(); }
+        slider.value = next;
+        show(next);
+      }
+      last = ts;
+      if (timer !== null) timer = requestAnimationFrame(frame);
+    }
+    function stop() { if (timer !== null) cancelAnimationFrame(timer); timer = null; last = null; button.textContent = "▶"; }
+    button.addEventListener("click", function () {
+      if (timer !== null) { stop(); return; }
+      if (Number(slider.value) >= duration) slider.value = 0;
+      button.textContent = "⏸";
+      timer = requestAnimationFrame(frame);
+    });
+    slider.addEventListener("input", function () { show(Number(slider.value)); });
+    show(0);
+    return { show: show, duration: duration };
+  }
+
+  window.MangroveMaps = {
+    esc: esc, decode: decode, table: table, polygons: polygons, labels: labels, tracks: tracks,
+    cases: cases, incidentMarker: incidentMarker, clusterIcon: clusterIcon, control: control, ready: ready, replay: replay
+  };
+})();
