@@ -239,6 +239,11 @@ def h(text) -> str:
 # --- folium elements ---------------------------------------------------------------------------
 
 
+def script_json(value) -> str:
+    """JSON to place inside a <script>: compact, Chinese as is, and unable to close the script."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+
+
 class JsLayer(Layer):
     """An overlay built in the browser: ``builder`` is a ``MangroveMaps`` function given ``data``.
 
@@ -257,7 +262,7 @@ class JsLayer(Layer):
         super().__init__(name=name, overlay=True, control=control, show=show)
         self._name = "JsLayer"
         self.builder = builder
-        self.data_json = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+        self.data_json = script_json(data)
 
 
 class Control(MacroElement):
@@ -266,8 +271,7 @@ class Control(MacroElement):
     _template = Template(
         """
         {% macro script(this, kwargs) %}
-            MangroveMaps.control({{ this._parent.get_name() }}, {{ this.position|tojson }},
-                {{ this.html|tojson }}, {{ this.css_class|tojson }});
+            MangroveMaps.control({{ this._parent.get_name() }}, {{ this.position|tojson }}, {{ this.html_json }}, {{ this.css_class|tojson }});
         {% endmacro %}
         """
     )
@@ -275,7 +279,7 @@ class Control(MacroElement):
     def __init__(self, html: str, *, position: str = "topright", css_class: str = ""):
         super().__init__()
         self._name = "Control"
-        self.html = html
+        self.html_json = script_json(html)
         self.position = position
         self.css_class = css_class
 

@@ -1,0 +1,254 @@
+"""The served maps and the exported ones: who may open what, 4xx pages that say what is wrong,
+nothing loaded from outside the service, and self-contained exports."""
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import folium
+import pytest
+from folium.plugins import Fullscreen
+from sqlalchemy import select
+from utils.mapdata import asset_references, controls, external, incident_rows, layer, layer_names, sign_in
+
+from api.cli import main as cli
+from maps.assets import STATIC_DIR, AssetError, to_html
+from maps.base import basemap, new_map
+from maps.station import NO_EFFORT
+from patrol.effort import LOCAL_TIME
+from patrol.models import Patrol
+
+URL = re.compile(r"https?://", re.I)
+
+
+def first_patrol(demo, team: str) -> int:
+    with demo.sessions() as session:
+        return session.scalar(select(Patrol.id).where(Patrol.team == team).order_by(Patrol.id).limit(1))
+
+
+def test_map_pages_send_visitors_who_are_not_signed_in_to_the_login_page(demo_client):
+    for path in (
+        "/maps/station",
+        "/maps/joint",
+        "/maps/replay/patrol/1",
+        "/maps/replay/team/LJ-T-GQ/2026-01-01",
+    ):
+        response = demo_client.get(path + "?basemap=none", follow_redirects=False)
+        assert response.status_code == 303
+        assert response.headers["location"].startswith(f"/login?next={path}")
+
+
+@pytest.mark.parametrize("path", ["/maps/station", "/maps/joint", "/maps/replay/patrol/{patrol}"])
+def test_a_served_map_loads_nothing_from_outside_the_service(demo, demo_client, path):
+    sign_in(demo_client, "admin")
+    response = demo_client.get(path.format(patrol=first_patrol(demo, "LJ-T-GQ")))
+    assert response.status_code == 200, response.text
+    html = response.text
+    assert not URL.search(html), URL.search(html)  # not even a link: every byte comes from here
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "img-src 'self' data:;" in policy
+    refs = asset_references(html)
+    assert refs and not external(refs)
+    for ref in refs:
+        if ref.startswith("/static/maps/"):
+            served = demo_client.get(ref)
+            assert served.status_code == 200 and len(served.content) > 500, ref
+    assert "/static/maps/vendor/leaflet/leaflet.js" in refs and "/static/maps/mangrove-maps.js" in refs
+
+
+def test_a_chosen_online_basemap_is_the_only_thing_fetched_from_outside(demo_client):
+    sign_in(demo_client, "admin")
+    response = demo_client.get("/maps/station?basemap=osm")
+    assert response.status_code == 200
+    assert set(URL.findall(response.text)) == {"https://"}
+    assert external(asset_references(response.text)) == ["https://tile.openstreetmap.org/{z}/{x}/{y}.png"]
+    assert (
+        "img-src 'self' data: https://tile.openstreetmap.org" in response.headers["content-security-policy"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "words"),
+    [
+        ("/maps/station?station=LJ-S-XX", 404, "no station &#39;LJ-S-XX&#39;"),
+        ("/maps/station?grid=LJ-GQ-01&grid=NOPE", 404, "no grid NOPE"),
+        ("/maps/station?from=2026-05-02&to=2026-05-01", 422, "empty or reversed"),
+        ("/maps/station?from=2026-13-01", 422, "is not an RFC 3339 date"),
+        ("/maps/station?basemap=tianditu", 422, "needs a key: set MANGROVE_MAP_TIANDITU_KEY"),
+        ("/maps/station?basemap=google", 422, "unknown basemap"),
+        ("/maps/station?metric=steps", 422, "unknown effort measure"),
+        ("/maps/station?unpatrolled_days=-3", 422, "unpatrolled_days must be a whole number"),
+        ("/maps/joint?status=lost", 422, "status"),
+        ("/maps/joint?category=whaling", 422, "unknown incident category whaling"),
+        ("/maps/replay/patrol/999999", 404, "no patrol 999999"),
+        ("/maps/replay/patrol/abc", 404, "no patrol &#39;abc&#39;"),
+        ("/maps/replay/patrol/99999999999", 404, "no patrol"),
+        ("/maps/replay/team/LJ-T-XX/2026-01-01", 404, "no team"),
+        ("/maps/replay/team/LJ-T-GQ/2026-02-30", 422, "bad day"),
+        ("/maps/replay/team/LJ-T-GQ/1999-01-01", 404, "no patrol of team LJ-T-GQ on 1999-01-01"),
+    ],
+)
+def test_bad_input_answers_with_a_page_that_says_what_is_wrong(demo_client, path, status, words):
+    sign_in(demo_client, "admin")
+    response = demo_client.get(path)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert "无法显示地图 The map cannot be shown" in response.text and words in response.text
+
+
+def test_a_patrol_outside_the_users_rights_answers_as_if_it_did_not_exist(demo, demo_client):
+    hepu = first_patrol(demo, "HP-T-SK")
+    own = first_patrol(demo, "LJ-T-GQ")
+    sign_in(demo_client, "gq-member-07")
+    assert demo_client.get(f"/maps/replay/patrol/{own}").status_code == 200
+    hidden = demo_client.get(f"/maps/replay/patrol/{hepu}")
+    missing = demo_client.get("/maps/replay/patrol/2000000000")
+    assert hidden.status_code == missing.status_code == 404
+    alert = re.compile(r'role="alert">(.*?)</p>', re.S)
+    assert alert.search(hidden.text).group(1) == alert.search(missing.text).group(1).replace(
+        "2000000000", str(hepu)
+    )
+
+
+def test_a_team_day_replay_shows_only_patrols_the_user_may_see(demo, demo_client):
+    with demo.sessions() as session:
+        patrol = session.scalars(select(Patrol).where(Patrol.team == "HP-T-SK").limit(1)).one()
+    day = (
+        patrol.started_at.astimezone(LOCAL_TIME).date()
+        if patrol.started_at.tzinfo
+        else ((patrol.started_at.replace(tzinfo=UTC)).astimezone(LOCAL_TIME).date())
+    )
+    path = f"/maps/replay/team/HP-T-SK/{day.isoformat()}"
+    sign_in(demo_client, "gq-member-07")
+    assert demo_client.get(path).status_code == 404
+    sign_in(demo_client, "hp-officer")
+    page = demo_client.get(path)
+    assert page.status_code == 200
+    assert f"#{patrol.id}" in " ".join(controls(page.text))
+
+
+def test_the_replay_carries_timed_positions_and_the_grids_the_patrol_crossed(demo, demo_client):
+    pid = first_patrol(demo, "LJ-T-GQ")
+    sign_in(demo_client, "gq-manager")
+    html = demo_client.get(f"/maps/replay/patrol/{pid}").text
+    payload = re.search(r"window\.mangroveReplay = MangroveMaps\.replay\(\w+, \w+, (\{.*\})\);", html)
+    data = json.loads(payload.group(1))
+    track = data["tracks"][0]
+    assert track["id"] == pid and len(track["coords"]) == 2 * len(track["t"]) > 10
+    assert track["t"][0] == 0 and track["t"] == sorted(track["t"])
+    crossed = {v[1] for v in data["visits"]}
+    grids = layer(html, "polygons")["features"]
+    assert crossed and crossed <= {f["properties"]["code"] for f in grids}
+    for f in grids:
+        highlighted = f["properties"]["style"]["color"] == "#d35400"
+        assert highlighted == (f["properties"]["code"] in crossed)
+
+
+def test_the_joint_map_is_for_managers_officers_and_admins(demo_client):
+    sign_in(demo_client, "gq-member-07")
+    refused = demo_client.get("/maps/joint")
+    assert refused.status_code == 403 and "station managers, enforcement officers and admins" in refused.text
+    sign_in(demo_client, "hp-officer")
+    assert demo_client.get("/maps/joint").status_code == 200
+
+
+def test_the_joint_map_shows_both_sides_the_border_and_only_incidents_the_officer_may_see(demo, demo_client):
+    sign_in(demo_client, "hp-officer")
+    html = demo_client.get("/maps/joint").text
+    sides = {f["properties"]["code"][:2] for f in layer(html, "polygons", 0)["features"]}
+    assert sides == {"LJ", "HP"}
+    names = layer_names(html)
+    assert "粤桂省界 Provincial border" in names and "省界附近 2 km Near the border" in names
+    assert any(n.startswith("联合案件 Joint cases (") for n in names)
+    lookups = json_lookups(html)
+    rows = incident_rows(html)
+    assert rows
+    for row in rows:  # [lat, lon, id, category, status, overdue, observed, due, grid, side, flags]
+        side = lookups["sides"][row[9]]["code"]
+        assert side == "GX-HP" or set(row[10]) & set("jrn"), row
+    assert any(lookups["sides"][r[9]]["code"] == "GD-LJ" for r in rows)  # near-border Guangdong ones
+    assert lookups["colorBy"] == "side"
+    form = controls(html)[-1]
+    assert "<form class='mp-filter' method='get' action='/maps/joint'>" in form
+
+
+def json_lookups(html: str) -> dict:
+    return json.loads(re.search(r"MangroveMaps\.incidentMarker\((\{.*\})\);", html).group(1))
+
+
+def test_joint_map_filters_narrow_the_incidents(demo_client):
+    sign_in(demo_client, "admin")
+    everything = incident_rows(demo_client.get("/maps/joint").text)
+    closed = demo_client.get("/maps/joint?status=closed&status=resolved").text
+    lookups = json_lookups(closed)
+    rows = incident_rows(closed)
+    assert 0 < len(rows) < len(everything)
+    assert {lookups["statuses"][r[4]]["code"] for r in rows} <= {"closed", "resolved"}
+    assert "value='closed' selected" in controls(closed)[-1]
+
+
+def test_the_home_page_lists_the_maps_each_user_may_open(demo_client):
+    sign_in(demo_client, "gq-member-07")
+    home = demo_client.get("/").text
+    assert "/maps/station" in home and "/maps/replay/patrol/" in home and "/maps/joint" not in home
+    sign_in(demo_client, "lj-officer")
+    assert "/maps/joint" in demo_client.get("/").text
+
+
+def test_an_exported_map_is_one_self_contained_file(demo, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MANGROVE_DATABASE_URL", demo.engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("MANGROVE_DATA_DIR", str(demo.settings.storage.data_dir))
+    from patrol.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        out = tmp_path / "station.html"
+        assert cli(["maps", "station", "--station", "LJ-S-GQ", "-o", str(out)]) == 0
+        html = out.read_text(encoding="utf-8")
+        assert asset_references(html) and not external(asset_references(html))
+        assert "<script src=" not in html and '<link rel="stylesheet"' not in html
+        assert (STATIC_DIR / "vendor/leaflet/leaflet.js").read_text()[:200] in html
+        assert "url(data:image/png;base64," in html  # Leaflet's icons inlined with its stylesheet
+        assert layer(html, "polygons")["features"]
+
+        assert cli(["maps", "joint", "-o", str(tmp_path / "joint.html"), "--as", "gq-member-07"]) == 2
+        assert "station managers, enforcement officers and admins" in capsys.readouterr().err
+        assert not (tmp_path / "joint.html").exists()
+        assert cli(["maps", "replay", "--patrol", "999999", "-o", str(tmp_path / "r.html")]) == 2
+        assert cli(["maps", "station", "--basemap", "tianditu", "-o", str(tmp_path / "t.html")]) == 2
+        assert "MANGROVE_MAP_TIANDITU_KEY" in capsys.readouterr().err
+        assert cli(["maps", "station", "-o", str(tmp_path / "missing" / "s.html")]) == 2
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_map_element_needing_an_unvendored_library_cannot_be_rendered():
+    m = new_map((109.6, 21.4, 110.1, 21.7), basemap("none"))
+    Fullscreen().add_to(m)  # its script lives on a CDN only
+    with pytest.raises(AssetError, match="Fullscreen needs"):
+        to_html(m, self_contained=False)
+
+
+def test_folium_defaults_are_left_untouched_for_other_maps():
+    to_html(new_map((109.6, 21.4, 110.1, 21.7), basemap("none")), self_contained=True)
+    assert folium.Map.default_js[0][1].startswith("https://")  # instance attributes only
+
+
+def test_every_basemap_choice_and_its_datum():
+    assert basemap("none").tiles == ()
+    assert basemap("amap").datum == "gcj02"
+    assert all(basemap(name).datum == "wgs84" for name in ("osm", "satellite"))
+    assert "tk=abc" in basemap("tianditu", tianditu_key="abc").tiles[0][0]
+    with pytest.raises(ValueError, match="needs a key"):
+        basemap("tianditu")
+
+
+def test_a_period_without_patrols_shows_no_effort_no_tracks_and_no_incidents(demo_client):
+    sign_in(demo_client, "admin")
+    today = datetime.now(LOCAL_TIME).date()
+    html = demo_client.get(
+        f"/maps/station?from={today - timedelta(days=400)}&to={today - timedelta(days=300)}"
+    ).text
+    assert {f["properties"]["style"]["fillColor"] for f in layer(html, "polygons")["features"]} == {NO_EFFORT}
+    assert not [name for name in layer_names(html) if name.startswith("巡护轨迹")]
+    assert "事件 Incidents (0)" in layer_names(html) and incident_rows(html) == []
