@@ -712,7 +712,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--as", dest="as_user", metavar="USERNAME", help="show what this user may see")
         p.add_argument("--link-base", metavar="URL", help="service address for links to incidents")
 
-    st_map = maps_cmd.add_parser("station", help="grids by effort, tracks, incidents of a station, town or grids")
+    st_map = maps_cmd.add_parser(
+        "station", help="grids by effort, tracks, incidents of a station, town or grids"
+    )
     map_options(st_map)
     st_map.add_argument("--station")
     st_map.add_argument("--town")
@@ -873,7 +875,11 @@ def cmd_maps_station(args) -> int:
         )  # fmt: skip
         data = station_map_data(session, principal, query, settings)
         m = station_map(
-            data, base, metric=args.metric, decimals=settings.maps.coordinate_decimals, link=_incident_link(args)
+            data,
+            base,
+            metric=args.metric,
+            decimals=settings.maps.coordinate_decimals,
+            link=_incident_link(args),
         )
         return m, f"巡护地图 Station map · {data.title}"
 

@@ -135,10 +135,16 @@ def home_links(principal, latest_patrol: int | None = None) -> list[dict[str, st
         links.insert(0, {"href": "/patrols/upload", "label": "上传巡护轨迹 Upload a patrol track"})
     maps = [{"href": "/maps/station", "label": "巡护地图 Station map", "note": "effort, tracks, incidents"}]
     if principal.has(Role.ADMIN, Role.STATION_MANAGER, Role.ENFORCEMENT_OFFICER):
-        maps.append({"href": "/maps/joint", "label": "粤桂联合执法图 Joint enforcement map", "note": "both sides"})
+        maps.append(
+            {"href": "/maps/joint", "label": "粤桂联合执法图 Joint enforcement map", "note": "both sides"}
+        )
     if latest_patrol is not None:
         maps.append(
-            {"href": f"/maps/replay/patrol/{latest_patrol}", "label": "巡护回放 Patrol replay", "note": "latest patrol"}
+            {
+                "href": f"/maps/replay/patrol/{latest_patrol}",
+                "label": "巡护回放 Patrol replay",
+                "note": "latest patrol",
+            }
         )
     links[0:0] = maps
     links.append({"href": "/api/v1/effort", "label": "网格巡护统计 Patrol effort per grid (JSON)"})

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from branca.element import MacroElement
-from folium.map import Layer
+from folium.map import FitBounds, Layer
 from jinja2 import Template
 
 from geodata.datum import wgs84_to_gcj02
@@ -117,7 +117,10 @@ def new_map(bounds: tuple[float, float, float, float], base: Basemap) -> folium.
             overlay=i > 0,
             control=False,
         ).add_to(m)
-    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    # Fitted without animation: a zoom animation at load would scale the drawn layers mid-render.
+    fit = FitBounds([[miny, minx], [maxy, maxx]])
+    fit.options["animate"] = False
+    m.add_child(fit)
     return m
 
 

@@ -86,7 +86,9 @@ def replay_map(data, base: Basemap, *, decimals: int = 5):
         if np.isfinite(v.entered) and np.isfinite(v.exited)
     ]
     payload = json.dumps({"start": start, "tracks": tracks, "visits": visit_rows}, separators=(",", ":"))
-    Script(f"window.mangroveReplay = MangroveMaps.replay({{map}}, {grid_layer.get_name()}, {payload});").add_to(m)
+    Script(
+        f"window.mangroveReplay = MangroveMaps.replay({{map}}, {grid_layer.get_name()}, {payload});"
+    ).add_to(m)
 
     crossed = sorted(set(visits.grid))
     Control(

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 import shapely
-from utils.mapdata import controls, incident_rows, layer, layer_names
 from sqlalchemy import func, select
+from utils.mapdata import controls, incident_rows, layer, layer_names
 
 from geodata.datum import wgs84_to_gcj02
 from maps.assets import to_html

@@ -1,0 +1,122 @@
+"""Every map in a real browser (Debian's headless Chromium, network off): it loads with no SEVERE
+console message, fetches nothing from outside the service, and Leaflet has drawn the grids and the
+markers. A screenshot of each goes to test-artifacts/maps/ (or $MANGROVE_TEST_ARTIFACTS)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from utils.browser import ARTIFACTS, chromium, serving, severe, sign_in, wait_for_render
+from utils.mapdata import layer
+
+from maps.assets import to_html
+from maps.base import basemap
+from maps.station import station_map
+from patrol.accounts import Principal
+from patrol.map_data import StationMapQuery, station_map_data
+from patrol.models import Patrol, User
+
+COUNT = """
+const map = window.mangroveMap; let polygons = 0, lines = 0, markers = 0;
+map.eachLayer(l => {
+  if (l instanceof L.Polygon) polygons++; else if (l instanceof L.Polyline) lines++;
+  else if (l instanceof L.Marker) markers++;
+});
+return {
+  polygons, lines, markers,
+  svgPaths: document.querySelectorAll('.leaflet-overlay-pane svg path').length,
+  canvases: document.querySelectorAll('.leaflet-overlay-pane canvas').length,
+  clusters: document.querySelectorAll('.marker-cluster').length,
+  incidentIcons: document.querySelectorAll('.mp-inc').length,
+  caseIcons: document.querySelectorAll('.mp-case').length,
+  resources: performance.getEntriesByType('resource').map(e => e.name),
+};
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = chromium()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def site(demo):
+    from api.app import create_app
+
+    with serving(create_app(settings=demo.settings, engine=demo.engine)) as url:
+        yield url
+
+
+def screenshot(driver, name: str) -> None:
+    folder = ARTIFACTS / "maps"
+    folder.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(folder / f"{name}.png"))
+
+
+def load(driver, url: str) -> dict:
+    driver.get(url)
+    wait_for_render(driver)
+    counts = driver.execute_script(COUNT)
+    assert severe(driver) == []
+    return counts
+
+
+def test_the_station_map_draws_grids_tracks_and_incident_clusters(browser, site, demo):
+    sign_in(browser, site, "admin")
+    counts = load(browser, site + "/maps/station")
+    origin_only = [r for r in counts["resources"] if not r.startswith(site + "/")]
+    assert origin_only == []
+    html = browser.page_source
+    grids = len(layer(html, "polygons")["features"])
+    assert counts["polygons"] == grids > 20
+    assert counts["svgPaths"] >= grids  # drawn, not only added
+    assert counts["lines"] == len(layer(html, "tracks")["rows"]) > 0 and counts["canvases"] >= 1
+    assert counts["clusters"] + counts["incidentIcons"] > 0
+    screenshot(browser, f"station-{demo.name}")
+
+
+def test_the_joint_map_draws_both_sides_the_border_and_joint_cases(browser, site, demo):
+    sign_in(browser, site, "hp-officer")
+    counts = load(browser, site + "/maps/joint")
+    assert all(r.startswith(site + "/") for r in counts["resources"])
+    assert counts["polygons"] > 30 and counts["lines"] >= 1  # grids and zones + the border band; the border
+    assert counts["clusters"] + counts["incidentIcons"] > 0 and counts["caseIcons"] >= 1
+    screenshot(browser, f"joint-{demo.name}")
+
+
+def test_the_replay_moves_along_the_track_and_lights_up_the_grid_it_is_in(browser, site, demo):
+    with demo.sessions() as session:
+        pid = session.scalar(select(Patrol.id).where(Patrol.team == "LJ-T-GQ").order_by(Patrol.id).limit(1))
+    sign_in(browser, site, "gq-manager")
+    counts = load(browser, f"{site}/maps/replay/patrol/{pid}")
+    assert counts["polygons"] >= 1 and counts["svgPaths"] >= counts["polygons"]
+    state = browser.execute_script(
+        """
+        const r = window.mangroveReplay; r.show(r.duration / 2);
+        let trail = 0, lit = 0;
+        window.mangroveMap.eachLayer(l => {
+          if (l instanceof L.Polyline && !(l instanceof L.Polygon) && l.options.opacity === 0.9) trail = l.getLatLngs().length;
+          if (l instanceof L.Polygon && l.options.color === '#c0392b') lit++;
+        });
+        return {trail, lit, clock: document.querySelector('.mp-clock').textContent, duration: r.duration};
+        """
+    )
+    assert state["duration"] > 60 and state["trail"] > 1
+    assert state["clock"].endswith("(UTC+8)")
+    assert state["lit"] <= 1  # at most the one grid the patrol is in at that moment
+    screenshot(browser, f"replay-{demo.name}")
+    assert severe(browser) == []
+
+
+def test_an_exported_map_opens_from_a_file_with_the_network_off(browser, demo, tmp_path):
+    with demo.sessions() as session:
+        admin = Principal.of(session.scalar(select(User).where(User.username == "admin")))
+        data = station_map_data(session, admin, StationMapQuery(station="LJ-S-GQ"), demo.settings)
+    path = tmp_path / "station.html"
+    path.write_text(to_html(station_map(data, basemap("none")), self_contained=True), encoding="utf-8")
+    counts = load(browser, path.as_uri())
+    assert [r for r in counts["resources"] if not r.startswith("data:")] == []
+    assert counts["polygons"] == len(data.grids) and counts["svgPaths"] >= len(data.grids)
+    screenshot(browser, f"station-export-{demo.name}")

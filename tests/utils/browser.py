@@ -1,0 +1,107 @@
+"""A real server and a real browser for map tests and benchmarks: uvicorn in a thread, and
+Debian's headless Chromium driven by Debian's chromedriver with every non-local host unreachable.
+
+Never a downloaded browser: a missing /usr/bin/chromium or /usr/bin/chromedriver is an error that
+says to run ``scripts/setup --test``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+CHROMIUM = os.environ.get("MANGROVE_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("MANGROVE_CHROMEDRIVER", "/usr/bin/chromedriver")
+ARTIFACTS = Path(
+    os.environ.get("MANGROVE_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
+)
+
+
+@contextmanager
+def serving(app):
+    """``app`` under uvicorn on a free loopback port; yields the base URL."""
+    import uvicorn
+
+    # IPPROTO_TCP given explicitly: without it asyncio leaves Nagle on and responses wait ~40 ms.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def chromium(width: int = 1280, height: int = 900):
+    """A headless Chromium with the network off: every host but 127.0.0.1 fails to resolve and
+    anything else would go to a dead proxy. Console messages are collected (``get_log``)."""
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not (Path(path).exists() or shutil.which(path)):
+            raise RuntimeError(f"{path} is missing: install Debian's {package} (scripts/setup --test does)")
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never download a browser
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-extensions",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        f"--window-size={width},{height}",
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+        "--proxy-server=http://127.0.0.1:9",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def wait_for_render(driver, timeout_s: float = 30.0) -> float:
+    """performance.now() (ms) at Leaflet's first full render, as marked by MangroveMaps.ready."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = driver.execute_script("return window.mangroveRenderedAt || null")
+        if value:
+            return float(value)
+        time.sleep(0.02)
+    raise AssertionError(f"the map did not finish rendering in {timeout_s} s")
+
+
+def severe(driver) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def sign_in(driver, base_url: str, username: str, password: str = "mangrove-demo") -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(base_url + "/login")
+    driver.find_element(By.NAME, "username").send_keys(username)
+    driver.find_element(By.NAME, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    deadline = time.monotonic() + 10
+    while driver.current_url.endswith("/login") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    driver.get_log("browser")  # drop the login page's messages
