@@ -80,6 +80,7 @@ def load_demo_patrols(
     days: int = 90,
     seed: int = 2026,
     incident_settings: IncidentSettings | None = None,
+    patrols_per_team_week: float = 3.0,
 ) -> dict:
     """A season of synthetic patrols (see ``patrol.demo_patrols``), uploaded through the real
     pipeline, then the incidents found on them (see ``patrol.demo_incidents``). Idempotent for the
@@ -108,7 +109,7 @@ def load_demo_patrols(
     members = {u.username: Principal.of(u) for u in session.scalars(select(User))}
     created = existing = 0
     with tempfile.TemporaryDirectory(prefix="mangrove-demo-") as folder:
-        for patrol in season(days=days, seed=seed):
+        for patrol in season(days=days, seed=seed, patrols_per_team_week=patrols_per_team_week):
             path = Path(folder) / patrol.filename
             path.write_bytes(patrol.gpx)
             result = upload_patrol(
