@@ -859,7 +859,7 @@ def _write_map(args, build) -> int:
 
 
 def _incident_link(args) -> str:
-    return args.link_base.rstrip("/") + "/api/v1/incidents/" if args.link_base else ""
+    return args.link_base.rstrip("/") + "/incidents/" if args.link_base else ""
 
 
 def cmd_maps_station(args) -> int:

@@ -35,7 +35,7 @@ from patrol.map_data import (
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
 
-INCIDENT_LINK = "/api/v1/incidents/"
+INCIDENT_LINK = "/incidents/"
 REPLAY_LINK = "/maps/replay/patrol/"
 
 

@@ -29,10 +29,11 @@ from geodata.datum import to_wgs84
 from geodata.errors import InputError
 from maps.svg import tappable_map
 from patrol.accounts import authenticate
-from patrol.errors import AuthenticationFailed, DomainError, InvalidRequest, PermissionDenied
+from patrol.errors import AuthenticationFailed, DomainError, InvalidRequest, NotFound, PermissionDenied
 from patrol.grids import BORDER_CODE, list_grids
 from patrol.incidents import (
     SEVERITIES,
+    STATUS_NAMES,
     IncidentQuery,
     IncidentReport,
     incident_detail,
@@ -262,15 +263,7 @@ DATUM_CHOICES = (
     ("gcj02", "高德 / 腾讯地图 GCJ-02 (Amap, Tencent)"),
     ("bd09", "百度地图 BD-09 (Baidu)"),
 )
-STATUS_LABELS = {
-    "reported": "已报告 Reported",
-    "accepted": "已受理 Accepted",
-    "in_progress": "处理中 In progress",
-    "resolved": "已办结 Resolved",
-    "closed": "已关闭 Closed",
-    "rejected": "不予受理 Rejected",
-    "duplicate": "重复 Duplicate",
-}
+STATUS_LABELS = {code: f"{zh} {en}" for code, (zh, en) in STATUS_NAMES.items()}
 OVERDUE_LABELS = {"accept": "超时未受理 Not accepted in time", "resolve": "超时未办结 Not resolved in time"}
 REPORT_FIELDS = ("category", "severity", "lon", "lat", "datum", "observed_at", "description")
 
@@ -496,3 +489,51 @@ def my_incidents(
         },
         status_code=status,
     )
+
+
+# --- one incident, for people (the maps' popups link here) ---------------------------------------
+
+ACTION_LABELS = {
+    "reported": "报告 Reported",
+    "accept": "受理 Accepted",
+    "start": "开始处理 Started",
+    "resolve": "办结 Resolved",
+    "close": "关闭 Closed",
+    "reject": "不予受理 Rejected",
+    "duplicate": "标为重复 Marked duplicate",
+    "reopen": "重新打开 Reopened",
+    "refer": "移交 Referred",
+    "joint": "纳入联合案件 Added to a joint case",
+}
+
+
+@router.get("/incidents/{incident_id:int}", response_class=HTMLResponse)
+def incident_page(
+    request: Request, incident_id: int, session: SessionDep, settings: SettingsDep, principal: Public
+):
+    """An incident with its history and photos, under the API's visibility rules (others: 404)."""
+    if principal is None:
+        return RedirectResponse(f"/login?next=/incidents/{incident_id}", status_code=303)
+    context = {"principal": principal, "csrf": csrf_token(request), "incident": None, "error": None}
+    status = 200
+    try:
+        if not 1 <= incident_id <= 2**31 - 1:
+            raise NotFound(f"no incident {incident_id}")
+        detail = incident_detail(session, principal, incident_id, settings.incidents)
+    except DomainError as exc:
+        context["error"], status = exc.message, exc.status
+    else:
+        side = session.get(Side, detail["side"])
+        town = session.get(Town, detail["town"]) if detail["town"] else None
+        context["incident"] = {
+            **detail,
+            "category_label": _category_labels(session).get(detail["category"], detail["category"]),
+            "status_label": STATUS_LABELS.get(detail["status"], detail["status"]),
+            "overdue_label": OVERDUE_LABELS.get(detail["overdue"] or ""),
+            "severity_label": SEVERITY_LABELS.get(detail["severity"], detail["severity"]),
+            "side_label": f"{side.name_zh} {side.name_en}" if side else detail["side"],
+            "town_label": f"{town.name_zh} {town.name_en}" if town else None,
+        }
+        for event in detail["history"]:
+            event["label"] = ACTION_LABELS.get(event["action"], event["action"])
+    return templates.TemplateResponse(request, "incident.html", context, status_code=status)

@@ -41,13 +41,11 @@ import io
 import os
 import platform
 import shutil
-import socket
 import statistics
+import sys
 import tempfile
-import threading
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -56,6 +54,9 @@ import numpy as np
 import shapely
 import sqlalchemy
 from sqlalchemy import event, insert, select, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from utils.browser import serving  # noqa: E402  (uvicorn in a thread, as the browser tests use it)
 
 # Imported before any SpatiaLite connection exists: importing it (pyogrio's bundled GDAL) after
 # mod_spatialite is loaded corrupts the heap at interpreter exit ("double free or corruption").
@@ -604,35 +605,6 @@ def schema_snapshot(backend: Backend) -> list:
 
 
 # --- the server and the client ----------------------------------------------------------------------
-
-
-@contextmanager
-def serving(app):
-    import uvicorn
-
-    # proto given explicitly: asyncio sets TCP_NODELAY on accepted connections only when the listening
-    # socket says IPPROTO_TCP (as the one uvicorn.run(host=, port=) makes does); without it every
-    # response waits ~40 ms for the client's delayed ACK (Nagle)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    # uvicorn as `mangrove serve` runs it (h11, asyncio), without the access log lines
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def timed_get(client, url: str, params: dict):

@@ -187,16 +187,16 @@ def label_points(geoms) -> np.ndarray:
 
 # --- words and colours -------------------------------------------------------------------------
 
-STATUS_LABELS = {
-    "reported": ("已报告", "Reported", "#d7191c"),
-    "accepted": ("已受理", "Accepted", "#f39c12"),
-    "in_progress": ("处理中", "In progress", "#e6c229"),
-    "resolved": ("已办结", "Resolved", "#1a9641"),
-    "closed": ("已关闭", "Closed", "#5d6d7e"),
-    "rejected": ("不予受理", "Rejected", "#aab7b8"),
-    "duplicate": ("重复", "Duplicate", "#aab7b8"),
+# Red for waiting, amber for in hand, green for done, grey for settled without action.
+STATUS_COLORS = {
+    "reported": "#d7191c",
+    "accepted": "#f39c12",
+    "in_progress": "#e6c229",
+    "resolved": "#1a9641",
+    "closed": "#5d6d7e",
+    "rejected": "#aab7b8",
+    "duplicate": "#aab7b8",
 }
-OPEN_STATUSES = ("reported", "accepted", "in_progress")
 SIDE_COLORS = {"GD-LJ": "#2166ac", "GX-HP": "#1b7837"}
 TEAM_COLORS = ["#e41a1c", "#377eb8", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#4daf4a", "#999999"]
 # One character per built-in category, drawn inside the marker; others use their Chinese label's first.

@@ -9,7 +9,6 @@ import shapely
 
 from maps.base import (
     SIDE_COLORS,
-    STATUS_LABELS,
     Basemap,
     Control,
     JsLayer,
@@ -39,7 +38,7 @@ def _filter_form(data, base: Basemap, action: str) -> str:
     )
     statuses = "".join(
         f"<option value='{code}'{' selected' if code in f.statuses else ''}>{zh} {en}</option>"
-        for code, (zh, en, _) in STATUS_LABELS.items()
+        for code, (zh, en) in data.labels.statuses.items()
     )
     return (
         f"<form class='mp-filter' method='get' action='{h(action)}'>"
@@ -178,6 +177,7 @@ def joint_map(data, base: Basemap, *, decimals: int = 5, link: str = "", filter_
                     [
                         "<span class='mp-inc mp-joint' style='background:#555'></span>联合案件事件 In a joint case",
                         "<span class='mp-inc mp-referred' style='background:#555'></span>已移交 Referred to the other side",
+                        f"<span class='mp-inc mp-near' style='background:#555'></span>近省界 Within {km:g} km of the border",
                         "<span class='mp-inc mp-overdue' style='background:#555'></span>超时 Overdue",
                         "<span class='mp-case'>★</span>联合案件 Joint case",
                     ],

@@ -10,9 +10,8 @@ import pandas as pd
 from folium.plugins import FastMarkerCluster, HeatMap
 
 from maps.base import (
-    OPEN_STATUSES,
     SIDE_COLORS,
-    STATUS_LABELS,
+    STATUS_COLORS,
     TEAM_COLORS,
     Basemap,
     Control,
@@ -81,7 +80,7 @@ def incident_rows(
 ):
     """(rows, lookups) for ``MangroveMaps.incidentMarker``: one short list per incident."""
     categories = sorted(set(incidents.category) | set(labels.categories))
-    statuses = list(STATUS_LABELS)
+    statuses = list(labels.statuses)
     sides = sorted(set(incidents.side.dropna()) | set(labels.sides))
     lookups = {
         "categories": [
@@ -96,10 +95,10 @@ def incident_rows(
         "statuses": [
             {
                 "code": s,
-                "zh": STATUS_LABELS[s][0],
-                "en": STATUS_LABELS[s][1],
-                "color": STATUS_LABELS[s][2],
-                "open": s in OPEN_STATUSES,
+                "zh": labels.statuses[s][0],
+                "en": labels.statuses[s][1],
+                "color": STATUS_COLORS.get(s, "#555"),
+                "open": s in labels.open_statuses,
             }
             for s in statuses
         ],

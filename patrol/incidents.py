@@ -59,6 +59,15 @@ SEVERITIES = ("low", "medium", "high", "critical")
 LEVELS = ("village", "town", "county")
 STATUSES = ("reported", "accepted", "in_progress", "resolved", "closed", "rejected", "duplicate")
 OPEN = ("reported", "accepted", "in_progress")  # still to be resolved
+STATUS_NAMES = {
+    "reported": ("已报告", "Reported"),
+    "accepted": ("已受理", "Accepted"),
+    "in_progress": ("处理中", "In progress"),
+    "resolved": ("已办结", "Resolved"),
+    "closed": ("已关闭", "Closed"),
+    "rejected": ("不予受理", "Rejected"),
+    "duplicate": ("重复", "Duplicate"),
+}
 NOT_ACTIONABLE = ("rejected", "duplicate")  # answered, but nothing to resolve
 
 # action: (statuses it may start from, status it leads to)

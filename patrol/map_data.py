@@ -25,7 +25,7 @@ from patrol.accounts import Principal
 from patrol.effort import LOCAL_TIME, EffortFilter, grid_effort, unpatrolled_grids
 from patrol.errors import InvalidRequest, NotFound, PermissionDenied
 from patrol.grids import list_grids, project, unproject
-from patrol.incidents import OPEN, WORKER_ROLES, IncidentQuery, incident_points, list_categories
+from patrol.incidents import OPEN, STATUS_NAMES, WORKER_ROLES, IncidentQuery, incident_points, list_categories
 from patrol.joint import list_joint_cases
 from patrol.models import Boundary, Grid, Incident, Patrol, PatrolVisit, Role, Side, Station, Team, Town
 from patrol.patrols import get_patrol, member_names, patrol_fixes, visible_patrols_clause
@@ -40,6 +40,8 @@ class Labels:
     towns: dict[str, tuple[str, str]]
     teams: dict[str, tuple[str, str]]
     categories: dict[str, tuple[str, str]]
+    statuses: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(STATUS_NAMES))
+    open_statuses: tuple[str, ...] = OPEN
 
     @classmethod
     def load(cls, session: Session) -> Labels:

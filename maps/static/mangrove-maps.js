@@ -89,7 +89,8 @@
       var color = lookups.colorBy === "side" ? side.color : status.color;
       var flags = row[10] || "";
       var classes = "mp-inc" + (row[5] ? " mp-overdue" : "") +
-        (flags.indexOf("j") >= 0 ? " mp-joint" : "") + (flags.indexOf("r") >= 0 ? " mp-referred" : "");
+        (flags.indexOf("j") >= 0 ? " mp-joint" : "") + (flags.indexOf("r") >= 0 ? " mp-referred" : "") +
+        (flags.indexOf("n") >= 0 ? " mp-near" : "");
       var marker = L.marker([row[0], row[1]], {
         icon: L.divIcon({
           className: "", iconSize: [22, 22], iconAnchor: [11, 11],

@@ -10,7 +10,7 @@ import pytest
 import shapely
 from PIL import Image
 from sqlalchemy import func, select
-from utils.factories import PASSWORD, add_users
+from utils.factories import CSRF, add_users, sign_in
 
 from geodata.reference import load_grids
 from patrol.accounts import Principal
@@ -18,17 +18,6 @@ from patrol.incidents import IncidentReport, report_incident
 from patrol.models import Grid, Incident, IncidentPhoto, User
 
 GRID = "LJ-GQ-03"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def sign_in(client, username: str) -> None:
-    token = CSRF.search(client.get("/login").text).group(1)
-    response = client.post(
-        "/login",
-        data={"username": username, "password": PASSWORD, "csrf_token": token},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
 
 
 def inside(code: str = GRID) -> tuple[float, float]:

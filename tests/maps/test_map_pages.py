@@ -252,3 +252,32 @@ def test_a_period_without_patrols_shows_no_effort_no_tracks_and_no_incidents(dem
     assert {f["properties"]["style"]["fillColor"] for f in layer(html, "polygons")["features"]} == {NO_EFFORT}
     assert not [name for name in layer_names(html) if name.startswith("巡护轨迹")]
     assert "事件 Incidents (0)" in layer_names(html) and incident_rows(html) == []
+
+
+def test_incident_popups_link_to_a_page_with_the_incidents_history(demo, demo_client):
+    sign_in(demo_client, "lj-officer")
+    html = demo_client.get("/maps/station").text
+    assert json_lookups(html)["link"] == "/incidents/"
+    incident = incident_rows(html)[0][2]
+    page = demo_client.get(f"/incidents/{incident}")
+    assert page.status_code == 200
+    assert f"#{incident}" in page.text and "处理记录 History" in page.text and "报告 Reported" in page.text
+    assert demo_client.get("/incidents/999999").status_code == 404
+    assert demo_client.get("/incidents/report").status_code == 200  # still the report form
+
+
+def test_an_incident_page_hides_what_the_user_may_not_see(demo, demo_client):
+    from patrol.models import Incident
+
+    with demo.sessions() as session:
+        hidden = session.scalar(
+            select(Incident.id).where(
+                Incident.side == "GX-HP", Incident.referred_to.is_(None), Incident.joint_case_id.is_(None),
+                Incident.border_distance_m > 2000,
+            ).limit(1)
+        )  # fmt: skip
+    assert hidden is not None
+    sign_in(demo_client, "lj-officer")
+    assert demo_client.get(f"/incidents/{hidden}").status_code == 404
+    sign_in(demo_client, "hp-officer")
+    assert demo_client.get(f"/incidents/{hidden}").status_code == 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from patrol.accounts import RoleGrant, create_user
 from patrol.models import Role
 
@@ -36,3 +38,17 @@ def token(client, username: str, password: str = PASSWORD) -> str:
 
 def auth(client, username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(client, username)}"}
+
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def sign_in(client, username: str, password: str = PASSWORD) -> None:
+    """Sign in through the login page, as a browser does (session cookie and CSRF token)."""
+    token = CSRF.search(client.get("/login").text).group(1)
+    response = client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text

@@ -48,15 +48,9 @@ def external(refs: list[str]) -> list[str]:
     return [r for r in refs if re.match(r"^(https?:)?//", r.strip(), re.I)]
 
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+def sign_in(client, username: str) -> None:
+    """Sign in as one of the demo users (their password is the demo's)."""
+    from patrol.demo import DEMO_PASSWORD
+    from utils.factories import sign_in as sign_in_with
 
-
-def sign_in(client, username: str, password: str = "mangrove-demo") -> None:
-    """Sign in through the login page (the demo users' password by default)."""
-    token = CSRF.search(client.get("/login").text).group(1)
-    response = client.post(
-        "/login",
-        data={"username": username, "password": password, "csrf_token": token},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
+    sign_in_with(client, username, DEMO_PASSWORD)
