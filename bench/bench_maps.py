@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gzip
 import http.server
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -32,6 +32,8 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import shapely
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
@@ -164,6 +166,8 @@ def render_times(url: str, runs: int, timeout_s: float) -> tuple[list[float], li
             driver.get(url)
             times.append(wait_for_render(driver, timeout_s) / 1000)
             errors += severe(driver)
+            if not times[1:]:
+                driver.save_screenshot(str(OUT / (Path(url).stem + "-year.png")))
         finally:
             driver.quit()
     return times, errors
@@ -216,9 +220,17 @@ def main() -> None:
     server.shutdown()
 
     size, naive_size = len(html.encode()), len(naive_html.encode())
+    ours_vertices = int(sum(len(shapely.get_coordinates(g)) for g in data.tracks.geometry))
+    from maps.assets import to_html
+    from maps.base import basemap
+    from maps.station import station_map
+
+    exported = len(to_html(station_map(data, basemap("none")), self_contained=True).encode())
     total = [d + r for d, r in generation]
+    import bench_incidents as bi
+
     print(
-        f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {datetime.now(UTC):%Y-%m-%d}"
+        f"\nmachine: {bi.cpu_model()}, {os.cpu_count()} CPUs, {bi.mem_gib():.0f} GiB; {datetime.now(UTC):%Y-%m-%d}"
     )
     print(
         f"data: {n_patrols} patrols ({fixes:,} fixes), {n_incidents:,} incidents in the database; "
@@ -237,7 +249,14 @@ def main() -> None:
     print(
         f"  ours runs: {', '.join(f'{t:.2f}' for t in ours_times)} s; naive runs: {', '.join(f'{t:.2f}' for t in naive_times)} s"
     )
-    print(f"  track vertices: naive {naive_vertices:,}")
+    print(
+        f"  track vertices: naive {naive_vertices:,}; ours {ours_vertices:,} (tolerance {data.track_tolerance_m:g} m)"
+    )
+    print(f"  exported (self-contained, libraries inlined): {exported / 1e6:.2f} MB")
+    print(
+        f"  served by the service, gzip (MapCompression): {len(gzip.compress(html.encode(), 6)) / 1e6:.2f} MB; "
+        f"naive gzip {len(gzip.compress(naive_html.encode(), 6)) / 1e6:.2f} MB"
+    )
     print(f"  SEVERE console messages: ours {len(ours_errors)}, naive {len(naive_errors)}")
     verdict = [
         ("HTML ≤ 5 MB", size <= 5e6),

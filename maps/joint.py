@@ -41,14 +41,13 @@ def _filter_form(data, base: Basemap, action: str) -> str:
         for code, (zh, en) in data.labels.statuses.items()
     )
     return (
-        f"<form class='mp-filter' method='get' action='{h(action)}'>"
-        "<b>筛选 Filter</b>"
+        f"<details open><summary><b>筛选 Filter</b></summary><form class='mp-filter' method='get' action='{h(action)}'>"
         f"<label>从 From <input type='date' name='from' value='{start}'></label>"
         f"<label>到 To <input type='date' name='to' value='{end}'></label>"
         f"<label>类别 Category <select name='category' multiple size='4'>{categories}</select></label>"
         f"<label>状态 Status <select name='status' multiple size='4'>{statuses}</select></label>"
         f"<input type='hidden' name='basemap' value='{h(base.name)}'>"
-        "<button type='submit'>应用 Apply</button></form>"
+        "<button type='submit'>应用 Apply</button></form></details>"
     )
 
 

@@ -163,7 +163,7 @@ def add_incidents(
         name=name,
         icon_create_function="MangroveMaps.clusterIcon",
         disableClusteringAtZoom=16,
-        chunkedLoading=True,
+        chunkedLoading=False,  # clustered before the first frame: the first render is the full one
         showCoverageOnHover=False,
     ).add_to(m)
     if heat and rows:
@@ -257,7 +257,10 @@ def station_map(
         ).add_to(m)
         shown = sorted(set(tracks.team))
         team_legend = [
-            line_key(TEAM_COLORS[team_index[t] % len(TEAM_COLORS)], f"{h(data.labels.teams[t][0])}")
+            line_key(
+                TEAM_COLORS[team_index[t] % len(TEAM_COLORS)],
+                f"{h(data.labels.teams[t][0])} <span class='mp-muted'>{h(data.labels.teams[t][1])}</span>",
+            )
             for t in shown
             if t in team_index
         ]

@@ -154,6 +154,10 @@
     c.onAdd = function () {
       var div = L.DomUtil.create("div", "mp-control " + (className || ""));
       div.innerHTML = html;
+      // On a phone the legend and filters start folded, leaving the map visible.
+      if (window.innerWidth < 640) {
+        Array.prototype.forEach.call(div.querySelectorAll("details[open]"), function (d) { d.open = false; });
+      }
       L.DomEvent.disableClickPropagation(div);
       L.DomEvent.disableScrollPropagation(div);
       return div;
@@ -184,7 +188,7 @@
       L.polyline(latlngs, { color: t.color, weight: 2, opacity: 0.35, dashArray: "4 4" }).addTo(map);
       var trail = L.polyline([], { color: t.color, weight: 4, opacity: 0.9 }).addTo(map);
       var head = L.circleMarker(latlngs[0], { radius: 7, color: "#fff", weight: 2, fillColor: t.color, fillOpacity: 1 })
-        .bindTooltip(t.label).addTo(map);
+        .bindTooltip(esc(t.label)).addTo(map);
       return { t: t.t, latlngs: latlngs, trail: trail, head: head };
     });
     var panel = control(map, "bottomleft",
@@ -246,6 +250,14 @@
     show(0);
     return { show: show, duration: duration };
   }
+
+  // On a phone the layer list starts folded behind its button (folium asks for it unfolded, which
+  // suits a desk but would cover a phone's map).
+  var layersInit = L.Control.Layers.prototype.initialize;
+  L.Control.Layers.prototype.initialize = function (baseLayers, overlays, options) {
+    if (window.innerWidth < 640) options = L.extend({}, options, { collapsed: true });
+    layersInit.call(this, baseLayers, overlays, options);
+  };
 
   window.MangroveMaps = {
     esc: esc, decode: decode, table: table, polygons: polygons, labels: labels, tracks: tracks,

@@ -120,3 +120,20 @@ def test_an_exported_map_opens_from_a_file_with_the_network_off(browser, demo, t
     assert [r for r in counts["resources"] if not r.startswith("data:")] == []
     assert counts["polygons"] == len(data.grids) and counts["svgPaths"] >= len(data.grids)
     screenshot(browser, f"station-export-{demo.name}")
+
+
+def test_on_a_phone_the_legend_filters_and_layer_list_start_folded(demo, site):
+    phone = chromium(width=390, height=800)
+    try:
+        sign_in(phone, site, "lj-officer")
+        load(phone, site + "/maps/joint")
+        states = phone.execute_script(
+            "return [...document.querySelectorAll('.mp-control details')].map(d => d.open)"
+        )
+        assert states and not any(states)
+        assert phone.execute_script(
+            "return !!document.querySelector('.leaflet-control-layers:not(.leaflet-control-layers-expanded)')"
+        )
+        screenshot(phone, f"joint-phone-{demo.name}")
+    finally:
+        phone.quit()

@@ -281,3 +281,13 @@ def test_an_incident_page_hides_what_the_user_may_not_see(demo, demo_client):
     assert demo_client.get(f"/incidents/{hidden}").status_code == 404
     sign_in(demo_client, "hp-officer")
     assert demo_client.get(f"/incidents/{hidden}").status_code == 200
+
+
+def test_map_pages_and_their_libraries_are_compressed_but_api_answers_are_not(demo_client):
+    sign_in(demo_client, "admin")
+    page = demo_client.get("/maps/station", headers={"Accept-Encoding": "gzip"})
+    assert page.headers["content-encoding"] == "gzip" and "MangroveMaps" in page.text
+    leaflet = demo_client.get("/static/maps/vendor/leaflet/leaflet.js", headers={"Accept-Encoding": "gzip"})
+    assert leaflet.headers["content-encoding"] == "gzip"
+    grids = demo_client.get("/api/v1/grids", headers={"Accept-Encoding": "gzip"})
+    assert grids.status_code == 200 and "content-encoding" not in grids.headers
