@@ -23,7 +23,7 @@ from maps.base import (
     new_map,
     swatch,
 )
-from maps.station import add_incidents
+from maps.incidents import add_incidents
 
 BORDER_COLOR = "#c0392b"
 

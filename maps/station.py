@@ -3,15 +3,10 @@ heat map, for a station, town or set of grids over a period."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
-from folium.plugins import FastMarkerCluster, HeatMap
 
 from maps.base import (
-    SIDE_COLORS,
-    STATUS_COLORS,
     TEAM_COLORS,
     Basemap,
     Control,
@@ -19,7 +14,6 @@ from maps.base import (
     Overlay,
     feature_collection,
     finish,
-    glyph,
     h,
     label_points,
     legend_html,
@@ -30,14 +24,12 @@ from maps.base import (
     new_map,
     swatch,
 )
+from maps.incidents import add_incidents
 
 EFFORT_COLORS = ["#edf8e9", "#bae4b3", "#74c476", "#31a354", "#006d2c"]  # ColorBrewer Greens
 NO_EFFORT = "#f2f2f2"
 UNPATROLLED = "#d7301f"
-METRICS = {
-    "km_per_ha": ("公里/公顷 km per ha", "km"),
-    "hours_per_ha": ("小时/公顷 hours per ha", "hours"),
-}
+METRICS = {"km_per_ha": "公里/公顷 km per ha", "hours_per_ha": "小时/公顷 hours per ha"}
 
 
 def effort_breaks(values: np.ndarray, classes: int = len(EFFORT_COLORS)) -> np.ndarray:
@@ -75,109 +67,6 @@ def _grid_popup(g, labels, metric_label: str) -> str:
     return f"<b>{h(g.code)} {h(g.name_zh)}</b><br>{h(g.name_en)}{warn}<table class='mp-table'>{table}</table>"
 
 
-def incident_rows(
-    incidents: pd.DataFrame, labels, overlay: Overlay, *, border_distance_m: float | None = None
-):
-    """(rows, lookups) for ``MangroveMaps.incidentMarker``: one short list per incident."""
-    categories = sorted(set(incidents.category) | set(labels.categories))
-    statuses = list(labels.statuses)
-    sides = sorted(set(incidents.side.dropna()) | set(labels.sides))
-    lookups = {
-        "categories": [
-            {
-                "code": c,
-                "glyph": glyph(c, labels.categories.get(c, ("", ""))[0]),
-                "zh": labels.categories.get(c, (c, c))[0],
-                "en": labels.categories.get(c, (c, c))[1],
-            }
-            for c in categories
-        ],
-        "statuses": [
-            {
-                "code": s,
-                "zh": labels.statuses[s][0],
-                "en": labels.statuses[s][1],
-                "color": STATUS_COLORS.get(s, "#555"),
-                "open": s in labels.open_statuses,
-            }
-            for s in statuses
-        ],
-        "sides": [
-            {
-                "code": s,
-                "zh": labels.sides.get(s, (s, s))[0],
-                "en": labels.sides.get(s, (s, s))[1],
-                "color": SIDE_COLORS.get(s, "#555"),
-            }
-            for s in sides
-        ],
-    }
-    if incidents.empty:
-        return [], lookups
-    lon, lat = overlay.lonlat(incidents.lon.to_numpy(), incidents.lat.to_numpy())
-    category_index = incidents.category.map({c: i for i, c in enumerate(categories)}).to_numpy()
-    status_index = incidents.status.map({s: i for i, s in enumerate(statuses)}).to_numpy()
-    side_index = incidents.side.map({s: i for i, s in enumerate(sides)}).fillna(0).astype(int).to_numpy()
-    due = np.where(incidents.status == "reported", incidents.accept_due, incidents.resolve_due)
-    flags = np.char.add(
-        np.char.add(
-            np.where(incidents.joint_case_id.notna(), "j", ""),
-            np.where(incidents.referred_to.notna(), "r", ""),
-        ),
-        np.where(
-            incidents.border_distance_m <= border_distance_m if border_distance_m is not None else False,
-            "n",
-            "",
-        ),
-    )
-    rows = list(
-        zip(
-            lat.tolist(),
-            lon.tolist(),
-            incidents.id.astype(int).tolist(),
-            category_index.tolist(),
-            status_index.tolist(),
-            incidents.overdue.notna().astype(int).tolist(),
-            local_times(incidents.observed_at),
-            local_times(pd.Series(due)),
-            incidents.grid.where(incidents.grid.notna(), None).tolist(),
-            side_index.tolist(),
-            flags.tolist(),
-        )
-    )
-    return [list(r) for r in rows], lookups
-
-
-def add_incidents(
-    m, incidents, labels, overlay, *, name, color_by="status", link="", border_distance_m=None, heat=True
-):
-    rows, lookups = incident_rows(incidents, labels, overlay, border_distance_m=border_distance_m)
-    lookups["colorBy"] = color_by
-    lookups["link"] = link
-    # "</" escaped: category labels are admins' free text and must not end the page's script.
-    lookups_json = json.dumps(lookups, ensure_ascii=False).replace("</", "<\\/")
-    callback = f"MangroveMaps.incidentMarker({lookups_json});"
-    FastMarkerCluster(
-        rows,
-        callback=callback,
-        name=name,
-        icon_create_function="MangroveMaps.clusterIcon",
-        disableClusteringAtZoom=16,
-        chunkedLoading=False,  # clustered before the first frame: the first render is the full one
-        showCoverageOnHover=False,
-    ).add_to(m)
-    if heat and rows:
-        HeatMap(
-            [[r[0], r[1]] for r in rows],
-            name="事件热力图 Incident heat map",
-            show=False,
-            radius=16,
-            blur=20,
-            min_opacity=0.35,
-        ).add_to(m)
-    return lookups
-
-
 def station_map(
     data,
     base: Basemap,
@@ -190,7 +79,7 @@ def station_map(
     """The folium map of ``patrol.map_data.StationMapData``."""
     if metric not in METRICS:
         raise ValueError(f"unknown effort measure {metric!r}: use one of {', '.join(METRICS)}")
-    metric_label, _ = METRICS[metric]
+    metric_label = METRICS[metric]
     overlay = Overlay(base, decimals)
     grids = data.grids.copy()
     geoms = overlay.geometries(grids.geometry.to_numpy())
