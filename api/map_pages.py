@@ -19,7 +19,7 @@ from api.deps import Public, SessionDep, SettingsDep, csrf_token
 from api.params import DB_INT_MAX, parse_datetime_interval
 from geodata.errors import InputError
 from maps.assets import to_html
-from maps.base import Basemap, basemap
+from maps.base import Basemap, FilterForm, basemap
 from maps.joint import joint_map
 from maps.replay import replay_map
 from maps.station import METRICS, station_map
@@ -31,11 +31,13 @@ from patrol.map_data import (
     replay_data,
     station_map_data,
 )
+from patrol.settings import BASEMAPS
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
 
 INCIDENT_LINK = "/incidents/"
+SCOPE = ("station", "town", "grid")  # what the station map's form passes on unchanged
 REPLAY_LINK = "/maps/replay/patrol/"
 
 
@@ -46,6 +48,13 @@ def _choose_basemap(settings, name: str | None) -> Basemap:
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
     return basemap(name, tianditu_key=settings.maps.tianditu_key)
+
+
+def _form(settings, action: str, keep=()) -> FilterForm:
+    """The filter form of a served map, offering only the basemaps this service can draw."""
+    names = [n for n in BASEMAPS if n != "tianditu" or settings.maps.tianditu_key]
+    choices = tuple((n, basemap(n, tianditu_key=settings.maps.tianditu_key).label) for n in names)
+    return FilterForm(action, choices, tuple(keep))
 
 
 def _period(start: str | None, end: str | None):
@@ -138,6 +147,7 @@ def station_page(request: Request, session: SessionDep, settings: SettingsDep, p
             decimals=settings.maps.coordinate_decimals,
             link=INCIDENT_LINK,
             replay_link=REPLAY_LINK,
+            form=_form(settings, "/maps/station", [(k, v) for k, v in q.multi_items() if k in SCOPE]),
         )
         return to_html(m, self_contained=False, title=f"巡护地图 Station map · {data.title}"), base
 
@@ -163,7 +173,7 @@ def joint_page(request: Request, session: SessionDep, settings: SettingsDep, pri
             base,
             decimals=settings.maps.coordinate_decimals,
             link=INCIDENT_LINK,
-            filter_action="/maps/joint",
+            form=_form(settings, "/maps/joint"),
         )
         return to_html(m, self_contained=False, title="联合执法图 Joint enforcement map"), base
 

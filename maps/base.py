@@ -228,6 +228,19 @@ def local_time(value, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return value.tz_convert(CHINA).strftime(fmt)
 
 
+def local_day(value) -> str:
+    """The China date of an instant ('' for none)."""
+    return local_time(value, "%Y-%m-%d")
+
+
+def last_local_day(end) -> str:
+    """The last China date a period ending (exclusively) at ``end`` covers: an end at midnight is
+    the end of the day before."""
+    if end is None or (not isinstance(end, datetime) and pd.isna(end)):
+        return ""
+    return local_day(pd.Timestamp(end) - pd.Timedelta(microseconds=1))
+
+
 def local_times(values: pd.Series, fmt: str = "%Y-%m-%d %H:%M") -> list[str]:
     """Many instants at once (vectorised); '' for missing ones."""
     times = pd.to_datetime(values, utc=True).dt.tz_convert(CHINA)
@@ -310,6 +323,41 @@ def finish(m: folium.Map) -> None:
     Script("MangroveMaps.ready({map});").add_to(m)
 
 
+@dataclass(frozen=True)
+class FilterForm:
+    """The form a served map carries to change what it shows (a GET back to ``action``)."""
+
+    action: str
+    basemaps: tuple[tuple[str, str], ...] = ()  # (name, label) of the basemaps the service can draw
+    keep: tuple[tuple[str, str], ...] = ()  # parameters passed on as they are (station, grids…)
+
+
+def select(name: str, label: str, options, selected=(), *, multiple: bool = False) -> str:
+    """A labelled <select>; ``options`` are (value, text) pairs."""
+    chosen = set(selected)
+    items = "".join(
+        f"<option value='{h(value)}'{' selected' if value in chosen else ''}>{h(text)}</option>"
+        for value, text in options
+    )
+    size = f" multiple size='{min(5, len(options))}'" if multiple else ""
+    return f"<label>{h(label)} <select name='{h(name)}'{size}>{items}</select></label>"
+
+
+def form_html(form: FilterForm, base: Basemap, start, end, fields: list[str]) -> str:
+    """A folded-open filter form: the period (China days), ``fields``, the basemap, Apply."""
+    kept = "".join(f"<input type='hidden' name='{h(k)}' value='{h(v)}'>" for k, v in form.keep)
+    period = (
+        f"<label>从 From <input type='date' name='from' value='{local_day(start)}'></label>"
+        f"<label>到 To <input type='date' name='to' value='{last_local_day(end)}'></label>"
+    )
+    basemaps = select("basemap", "底图 Basemap", form.basemaps, [base.name]) if form.basemaps else ""
+    return (
+        f"<details open><summary><b>筛选 Filter</b></summary>"
+        f"<form class='mp-filter' method='get' action='{h(form.action)}'>{kept}{period}{''.join(fields)}{basemaps}"
+        "<button type='submit'>应用 Apply</button></form></details>"
+    )
+
+
 def legend_html(sections: list[tuple[str, list[str]]], *, title: str = "图例 Legend") -> str:
     """A collapsible legend; each section is (heading, rows of HTML)."""
     body = "".join(
@@ -324,8 +372,8 @@ def swatch(color: str, label: str, *, border: str = "#555", dash: bool = False) 
     style = f"background:{color};border-color:{border}" + (
         ";border-style:dashed;border-width:2px" if dash else ""
     )
-    return f"<span class='mp-swatch' style='{style}'></span>{label}"
+    return f"<span class='mp-swatch' style='{style}'></span><span>{label}</span>"
 
 
 def line_key(color: str, label: str) -> str:
-    return f"<span class='mp-line' style='border-color:{color}'></span>{label}"
+    return f"<span class='mp-line' style='border-color:{color}'></span><span>{label}</span>"

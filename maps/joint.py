@@ -11,16 +11,21 @@ from maps.base import (
     SIDE_COLORS,
     Basemap,
     Control,
+    FilterForm,
     JsLayer,
     Overlay,
     feature_collection,
     finish,
+    form_html,
     h,
     label_points,
+    last_local_day,
     legend_html,
     line_key,
+    local_day,
     local_time,
     new_map,
+    select,
     swatch,
 )
 from maps.incidents import add_incidents
@@ -28,31 +33,18 @@ from maps.incidents import add_incidents
 BORDER_COLOR = "#c0392b"
 
 
-def _filter_form(data, base: Basemap, action: str) -> str:
+def _filter_fields(data) -> list[str]:
     f = data.filters
-    start = local_time(f.start, "%Y-%m-%d")
-    end = local_time(f.end, "%Y-%m-%d")
-    categories = "".join(
-        f"<option value='{h(code)}'{' selected' if code in f.categories else ''}>{h(zh)} {h(en)}</option>"
-        for code, (zh, en) in sorted(data.labels.categories.items())
-    )
-    statuses = "".join(
-        f"<option value='{code}'{' selected' if code in f.statuses else ''}>{zh} {en}</option>"
-        for code, (zh, en) in data.labels.statuses.items()
-    )
-    return (
-        f"<details open><summary><b>筛选 Filter</b></summary><form class='mp-filter' method='get' action='{h(action)}'>"
-        f"<label>从 From <input type='date' name='from' value='{start}'></label>"
-        f"<label>到 To <input type='date' name='to' value='{end}'></label>"
-        f"<label>类别 Category <select name='category' multiple size='4'>{categories}</select></label>"
-        f"<label>状态 Status <select name='status' multiple size='4'>{statuses}</select></label>"
-        f"<input type='hidden' name='basemap' value='{h(base.name)}'>"
-        "<button type='submit'>应用 Apply</button></form></details>"
-    )
+    categories = [(code, f"{zh} {en}") for code, (zh, en) in sorted(data.labels.categories.items())]
+    statuses = [(code, f"{zh} {en}") for code, (zh, en) in data.labels.statuses.items()]
+    return [
+        select("category", "类别 Category", categories, f.categories, multiple=True),
+        select("status", "状态 Status", statuses, f.statuses, multiple=True),
+    ]
 
 
-def joint_map(data, base: Basemap, *, decimals: int = 5, link: str = "", filter_action: str | None = None):
-    """The folium map of ``patrol.map_data.JointMapData``; ``filter_action`` adds the filter form."""
+def joint_map(data, base: Basemap, *, decimals: int = 5, link: str = "", form: FilterForm | None = None):
+    """The folium map of ``patrol.map_data.JointMapData``; ``form`` adds the filter form (served maps)."""
     overlay = Overlay(base, decimals)
     grids = data.grids
     geoms = overlay.geometries(grids.geometry.to_numpy())
@@ -187,14 +179,16 @@ def joint_map(data, base: Basemap, *, decimals: int = 5, link: str = "", filter_
     ).add_to(m)
     period = "全部时间 All time"
     if data.start or data.end:
-        period = f"{local_time(data.start, '%Y-%m-%d') or '…'} – {local_time(data.end, '%Y-%m-%d') or '…'}"
+        period = f"{local_day(data.start) or '…'} – {last_local_day(data.end) or '…'}"
     Control(
         f"<h1>粤桂联合执法图 Joint enforcement map</h1><p>{period}</p>"
         f"<p class='mp-muted'>{len(data.incidents)} 个事件 incidents · {len(data.cases)} 个联合案件 joint cases · "
         f"{h(base.label)}</p>",
         position="topleft",
     ).add_to(m)
-    if filter_action:
-        Control(_filter_form(data, base, filter_action), position="topleft").add_to(m)
+    if form:
+        Control(form_html(form, base, data.start, data.end, _filter_fields(data)), position="topleft").add_to(
+            m
+        )
     finish(m)
     return m

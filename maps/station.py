@@ -10,18 +10,23 @@ from maps.base import (
     TEAM_COLORS,
     Basemap,
     Control,
+    FilterForm,
     JsLayer,
     Overlay,
     feature_collection,
     finish,
+    form_html,
     h,
     label_points,
+    last_local_day,
     legend_html,
     line_key,
     line_parts,
+    local_day,
     local_time,
     local_times,
     new_map,
+    select,
     swatch,
 )
 from maps.incidents import add_incidents
@@ -75,6 +80,7 @@ def station_map(
     decimals: int = 5,
     link: str = "",
     replay_link: str = "",
+    form: FilterForm | None = None,
 ):
     """The folium map of ``patrol.map_data.StationMapData``."""
     if metric not in METRICS:
@@ -199,11 +205,18 @@ def station_map(
     ).add_to(m)
     n_tracks = 0 if data.tracks is None else len(data.tracks)
     Control(
-        f"<h1>{h(data.title)}</h1><p>{local_time(data.start, '%Y-%m-%d')} – {local_time(data.end, '%Y-%m-%d')}"
+        f"<h1>{h(data.title)}</h1><p>{local_day(data.start)} – {last_local_day(data.end)}"
         f" (UTC+8)</p><p class='mp-muted'>{len(grids)} 个网格 grids · {n_tracks} 条轨迹 tracks · "
         f"{len(data.incidents)} 个事件 incidents · {h(base.label)}</p>",
         position="topleft",
         css_class="mp-title",
     ).add_to(m)
+    if form:
+        fields = [
+            select("metric", "强度 Effort", list(METRICS.items()), [metric]),
+            f"<label>未巡护天数 Not patrolled for (days) <input type='number' name='unpatrolled_days' min='1' "
+            f"max='3650' value='{data.unpatrolled_days}'></label>",
+        ]
+        Control(form_html(form, base, data.start, data.end, fields), position="topleft").add_to(m)
     finish(m)
     return m

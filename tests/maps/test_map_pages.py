@@ -170,6 +170,7 @@ def test_the_joint_map_shows_both_sides_the_border_and_only_incidents_the_office
     assert lookups["colorBy"] == "side"
     form = controls(html)[-1]
     assert "<form class='mp-filter' method='get' action='/maps/joint'>" in form
+    assert "name='basemap'" in form and "value='tianditu'" not in form  # no key set here
 
 
 def json_lookups(html: str) -> dict:
@@ -291,3 +292,15 @@ def test_map_pages_and_their_libraries_are_compressed_but_api_answers_are_not(de
     assert leaflet.headers["content-encoding"] == "gzip"
     grids = demo_client.get("/api/v1/grids", headers={"Accept-Encoding": "gzip"})
     assert grids.status_code == 200 and "content-encoding" not in grids.headers
+
+
+def test_the_station_maps_form_keeps_its_scope_and_shows_the_period_as_chosen(demo_client):
+    sign_in(demo_client, "admin")
+    html = demo_client.get(
+        "/maps/station?station=LJ-S-GQ&from=2026-09-01&to=2026-09-30&metric=hours_per_ha"
+    ).text
+    form = controls(html)[-1]
+    assert "<input type='hidden' name='station' value='LJ-S-GQ'>" in form
+    assert "name='from' value='2026-09-01'" in form and "name='to' value='2026-09-30'" in form
+    assert "<option value='hours_per_ha' selected>" in form
+    assert "2026-09-01 – 2026-09-30" in controls(html)[1]  # the title: the last day is the 30th
