@@ -74,8 +74,12 @@ def _policy(base: Basemap) -> str:
 
 
 def _origin(url: str) -> str:
+    """The CSP source of a tile URL template; a subdomain placeholder ("t{s}.…") becomes "*.…",
+    the only wildcard CSP understands."""
     scheme, _, rest = url.partition("://")
-    host = rest.split("/", 1)[0].replace("{s}", "*")
+    host = rest.split("/", 1)[0]
+    if "{s}" in host:
+        host = "*." + host.split(".", 1)[1]
     return f"{scheme}://{host}"
 
 

@@ -137,3 +137,16 @@ def test_on_a_phone_the_legend_filters_and_layer_list_start_folded(demo, site):
         screenshot(phone, f"joint-phone-{demo.name}")
     finally:
         phone.quit()
+
+
+def test_an_online_basemap_is_allowed_by_the_pages_content_policy(browser, site, demo):
+    """Offline here, so the Amap tiles fail to load; what must not happen is the page's own policy
+    refusing them (an invalid or too narrow img-src)."""
+    sign_in(browser, site, "admin")
+    browser.get(site + "/maps/station?basemap=amap")
+    wait_for_render(browser)
+    messages = [e["message"] for e in browser.get_log("browser")]
+    assert any("autonavi.com" in m for m in messages)  # it did try to fetch tiles
+    assert not [m for m in messages if "Content Security Policy" in m or "Content-Security-Policy" in m]
+    tiles = browser.execute_script("return document.querySelectorAll('.leaflet-tile-pane img').length")
+    assert tiles > 0

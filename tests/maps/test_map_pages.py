@@ -304,3 +304,35 @@ def test_the_station_maps_form_keeps_its_scope_and_shows_the_period_as_chosen(de
     assert "name='from' value='2026-09-01'" in form and "name='to' value='2026-09-30'" in form
     assert "<option value='hours_per_ha' selected>" in form
     assert "2026-09-01 – 2026-09-30" in controls(html)[1]  # the title: the last day is the 30th
+
+
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [
+        ("osm", "https://tile.openstreetmap.org"),
+        ("satellite", "https://server.arcgisonline.com"),
+        ("amap", "https://*.is.autonavi.com"),
+        ("tianditu", "https://*.tianditu.gov.cn"),
+    ],
+)
+def test_the_content_policy_admits_exactly_the_chosen_basemaps_tile_servers(demo, name, source):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from patrol.settings import MapSettings
+
+    settings = demo.settings
+    saved = settings.maps
+    settings.maps = MapSettings(tianditu_key="test-key")
+    try:
+        with TestClient(create_app(settings=settings, engine=demo.engine)) as client:
+            sign_in(client, "admin")
+            response = client.get(f"/maps/station?basemap={name}")
+    finally:
+        settings.maps = saved
+    assert response.status_code == 200
+    policy = response.headers["content-security-policy"]
+    img = next(part for part in policy.split(";") if part.strip().startswith("img-src"))
+    assert img.split() == ["img-src", "'self'", "data:", source]
+    if name == "tianditu":
+        assert "tk=test-key" in response.text and "value='tianditu'" in " ".join(controls(response.text))
