@@ -77,6 +77,7 @@ def cmd_serve(args) -> int:
     print(f"  home / sign in:  {base}/")
     print(f"  grids (GeoJSON): {base}/api/v1/grids")
     print(f"  API docs:        {base}/docs   (OpenAPI: {base}/openapi.json)")
+    print(f"  maps:            {base}/maps/station   {base}/maps/joint   (replays from the home page)")
     if args.demo:
         from patrol.demo import DEMO_PASSWORD, DEMO_USERS
 
