@@ -178,3 +178,31 @@ def test_grid_shapes_survive_the_round_trip_to_the_page(demo):
     }
     for code, geom in zip(data.grids.code, data.grids.geometry):
         assert shapely.hausdorff_distance(drawn[code], geom) <= 0.75e-5  # rounded to 1e-5°: under a metre
+
+
+def test_a_town_or_a_list_of_grids_is_mapped_alone(demo):
+    with demo.sessions() as session:
+        town_grids = set(session.scalars(select(Grid.code).where(Grid.town == "YZ")))
+        _, by_town = render(session, demo.settings, query=StationMapQuery(town="YZ", **vars_of(SEASON)))
+        _, by_grid = render(session, demo.settings, query=StationMapQuery(grids=("LJ-GQ-01", "HP-SK-02")))
+    assert {f["properties"]["code"] for f in layer(by_town, "polygons")["features"]} == town_grids
+    assert {f["properties"]["code"] for f in layer(by_grid, "polygons")["features"]} == {
+        "LJ-GQ-01",
+        "HP-SK-02",
+    }
+    assert {r[8] for r in incident_rows(by_town)} <= town_grids
+
+
+def test_a_map_that_would_hold_too_many_incidents_is_refused_with_advice(demo):
+    from patrol.settings import MapSettings
+
+    saved = demo.settings.maps
+    demo.settings.maps = MapSettings(max_incidents=1)
+    try:
+        with (
+            demo.sessions() as session,
+            pytest.raises(InvalidRequest, match="more than 1 incidents match; choose a shorter"),
+        ):
+            station_map_data(session, principal(session, "admin"), SEASON, demo.settings)
+    finally:
+        demo.settings.maps = saved
