@@ -24,7 +24,7 @@ from patrol.db import create_db_engine, make_session_factory
 from patrol.errors import DomainError
 from patrol.models import Role
 from patrol.reference import load_reference
-from patrol.settings import get_settings
+from patrol.settings import SettingsError, get_settings
 
 EXIT_INPUT = 2
 EXIT_UNAVAILABLE = 1
@@ -807,6 +807,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except (InputError, DomainError) as exc:
         _print_error(exc.message, exc.problems)
+        return EXIT_INPUT
+    except SettingsError as exc:
+        _print_error(str(exc))
         return EXIT_INPUT
     except CliError as exc:
         _print_error(str(exc))

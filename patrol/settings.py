@@ -11,7 +11,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -144,17 +144,39 @@ class MapSettings(BaseSettings):
         return name
 
 
+class SettingsError(ValueError):
+    """A setting from the environment that cannot be used; the message names the variable."""
+
+
+def _read(kind: type[BaseSettings]) -> BaseSettings:
+    try:
+        return kind()
+    except ValidationError as exc:
+        prefix = kind.model_config.get("env_prefix", "")
+        problems = []
+        for error in exc.errors():
+            name = prefix + "_".join(str(part) for part in error["loc"]).upper()
+            if error["type"] == "value_error":  # our validators' own words already name the value
+                problems.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+            else:
+                problems.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
+        raise SettingsError("bad setting: " + "; ".join(problems)) from None
+
+
 class Settings:
-    """All concerns together, validated at once."""
+    """All concerns together, validated at once (a ``SettingsError`` names what is wrong)."""
 
     def __init__(self) -> None:
-        self.storage = StorageSettings()
-        self.auth = AuthSettings()
-        self.imports = ImportSettings()
-        self.patrols = PatrolSettings()
-        self.incidents = IncidentSettings()
-        self.maps = MapSettings()
-        self.maps.check_basemap(self.maps.default_basemap)
+        self.storage = _read(StorageSettings)
+        self.auth = _read(AuthSettings)
+        self.imports = _read(ImportSettings)
+        self.patrols = _read(PatrolSettings)
+        self.incidents = _read(IncidentSettings)
+        self.maps = _read(MapSettings)
+        try:
+            self.maps.check_basemap(self.maps.default_basemap)
+        except ValueError as exc:
+            raise SettingsError(f"bad setting: MANGROVE_MAP_DEFAULT_BASEMAP: {exc}") from None
 
     def photo_dir(self) -> Path:
         return self.incidents.photo_dir or self.storage.data_dir / "photos"

@@ -168,3 +168,23 @@ def test_incidents_from_the_command_line(configured, sessions, capsys):
         == 2
     )
     assert "far outside" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("MANGROVE_PATROL_MAX_FIXES", "abc", "MANGROVE_PATROL_MAX_FIXES: Input should be a valid integer"),
+        ("MANGROVE_MAP_DEFAULT_BASEMAP", "bing", "MANGROVE_MAP_DEFAULT_BASEMAP must be one of none, osm"),
+        ("MANGROVE_MAP_DEFAULT_BASEMAP", "tianditu", "needs a key: set MANGROVE_MAP_TIANDITU_KEY"),
+        ("MANGROVE_DATABASE_URL", "mysql://x", "MANGROVE_DATABASE_URL must be a sqlite"),
+    ],
+)
+def test_a_bad_setting_is_named_without_a_traceback(monkeypatch, capsys, variable, value, words):
+    monkeypatch.setenv(variable, value)
+    get_settings.cache_clear()
+    try:
+        assert cli(["grids", "list"]) == 2
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert err.startswith("mangrove: error: bad setting: ") and words in err and "Traceback" not in err
