@@ -397,6 +397,11 @@ def _summary(session, principal, incident_id: int, settings) -> dict[str, Any] |
         return None
     if detail["reporter"] != principal.username:
         return None
+    return _labelled(session, detail)
+
+
+def _labelled(session, detail: dict[str, Any]) -> dict[str, Any]:
+    """An incident's detail with the bilingual words a page shows for its codes."""
     side = session.get(Side, detail["side"])
     town = session.get(Town, detail["town"]) if detail["town"] else None
     return {
@@ -406,6 +411,7 @@ def _summary(session, principal, incident_id: int, settings) -> dict[str, Any] |
         "side_label": f"{side.name_zh} {side.name_en}" if side else detail["side"],
         "town_label": f"{town.name_zh} {town.name_en}" if town else None,
         "status_label": STATUS_LABELS.get(detail["status"], detail["status"]),
+        "overdue_label": OVERDUE_LABELS.get(detail["overdue"] or ""),
     }
 
 
@@ -523,17 +529,7 @@ def incident_page(
     except DomainError as exc:
         context["error"], status = exc.message, exc.status
     else:
-        side = session.get(Side, detail["side"])
-        town = session.get(Town, detail["town"]) if detail["town"] else None
-        context["incident"] = {
-            **detail,
-            "category_label": _category_labels(session).get(detail["category"], detail["category"]),
-            "status_label": STATUS_LABELS.get(detail["status"], detail["status"]),
-            "overdue_label": OVERDUE_LABELS.get(detail["overdue"] or ""),
-            "severity_label": SEVERITY_LABELS.get(detail["severity"], detail["severity"]),
-            "side_label": f"{side.name_zh} {side.name_en}" if side else detail["side"],
-            "town_label": f"{town.name_zh} {town.name_en}" if town else None,
-        }
+        context["incident"] = _labelled(session, detail)
         for event in detail["history"]:
             event["label"] = ACTION_LABELS.get(event["action"], event["action"])
     return templates.TemplateResponse(request, "incident.html", context, status_code=status)
