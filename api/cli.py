@@ -843,12 +843,10 @@ def _write_map(args, build) -> int:
     from maps.base import basemap
 
     settings = get_settings()
-    name = args.basemap or settings.maps.default_basemap
     try:
-        settings.maps.check_basemap(name)
+        base = basemap(args.basemap or settings.maps.default_basemap, tianditu_key=settings.maps.tianditu_key)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    base = basemap(name, tianditu_key=settings.maps.tianditu_key)
     with make_session_factory(_engine())() as session:
         m, title = build(session, _principal_of(session, args.as_user), settings, base)
     html = to_html(m, self_contained=True, title=title)

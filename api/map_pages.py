@@ -42,12 +42,10 @@ REPLAY_LINK = "/maps/replay/patrol/"
 
 
 def _choose_basemap(settings, name: str | None) -> Basemap:
-    name = name or settings.maps.default_basemap
     try:
-        settings.maps.check_basemap(name)
+        return basemap(name or settings.maps.default_basemap, tianditu_key=settings.maps.tianditu_key)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
-    return basemap(name, tianditu_key=settings.maps.tianditu_key)
 
 
 def _form(settings, action: str, keep=()) -> FilterForm:

@@ -92,7 +92,7 @@ def basemap(name: str, *, tianditu_key: str = "") -> Basemap:
             ),
             datum="gcj02",
         )
-    raise ValueError(f"unknown basemap {name!r}")
+    raise ValueError(f"unknown basemap {name!r}: use one of none, osm, tianditu, satellite, amap")
 
 
 def new_map(bounds: tuple[float, float, float, float], base: Basemap) -> folium.Map:
