@@ -300,30 +300,26 @@ def joint_map_data(
         max_rows=settings.maps.max_incidents,
     )
     incidents["near_border"] = incidents.border_distance_m <= distance
-    on_map = incidents.dropna(subset=["joint_case_id"]).groupby("joint_case_id")
-    cases = []
-    for case in list_joint_cases(session, principal):
-        members = on_map.get_group(case["id"]) if case["id"] in on_map.groups else None
-        if members is None:
-            # A case with none of its incidents in the filter still shows where its incidents are.
-            members = pd.DataFrame(
-                session.execute(
-                    select(Incident.id, Incident.lon, Incident.lat).where(
-                        Incident.joint_case_id == case["id"]
-                    )
-                ).all(),
-                columns=["id", "lon", "lat"],
+    # A case sits where all its incidents are, whatever the filter shows (one query for all cases).
+    members = pd.DataFrame(
+        session.execute(
+            select(Incident.joint_case_id, Incident.id, Incident.lon, Incident.lat).where(
+                Incident.joint_case_id.is_not(None)
             )
-        if members.empty:
-            continue
-        cases.append(
-            {
-                **case,
-                "incident_ids": [int(i) for i in members.id],
-                "lon": float(members.lon.mean()),
-                "lat": float(members.lat.mean()),
-            }
-        )
+        ).all(),
+        columns=["case", "id", "lon", "lat"],
+    )
+    by_case = members.groupby("case").agg(ids=("id", list), lon=("lon", "mean"), lat=("lat", "mean"))
+    cases = [
+        {
+            **case,
+            "incident_ids": sorted(int(i) for i in by_case.at[case["id"], "ids"]),
+            "lon": float(by_case.at[case["id"], "lon"]),
+            "lat": float(by_case.at[case["id"], "lat"]),
+        }
+        for case in list_joint_cases(session, principal)
+        if case["id"] in by_case.index
+    ]
     return JointMapData(
         start=q.start,
         end=q.end,
