@@ -303,7 +303,7 @@ def cmd_patrols_upload(args) -> int:
         user = session.scalar(select(User).where(User.username == args.as_user))
         if user is None:
             raise CliError(f"unknown user {args.as_user!r} (--as): the patrol is uploaded in their name")
-        principal = Principal.of(user)
+        principal = Principal.of(user, channel="cli")
     progress = Progress(len(files))
     failed = 0
     results = []
@@ -337,10 +337,25 @@ def cmd_patrols_upload(args) -> int:
 
 
 def _operator() -> Principal:
-    """Whoever runs the CLI on the server has database access, so reads are not filtered."""
+    """Whoever runs the CLI on the server has database access, so reads are not filtered. The
+    audit trail names them by their login on the server."""
     return Principal(
-        user_id=0, username="cli", display_name="command line", side="", roles=frozenset({Role.ADMIN})
+        user_id=0,
+        username=f"cli:{_os_user()}",
+        display_name="command line",
+        side="",
+        roles=frozenset({Role.ADMIN}),
+        channel="cli",
     )
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def cmd_patrols_list(args) -> int:
@@ -436,7 +451,7 @@ def _principal_of(session, username: str | None) -> Principal:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
         raise CliError(f"unknown user {username!r} (--as)")
-    return Principal.of(user)
+    return Principal.of(user, channel="cli")
 
 
 def _incident_query(args):

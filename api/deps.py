@@ -57,11 +57,21 @@ def check_csrf(request: Request, submitted: str | None) -> None:
         raise PermissionDenied("missing or wrong CSRF token; reload the page and try again")
 
 
+def request_channel(request: Request) -> str:
+    """Where a request comes from, for the audit trail: the JSON API or the service's own pages."""
+    return "api" if request.url.path.startswith("/api/") else "page"
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 def principal_from_request(
     request: Request, session: Session, settings: Settings, token: str | None, *, header_csrf: bool = True
 ) -> Principal | None:
+    where = {"channel": request_channel(request), "address": client_address(request)}
     if token:
-        return Principal.of(user_for_token(session, token, settings.secret_key()))
+        return Principal.of(user_for_token(session, token, settings.secret_key()), **where)
     uid = request.session.get("uid")
     if uid is None:
         return None
@@ -72,7 +82,7 @@ def principal_from_request(
         raise
     if header_csrf and request.method not in SAFE_METHODS:
         check_csrf(request, request.headers.get(CSRF_HEADER))
-    return Principal.of(user)
+    return Principal.of(user, **where)
 
 
 class Access:

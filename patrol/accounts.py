@@ -46,6 +46,10 @@ class Principal:
     roles: frozenset[Role]
     teams: frozenset[str] = field(default_factory=frozenset)
     stations: frozenset[str] = field(default_factory=frozenset)
+    # Where the request came from, for the audit trail: "api", "page" (the service's own HTML
+    # pages) or "cli"; and the client's address when there is one.
+    channel: str = "api"
+    address: str | None = None
 
     def has(self, *roles: Role) -> bool:
         return Role.ADMIN in self.roles or any(r in self.roles for r in roles)
@@ -55,7 +59,7 @@ class Principal:
         return Role.ADMIN in self.roles
 
     @classmethod
-    def of(cls, user: User) -> Principal:
+    def of(cls, user: User, *, channel: str = "api", address: str | None = None) -> Principal:
         return cls(
             user_id=user.id,
             username=user.username,
@@ -64,6 +68,8 @@ class Principal:
             roles=frozenset(Role(r.role) for r in user.roles),
             teams=frozenset(r.team for r in user.roles if r.team),
             stations=frozenset(r.station for r in user.roles if r.station),
+            channel=channel,
+            address=address,
         )
 
 

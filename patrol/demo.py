@@ -106,7 +106,7 @@ def load_demo_patrols(
         # The season is generated relative to today; loading it again another day would add a
         # shifted copy. A database that has patrols keeps them.
         return {"patrols_created": 0, "patrols_existing": already, **incidents()}
-    members = {u.username: Principal.of(u) for u in session.scalars(select(User))}
+    members = {u.username: Principal.of(u, channel="cli") for u in session.scalars(select(User))}
     created = existing = 0
     with tempfile.TemporaryDirectory(prefix="mangrove-demo-") as folder:
         for patrol in season(days=days, seed=seed, patrols_per_team_week=patrols_per_team_week):

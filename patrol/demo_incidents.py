@@ -226,7 +226,7 @@ class _Season:
         self.settings = settings
         self.now = now
         self.rng = rng
-        self.principals = {name: Principal.of(user) for name, user in users.items()}
+        self.principals = {name: Principal.of(user, channel="cli") for name, user in users.items()}
         self.queue: list[tuple[datetime, int, Callable[[datetime], None]]] = []
         self.order = itertools.count()
         self.findings: list[_Finding] = []

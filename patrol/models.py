@@ -406,3 +406,42 @@ class IncidentPhoto(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     uploaded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- the audit trail ------------------------------------------------------------------------------
+
+
+class AuditEntry(Base):
+    """One change, append-only and hash-chained (see ``patrol.audit``). No foreign keys: an entry
+    outlives the user and the object it names, and must never block their removal."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)  # position in the chain, from 1
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(80))  # the username then (or cli:<login>)
+    channel: Mapped[str] = mapped_column(String(8))  # api, page, cli
+    address: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(48))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str | None] = mapped_column(String(64))
+    changes: Mapped[dict | None] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_audit_log_object", "object_type", "object_id", "seq"),
+        Index("ix_audit_log_actor", "actor", "seq"),
+        Index("ix_audit_log_at", "at"),
+    )
+
+
+class AuditHead(Base):
+    """The end of the chain: its last position and hash, in one row. Appending updates this row
+    first, which serialises appenders on both backends and makes a deleted newest entry visible."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -14,7 +14,8 @@ GAOQIAO_BOX = (109.78, 21.47, 109.83, 21.52)
 
 
 def test_schema_is_at_head(engine):
-    assert migrate.current_revision(engine) == migrate.head_revision() == "0003"
+    assert migrate.head_revision() is not None
+    assert migrate.current_revision(engine) == migrate.head_revision()
 
 
 def test_grid_geometries_have_a_spatial_index(engine):
