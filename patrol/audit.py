@@ -317,9 +317,13 @@ def verify(session: Session, *, batch: int = 5000) -> Verification:
                 else f"entries {expected_seq}–{entry.seq - 1}"
             )
             result.findings.append(
-                Finding("deleted", expected_seq, None, f"{missing} deleted: the chain jumps to {_label(entry)}")
+                Finding(
+                    "deleted", expected_seq, None, f"{missing} deleted: the chain jumps to {_label(entry)}"
+                )
             )
-        elif entry.prev_hash != expected_prev and previous is not None and _hash_of(previous) == previous.hash:
+        elif (
+            entry.prev_hash != expected_prev and previous is not None and _hash_of(previous) == previous.hash
+        ):
             # Both entries match their own hashes, yet the link is broken: this entry was written
             # after the real entry before it, so that one was rewritten with a recomputed hash. (A
             # previous entry that fails its own hash is reported below, once.)
@@ -334,11 +338,18 @@ def verify(session: Session, *, batch: int = 5000) -> Verification:
             )
         elif entry.prev_hash != expected_prev and previous is None:
             result.findings.append(
-                Finding("changed", entry.seq, entry.id, f"{_label(entry)} does not start from the chain's start")
+                Finding(
+                    "changed", entry.seq, entry.id, f"{_label(entry)} does not start from the chain's start"
+                )
             )
         if _hash_of(entry) != entry.hash:
             result.findings.append(
-                Finding("changed", entry.seq, entry.id, f"{_label(entry)} was changed: it no longer matches its hash")
+                Finding(
+                    "changed",
+                    entry.seq,
+                    entry.id,
+                    f"{_label(entry)} was changed: it no longer matches its hash",
+                )
             )
         expected_seq, expected_prev, previous = entry.seq + 1, entry.hash, entry
     last_seq = expected_seq - 1
