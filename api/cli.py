@@ -836,10 +836,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 # --- maps -------------------------------------------------------------------------------------------
 
 
@@ -950,3 +946,7 @@ def _local_minute(iso: str | None) -> str:
     from zoneinfo import ZoneInfo
 
     return datetime.fromisoformat(iso).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
