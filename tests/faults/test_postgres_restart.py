@@ -8,13 +8,13 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import func, select
-
-from patrol.db import create_db_engine, make_session_factory
-from patrol.models import Patrol
 from utils.faults import prepare_database, settings_for, upload_problems
 from utils.pgcluster import own_cluster
 from utils.phone import Crowd, HealthProbe, TrackFiles, sign_in
 from utils.service import Service
+
+from patrol.db import create_db_engine, make_session_factory
+from patrol.models import Patrol
 
 PHONES = 4
 DOWN_S = 3.0

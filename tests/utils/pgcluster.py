@@ -29,7 +29,9 @@ def _run(*args: str, timeout: float = 120) -> str:
 def postgres_version() -> str:
     """The newest installed major version that has PostGIS (what scripts/setup installs)."""
     versions = sorted((p.name for p in Path("/usr/lib/postgresql").iterdir() if p.name.isdigit()), key=int)
-    with_postgis = [v for v in versions if Path(f"/usr/share/postgresql/{v}/extension/postgis.control").exists()]
+    with_postgis = [
+        v for v in versions if Path(f"/usr/share/postgresql/{v}/extension/postgis.control").exists()
+    ]
     if not with_postgis:
         raise RuntimeError("no PostgreSQL with PostGIS installed: run scripts/setup --test")
     return with_postgis[-1]
