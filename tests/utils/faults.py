@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from patrol import migrate
-from patrol.db import create_db_engine, make_session_factory
+from patrol.db import create_db_engine, make_session_factory, sqlite_driver
 from patrol.models import AuditEntry, Patrol, PatrolFixes, PatrolMember, PatrolVisit
 from patrol.reference import load_reference
 from patrol.settings import AuthSettings, Settings, StorageSettings
@@ -71,3 +71,11 @@ def upload_problems(session, acknowledged: dict[str, int]) -> list[str]:
         if audited and session.scalar(entry) < 1:
             problems.append(f"{name}: patrol {patrol_id} has no audit entry")
     return problems
+
+
+def hold_write_lock(engine):
+    """A raw connection to ``engine``'s SQLite file inside a write transaction, as another
+    writer in the middle of its work (``rollback()`` it to let go; usable from any thread)."""
+    conn = sqlite_driver().connect(engine.url.database, isolation_level=None, check_same_thread=False)
+    conn.execute("BEGIN IMMEDIATE")
+    return conn

@@ -35,10 +35,10 @@ def track_file(i: int, *, interval: float = 2.0, prefix: str = "walk") -> tuple[
 
 
 class TrackFiles:
-    """Hands out distinct track files to phones in threads, until told to stop."""
+    """Hands out distinct track files to phones in threads, until told to stop (or ``limit``)."""
 
-    def __init__(self, prefix: str = "walk"):
-        self.prefix = prefix
+    def __init__(self, prefix: str = "walk", limit: int | None = None):
+        self.prefix, self.limit = prefix, limit
         self._numbers = itertools.count()
         self._lock = threading.Lock()
         self.stopped = threading.Event()
@@ -48,7 +48,15 @@ class TrackFiles:
             return None
         with self._lock:
             i = next(self._numbers)
+        if self.limit is not None and i >= self.limit:
+            return None
         return track_file(i, prefix=self.prefix)
+
+
+def upload_track(client, headers: dict[str, str], i: int = 0):
+    """POST the ``i``-th track file (a TestClient or httpx client)."""
+    name, data = track_file(i)
+    return client.post("/api/v1/patrols", files={"file": (name, data)}, headers=headers)
 
 
 @dataclass
@@ -149,6 +157,13 @@ class Crowd:
     def finish(self, timeout_s: float = 90) -> None:
         """No new files; wait for the uploads under way to be acknowledged (or given up)."""
         self.files.stopped.set()
+        self.join(timeout_s)
+
+    def running(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
+    def join(self, timeout_s: float = 90) -> None:
+        """Wait until the files run out (or :meth:`finish` was called)."""
         deadline = time.monotonic() + timeout_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
