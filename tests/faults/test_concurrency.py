@@ -54,10 +54,12 @@ def test_a_writer_waits_for_the_write_lock_instead_of_failing(spatialite, settin
     with TestClient(app) as client:
         headers = auth(client, "member")
         lock = hold_write_lock(spatialite)
-        threading.Timer(1.0, lock.rollback).start()  # the other writer finishes within a second
+        other_writer = threading.Timer(1.0, lock.rollback)  # finishes within a second
+        other_writer.start()
         began = time.monotonic()
         assert upload_track(client, headers).status_code == 201
         assert time.monotonic() - began >= 0.9
+        other_writer.join()
         lock.close()
 
 

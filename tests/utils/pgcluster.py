@@ -19,8 +19,12 @@ from utils.service import free_port
 PREFIX = "mangrove_fault_"
 
 
+# The cluster tools run as root (CI, scripts/test) or through password-less sudo.
+AS_ROOT = [] if os.geteuid() == 0 else ["sudo", "-n"]
+
+
 def _run(*args: str, timeout: float = 120) -> str:
-    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run([*AS_ROOT, *args], capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr or done.stdout}")
     return done.stdout
@@ -42,7 +46,7 @@ def _drop_orphans(version: str) -> None:
     for name in os.listdir(f"/etc/postgresql/{version}"):
         match = re.fullmatch(PREFIX + r"(\d+)_\w+", name)
         if match and not Path(f"/proc/{match.group(1)}").exists():
-            subprocess.run(["pg_dropcluster", "--stop", version, name], capture_output=True)
+            subprocess.run([*AS_ROOT, "pg_dropcluster", "--stop", version, name], capture_output=True)
 
 
 @dataclass
@@ -102,4 +106,6 @@ def own_cluster(label: str = "test"):
             time.sleep(0.1)
         yield cluster
     finally:
-        subprocess.run(["pg_dropcluster", "--stop", version, cluster.name], capture_output=True, timeout=120)
+        subprocess.run(
+            [*AS_ROOT, "pg_dropcluster", "--stop", version, cluster.name], capture_output=True, timeout=120
+        )

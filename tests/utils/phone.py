@@ -9,6 +9,7 @@ import functools
 import itertools
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -91,10 +92,13 @@ class Phone:
 
     def upload(self, name: str, data: bytes, *, give_up_at: float) -> Outcome:
         outcome = Outcome(name)
+        # One key per file, the same on every retry (the IETF Idempotency-Key header; a service
+        # without it ignores the header and recognises the file by its content instead).
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
         while time.monotonic() < give_up_at:
             try:
                 response = self.client.post(
-                    "/api/v1/patrols", files={"file": (name, data, "application/gpx+xml")}
+                    "/api/v1/patrols", files={"file": (name, data, "application/gpx+xml")}, headers=headers
                 )
             except httpx.TransportError as exc:
                 self._note(outcome, Answer(time.monotonic(), None, body=type(exc).__name__))
