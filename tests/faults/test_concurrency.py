@@ -16,6 +16,7 @@ from utils.phone import Crowd, TrackFiles, sign_in, upload_track
 
 from api.app import create_app
 from patrol.db import create_db_engine
+from patrol.grids import metric_grid_index
 from patrol.models import User
 
 WRITERS = 8
@@ -46,6 +47,24 @@ def test_eight_phones_uploading_while_lists_are_read_all_get_answers(app, sessio
     assert len(crowd.acknowledged()) == UPLOADS
     assert {a.status for a in crowd.log} <= {201}, [a.body for a in crowd.log if a.status != 201][:3]
     assert reads and set(reads) == {200}
+
+
+def test_each_worker_thread_splits_tracks_with_its_own_prepared_grid_index(sessions):
+    """GEOS prepared geometries are not thread-safe: uploads in the service's worker threads that
+    shared one grid index crashed the whole process (a segmentation fault in the test above)."""
+
+    def indexes_seen_by_a_thread() -> tuple:
+        with sessions() as session:
+            return metric_grid_index(session)[0], metric_grid_index(session)[0]
+
+    seen = {}
+    for n in (1, 2):  # one after the other: a second thread must not be handed the first's index
+        thread = threading.Thread(target=lambda n=n: seen.update({n: indexes_seen_by_a_thread()}))
+        thread.start()
+        thread.join()
+    (first, again), (other, _) = seen[1], seen[2]
+    assert first is again  # reused within a thread: built once per grid change
+    assert first is not other and first.polygons[0] is not other.polygons[0]
 
 
 def test_a_writer_waits_for_the_write_lock_instead_of_failing(spatialite, settings, sessions):
