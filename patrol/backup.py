@@ -152,6 +152,8 @@ def create_backup(
 
 def _snapshot_spatialite(engine: Engine, work: Path) -> _Snapshot:
     target = work / "database.sqlite"
+    if not Path(engine.url.database).is_file():
+        raise BackupRefused(f"there is no database at {engine.url.database}: nothing to back up")
     driver = sqlite_driver()
     source = driver.connect(engine.url.database, timeout=30)
     copy = driver.connect(target)
