@@ -591,6 +591,49 @@ def cmd_incidents_categories(args) -> int:
     return 0
 
 
+# --- backups -------------------------------------------------------------------------------------
+
+
+def cmd_backup(args) -> int:
+    from patrol.backup import create_backup
+
+    report = create_backup(_engine(), get_settings(), args.output, _operator())
+    m = report.manifest
+    photos = sum(name.startswith("photos/") for name in m["members"])
+    print(
+        f"{report.path}: {report.size_bytes / 1e6:.1f} MB, {m['backend']} at schema {m['schema_revision']}, "
+        f"{m['counts']['patrols']} patrols, {m['counts']['incidents']} incidents, {photos} photos; "
+        f"audit head {m['audit_head']['seq']} {m['audit_head']['hash'][:16]}…"
+    )
+    print(f"sha256 {report.sha256}")
+    for path in m["missing_photos"]:
+        print(f"  warning: photo {path} is referenced but missing from the photo folder")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from patrol.backup import DATA_TABLES, restore_backup
+
+    report = restore_backup(_engine(), get_settings(), args.file, _operator(), force=args.force)
+    m, v = report.manifest, report.verification
+    print(
+        f"restored {args.file} (made {m['created_at']}, {m['backend']}, schema {m['schema_revision']}): "
+        f"{report.counts['patrols']} patrols, {report.counts['incidents']} incidents, "
+        f"{report.photos_written} photos written ({report.photos_kept} already there)"
+    )
+    if report.replaced:
+        print("  replaced: " + ", ".join(f"{n} {DATA_TABLES[t]}" for t, n in report.replaced.items()))
+    state = "verifies" if v.ok else "DOES NOT VERIFY"
+    print(
+        f"audit chain {state}: {v.entries} entries, head {v.head_seq} {v.head_hash[:16]}… (+1: this restore)"
+    )
+    for finding in v.findings:
+        print(f"  {finding.message}", file=sys.stderr)
+    for finding in report.findings:
+        print(f"  {finding}", file=sys.stderr)
+    return 0 if report.ok else EXIT_INPUT
+
+
 # --- parser ----------------------------------------------------------------------------------------
 
 
@@ -806,6 +849,21 @@ def build_parser() -> argparse.ArgumentParser:
     cat = incidents.add_parser("categories", help="list (or --add CODE ZH EN) incident categories")
     cat.add_argument("--add", nargs=3, metavar=("CODE", "LABEL_ZH", "LABEL_EN"))
     cat.set_defaults(handler=cmd_incidents_categories)
+
+    backup = commands.add_parser(
+        "backup", help="write the database and the photos to one backup file (while the service runs)"
+    )
+    backup.add_argument("-o", "--output", required=True, help="the backup file to write (a new file)")
+    backup.set_defaults(handler=cmd_backup)
+    restore = commands.add_parser(
+        "restore",
+        help="restore a backup into the configured, empty database and the photo folder (stop the service first)",
+    )
+    restore.add_argument("file", help="a file written by mangrove backup")
+    restore.add_argument(
+        "--force", action="store_true", help="replace a database that holds data (and photos in the way)"
+    )
+    restore.set_defaults(handler=cmd_restore)
     return parser
 
 
@@ -834,10 +892,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 # --- maps -------------------------------------------------------------------------------------------
@@ -950,3 +1004,7 @@ def _local_minute(iso: str | None) -> str:
     from zoneinfo import ZoneInfo
 
     return datetime.fromisoformat(iso).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geodata.errors import InputError
@@ -80,19 +81,37 @@ def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     return problem_response(exc.status_code, title, detail, instance=request.url.path, headers=exc.headers)
 
 
-def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
-    log.error("database error on %s: %s", request.url.path, exc.orig)
+def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 with Retry-After when the database cannot serve now (see :func:`database_unavailable`);
+    any other database error is a bug, answered like every unexpected error."""
+    cause = database_unavailable(exc)
+    if cause is None:
+        return _unexpected(request, exc)
+    busy = _is_busy(cause)
+    log.warning("database unavailable on %s: %s", request.url.path, _one_line(cause))
+    detail = (
+        "the database is busy with other writes; try again shortly"
+        if busy
+        else "the database cannot be reached (it may be restarting); try again shortly"
+    )
+    retry_after = RETRY_AFTER_BUSY_S if busy else RETRY_AFTER_S
     return problem_response(
         503,
         "Database unavailable",
-        "the database could not be reached; try again shortly",
+        detail,
         kind="database-unavailable",
         instance=request.url.path,
+        headers={"Retry-After": str(retry_after)},
+        retry_after_s=retry_after,
     )
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error on %s", request.url.path)
+    # An error that merely wraps a database outage (an exception group, a re-raise) is still one.
+    if database_unavailable(exc) is not None:
+        return _database_unavailable(request, exc)
+    # exc_info given explicitly: sync handlers run in a worker thread, where no exception is active.
+    log.error("unexpected error on %s", request.url.path, exc_info=exc)
     return problem_response(
         500,
         "Internal error",
@@ -102,6 +121,88 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# --- database outages -------------------------------------------------------------------------------
+
+# Seconds a client should wait: a PostgreSQL restart takes a few seconds; SQLite's write lock is
+# held for milliseconds, so a busy timeout means a burst of writers.
+RETRY_AFTER_S = 5
+RETRY_AFTER_BUSY_S = 2
+
+# SQLite result codes (the primary code, the low byte) that say "not now" rather than "wrong SQL":
+# BUSY, LOCKED, NOMEM, INTERRUPT, IOERR, FULL, CANTOPEN, PROTOCOL.
+_SQLITE_TRANSIENT = {5, 6, 7, 9, 10, 13, 14, 15}
+_SQLITE_BUSY = {5, 6}
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    """The database drivers' own exception bases, for errors that reach us unwrapped."""
+    from patrol.db import sqlite_driver
+
+    kinds: list[type[BaseException]] = [sqlite_driver().Error]
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency; PostGIS needs it
+        pass
+    else:
+        kinds.append(psycopg.Error)
+    return tuple(kinds)
+
+
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, *_driver_errors())
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        return exc.orig is not None and _is_transient(exc.orig)
+    if isinstance(exc, SQLAlchemyTimeoutError):  # no pooled connection freed up in time
+        return True
+    if isinstance(exc, PendingRollbackError):  # a connection lost earlier in this transaction
+        return "invalid transaction" in str(exc)
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _SQLITE_TRANSIENT
+    if type(exc).__module__.startswith("psycopg"):
+        import psycopg
+
+        # Connection lost or refused, the server starting up or shutting down, too many clients,
+        # a cancelled statement, a deadlock: all pass when tried again.
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    return False
+
+
+def _is_busy(exc: BaseException) -> bool:
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(orig, "sqlite_errorcode", None)
+    return isinstance(exc, SQLAlchemyTimeoutError) or (code is not None and code & 0xFF in _SQLITE_BUSY)
+
+
+def database_unavailable(exc: BaseException) -> BaseException | None:
+    """The error in ``exc`` (itself, what it was raised from or during, or a member of an exception
+    group) that says the database cannot serve now: PostgreSQL down, restarting or unreachable, a
+    connection that broke, no free pooled connection, SQLite's lock past the busy timeout. None
+    for every other error, which is a bug and answers 500."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if _is_transient(error):
+            return error
+        pending += [error.__cause__, error.__context__]
+        if isinstance(error, BaseExceptionGroup):
+            pending += list(error.exceptions)
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc)
+    return f"{type(exc).__name__}: {' '.join(text.split())[:300]}"
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(InputError, _domain_error)
@@ -109,3 +210,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)
+    # Every database error: 503 with Retry-After for an outage, 500 for the rest (a bug).
+    for kind in DATABASE_ERRORS:
+        app.add_exception_handler(kind, _database_unavailable)

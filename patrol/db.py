@@ -1,7 +1,29 @@
-"""Engine factory: one URL setting picks SpatiaLite (embedded file, the default) or PostGIS."""
+"""Engine factory: one URL setting picks SpatiaLite (embedded file, the default) or PostGIS.
+
+Surviving faults, per backend:
+
+PostGIS — a connection is tested before each use (``pool_pre_ping``); one that fails invalidates
+the whole pool, so after a server restart every old connection is replaced and the service
+recovers by itself. While the server is down, connecting fails within ``PG_CONNECT_TIMEOUT_S``
+and the request answers 503 (``api.problems``).
+
+SpatiaLite — WAL lets readers go on while one writer writes. Writers take turns: a writer that
+finds the write lock taken waits up to ``SQLITE_BUSY_TIMEOUT_S`` (then 503, never "database is
+locked" in a page). The driver's own transaction handling is kept on purpose: it sends BEGIN
+(deferred) just before a transaction's first INSERT, UPDATE or DELETE, and runs reads before that
+outside any transaction. So every write transaction starts with a write, which takes the write
+lock at once, waiting for it with the busy timeout; a transaction never holds a read snapshot that
+it later has to upgrade, the case where SQLite gives up at once with SQLITE_BUSY_SNAPSHOT instead
+of waiting (``tests/faults/test_concurrency.py`` shows it). Write paths compute everything first
+and write last, so the lock is held for milliseconds. ``synchronous=FULL``: every commit is on
+disk before the upload is acknowledged, even if the station laptop loses power at once (NORMAL
+would be enough for a process crash, not for a power cut); bench/bench_reliability.py measures
+the cost.
+"""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -9,10 +31,13 @@ import shapely
 from geoalchemy2.admin.dialects.sqlite import init_spatialite
 from sqlalchemy import Engine, LargeBinary, bindparam, create_engine, event, func
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from patrol.models import SRID
 from patrol.settings import Settings, get_settings
+
+log = logging.getLogger("mangrove.db")
 
 
 def sqlite_driver():
@@ -38,15 +63,34 @@ def is_sqlite(engine_or_url) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def create_db_engine(url: str | None = None, settings: Settings | None = None) -> Engine:
+SQLITE_BUSY_TIMEOUT_S = 30.0
+PG_CONNECT_TIMEOUT_S = 5
+# A request waits this long for a free pooled connection before it answers 503.
+POOL_TIMEOUT_S = 10
+
+
+def create_db_engine(
+    url: str | None = None,
+    settings: Settings | None = None,
+    *,
+    busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S,
+) -> Engine:
     settings = settings or get_settings()
     url = url or settings.storage.resolved_database_url()
     if is_sqlite(url):
-        return _spatialite_engine(url, settings.storage.spatialite_library)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        return _spatialite_engine(url, settings.storage.spatialite_library, busy_timeout_s)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=POOL_TIMEOUT_S,
+        # A server that does not answer at all (not refusing: gone from the network) fails fast.
+        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
+    )
 
 
-def _spatialite_engine(url: str, library: str) -> Engine:
+def _spatialite_engine(url: str, library: str, busy_timeout_s: float) -> Engine:
     database = make_url(url).database
     if not database or database == ":memory:":
         raise ValueError("SpatiaLite needs a database file; in-memory databases are not supported")
@@ -54,7 +98,9 @@ def _spatialite_engine(url: str, library: str) -> Engine:
     engine = create_engine(
         url,
         module=sqlite_driver(),
-        connect_args={"check_same_thread": False, "timeout": 30},
+        # timeout: the busy timeout, how long a writer waits for another's write lock.
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
+        pool_timeout=POOL_TIMEOUT_S,
     )
 
     @event.listens_for(engine, "connect")
@@ -62,9 +108,10 @@ def _spatialite_engine(url: str, library: str) -> Engine:
         dbapi_conn.enable_load_extension(True)
         dbapi_conn.load_extension(library)
         dbapi_conn.enable_load_extension(False)  # nothing else may load native code later
-        # WAL lets the map pages read while an upload writes; foreign keys are off by default.
+        # WAL lets the map pages read while an upload writes; FULL makes each commit durable
+        # before it is acknowledged (see the module docstring); foreign keys are off by default.
         dbapi_conn.execute("PRAGMA journal_mode=WAL")
-        dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+        dbapi_conn.execute("PRAGMA synchronous=FULL")
         dbapi_conn.execute("PRAGMA foreign_keys=ON")
         # WGS84 mode: only the WGS84-related SRIDs (incl. UTM); the full EPSG load takes seconds.
         init_spatialite(dbapi_conn, transaction=True, init_mode="WGS84")
@@ -72,8 +119,24 @@ def _spatialite_engine(url: str, library: str) -> Engine:
     return engine
 
 
+class ServiceSession(Session):
+    """A session whose ``close()`` survives a connection that died after the work was done.
+
+    Closing rolls back whatever is still open; if the server cut the connection meanwhile (a
+    restart), that rollback fails although the request has already been answered. The connection
+    is then discarded instead: the server has rolled back anything uncommitted already, and both
+    PostgreSQL and SQLite drop uncommitted work with the connection, so nothing is lost or kept."""
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except DBAPIError as exc:
+            log.warning("discarding a database connection that failed while closing: %s", exc.orig)
+            self.invalidate()
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    return sessionmaker(engine, class_=ServiceSession, expire_on_commit=False)
 
 
 def geometry_from_wkb(value):

@@ -207,27 +207,31 @@ def upload_patrol(
         geom=geometry_from_wkb(lines),
         geom_simplified=geometry_from_wkb(simplified),
     )
+    # Computed before the first INSERT: on SQLite that statement takes the write lock, which the
+    # transaction then holds until commit, so only the inserts themselves may come after it.
+    packed = _pack_fixes(fixes, cleaned)
+    visit_rows = _visit_rows(visits, visit_grids)
     session.add(patrol)
     session.flush()  # the patrol id for the bulk inserts below
     session.execute(insert(PatrolMember), [{"patrol_id": patrol.id, "user_id": u.id} for u in members])
-    session.execute(
-        insert(PatrolFixes),
-        [{"patrol_id": patrol.id, "fix_count": len(fixes), "data": _pack_fixes(fixes, cleaned)}],
-    )
-    if len(visits):
-        _insert_visits(session, patrol.id, visits, visit_grids)
+    session.execute(insert(PatrolFixes), [{"patrol_id": patrol.id, "fix_count": len(fixes), "data": packed}])
+    if visit_rows:
+        # Core insert, one executemany: the ORM bulk path splits batches whenever a row's set of
+        # non-NULL keys changes (grid_id NULL outside grids), which made thousands of statements.
+        session.execute(
+            insert(PatrolVisit.__table__).values(geom=geometry_from_wkb("wkb")),
+            [row | {"patrol_id": patrol.id} for row in visit_rows],
+        )
     return UploadResult(patrol.id, True, summary)
 
 
-def _insert_visits(session: Session, patrol_id: int, visits, visit_grids: np.ndarray) -> None:
-    # Core insert, one executemany: the ORM bulk path splits batches whenever a row's set of
-    # non-NULL keys changes (grid_id NULL outside grids), which made thousands of statements.
+def _visit_rows(visits, visit_grids: np.ndarray) -> list[dict[str, Any]]:
+    """The rows of ``patrol_visits`` for one upload, without the patrol id (not known yet)."""
     has_line = visits.geometry != None  # noqa: E711 (elementwise on an object array)
     wkb = np.full(len(visits), None, dtype=object)
     wkb[has_line] = shapely.to_wkb(shapely.transform(visits.geometry[has_line], unproject, interleaved=False))
-    rows = [
+    return [
         {
-            "patrol_id": patrol_id,
             "grid_id": int(g) if g >= 0 else None,
             "seq": i,
             "entered_at": _datetime(a),
@@ -240,7 +244,6 @@ def _insert_visits(session: Session, patrol_id: int, visits, visit_grids: np.nda
             zip(visit_grids, visits.enter_time, visits.exit_time, visits.distance_m, visits.duration_s, wkb)
         )
     ]
-    session.execute(insert(PatrolVisit.__table__).values(geom=geometry_from_wkb("wkb")), rows)
 
 
 def _seconds(times: np.ndarray) -> np.ndarray:

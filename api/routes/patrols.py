@@ -84,8 +84,9 @@ async def upload(
     try:
         path = await save_upload(file, workdir, settings.imports.max_upload_bytes)
         # Parsing and splitting take a while for long tracks: keep the event loop serving others.
+        # The commit (a disk sync) happens there too; the answer is sent only after it.
         result = await run_in_threadpool(
-            upload_patrol,
+            _upload_and_commit,
             session,
             path,
             filename=file.filename or path.name,
@@ -93,7 +94,6 @@ async def upload(
             options=options,
             settings=settings.patrols,
         )
-        session.commit()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     patrol = get_patrol(session, principal, result.patrol_id)
@@ -106,6 +106,12 @@ async def upload(
         status_code=201 if result.created else 200,
         headers={"Location": f"/api/v1/patrols/{patrol.id}"},
     )
+
+
+def _upload_and_commit(session, path, **kwargs):
+    result = upload_patrol(session, path, **kwargs)
+    session.commit()
+    return result
 
 
 @router.get("/patrols", summary="Patrols you may see, newest first, as GeoJSON (simplified lines)")
