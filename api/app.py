@@ -14,7 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from api import map_pages, problems, web
 from api.deps import Public
-from api.routes import auth, grids, incidents, meta, patrols, users
+from api.routes import audit, auth, grids, incidents, meta, patrols, users
 from maps.assets import STATIC_DIR
 from patrol.db import create_db_engine, make_session_factory
 from patrol.settings import Settings, get_settings
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         patrols.router,
         incidents.router,
         users.router,
+        audit.router,
         web.router,
         map_pages.router,
     ):

@@ -1,4 +1,5 @@
-"""The `mangrove` command line: serve, demo, database, users, grids, patrols and effort.
+"""The `mangrove` command line: serve, demo, database, users, grids, patrols, effort, incidents,
+maps and the audit trail.
 
 Errors in the input are printed with every problem found, and the command exits with status 2;
 an unreachable database exits with status 1. No traceback reaches the user.
@@ -60,6 +61,17 @@ def _redacted_url(engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
+def record_settings_at_start(engine) -> int | None:
+    """One ``setting.change`` audit entry when the behaviour settings differ from the last
+    recorded ones (see ``patrol.settings_audit``): once per start, never per request."""
+    from patrol.settings_audit import record_settings
+
+    with make_session_factory(engine)() as session:
+        seq = record_settings(session, _operator(), get_settings())
+        session.commit()
+    return seq
+
+
 # --- commands --------------------------------------------------------------------------------------
 
 
@@ -70,6 +82,7 @@ def cmd_serve(args) -> int:
 
     engine = _engine()
     ensure_database(engine, demo=args.demo, patrol_days=args.patrol_days)
+    record_settings_at_start(engine)
     app = create_app(engine=engine)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     base = f"http://{shown}:{args.port}"
@@ -106,6 +119,10 @@ def cmd_demo(args) -> int:
 def cmd_db_upgrade(args) -> int:
     engine = _engine()
     summary = ensure_database(engine)
+    if record_settings_at_start(engine) is not None:
+        print(
+            "settings changed since they were last recorded: see `mangrove audit list --action setting.change`"
+        )
     print(
         f"schema at revision {migrate.current_revision(engine)} on {_redacted_url(engine)}; "
         f"{summary['grids_total']} grids"
@@ -207,8 +224,9 @@ def cmd_grids_import(args) -> int:
     )
     with make_session_factory(engine)() as session:
         report = import_grids(
-            session, args.file, options, side=args.side, imported_by="cli", dry_run=args.dry_run
-        )
+            session, args.file, options, side=args.side, imported_by="cli", dry_run=args.dry_run,
+            principal=_operator(),
+        )  # fmt: skip
         if args.dry_run:
             session.rollback()
         else:
@@ -634,6 +652,93 @@ def cmd_restore(args) -> int:
     return 0 if report.ok else EXIT_INPUT
 
 
+# --- audit trail -----------------------------------------------------------------------------------
+
+EXIT_TAMPERED = 3
+
+
+def _audit_engine():
+    """The engine, if its database holds an audit trail; exit 1 otherwise."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import DBAPIError
+
+    engine = _engine()
+    try:
+        ready = inspect(engine).has_table("audit_head")
+    except DBAPIError as exc:
+        raise CliError(f"cannot use the database: {exc.orig}", EXIT_UNAVAILABLE) from None
+    if not ready:
+        raise CliError(
+            f"{_redacted_url(engine)} has no audit trail yet: run `mangrove db upgrade`", EXIT_UNAVAILABLE
+        )
+    return engine
+
+
+def parse_object(value: str) -> tuple[str, str | None]:
+    """``TYPE[:ID]``: incident, incident:42, joint_case:3."""
+    kind, sep, object_id = value.partition(":")
+    if not kind.strip() or (sep and not object_id.strip()):
+        raise argparse.ArgumentTypeError(f"expected TYPE or TYPE:ID (e.g. incident:42), got {value!r}")
+    return kind.strip(), object_id.strip() or None
+
+
+def cmd_audit_list(args) -> int:
+    from api.params import parse_datetime_interval
+    from patrol.audit import AuditQuery, list_entries
+
+    start, end = parse_datetime_interval(args.datetime)
+    kind, object_id = args.object or (None, None)
+    query = AuditQuery(
+        actor=args.actor, actions=tuple(args.action or ()), object_type=kind, object_id=object_id,
+        channel=args.channel, start=start, end=end, before=args.before, limit=args.limit,
+    )  # fmt: skip
+    with make_session_factory(_audit_engine())() as session:
+        items, next_before = list_entries(session, _operator(), query)
+    if args.json:
+        print(json.dumps({"entries": items, "next_before": next_before}, ensure_ascii=False, indent=2))
+        return 0
+    print(
+        f"{'seq':>7}  {'at (China time)':<16}  {'actor':<16} {'from':<4} {'address':<15} {'action':<24} object"
+    )
+    for e in items:
+        target = e["object_type"] + (f":{e['object_id']}" if e["object_id"] else "")
+        print(
+            f"{e['seq']:>7}  {_local_minute(e['at']):<16}  {e['actor']:<16} {e['channel']:<4} "
+            f"{e['address'] or '-':<15} {e['action']:<24} {target}"
+        )
+        for name, (before, after) in (e["changes"] or {}).items():
+            print(f"{'':>9}{name}: {_short(before)} → {_short(after)}")
+    more = f"; older: --before {next_before}" if next_before else ""
+    print(f"{len(items)} entries shown (--limit {args.limit}){more}")
+    return 0
+
+
+def _short(value, width: int = 60) -> str:
+    text = (
+        "-"
+        if value is None
+        else json.dumps(value, ensure_ascii=False)
+        if not isinstance(value, str)
+        else value
+    )
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def cmd_audit_verify(args) -> int:
+    from patrol.audit import verify
+
+    with make_session_factory(_audit_engine())() as session:
+        result = verify(session)
+    for finding in result.findings:
+        print(f"{finding.kind}: {finding.message}")
+    print(f"{result.entries} entries checked; head: entry {result.head_seq}, hash {result.head_hash}")
+    if result.ok:
+        print("the audit trail is intact")
+        return 0
+    print(f"the audit trail was tampered with: {len(result.findings)} finding(s)")
+    return EXIT_TAMPERED
+
+
 # --- parser ----------------------------------------------------------------------------------------
 
 
@@ -864,6 +969,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="replace a database that holds data (and photos in the way)"
     )
     restore.set_defaults(handler=cmd_restore)
+    audit = commands.add_parser(
+        "audit", help="the audit trail: list entries, verify the chain"
+    ).add_subparsers(dest="audit_command", required=True)
+    al = audit.add_parser("list", help="entries, newest first")
+    al.add_argument("--actor", help="user name as recorded (cli:LOGIN for the command line)")
+    al.add_argument("--action", action="append", help="e.g. incident.transition, repeatable")
+    al.add_argument("--object", type=parse_object, metavar="TYPE[:ID]", help="e.g. incident or incident:42")
+    al.add_argument("--channel", help="api, page or cli")
+    al.add_argument("--datetime", help="instant or interval, e.g. 2026-03-01/2026-03-31 (China dates)")
+    al.add_argument("--limit", type=int, default=50)
+    al.add_argument("--before", type=int, metavar="SEQ", help="entries before this position (older)")
+    al.add_argument("--json", action="store_true")
+    al.set_defaults(handler=cmd_audit_list)
+    audit.add_parser(
+        "verify", help="check the chain: exit 0 intact, 3 changed/deleted/inserted entries, 1 no database"
+    ).set_defaults(handler=cmd_audit_verify)
     return parser
 
 
@@ -1006,5 +1127,6 @@ def _local_minute(iso: str | None) -> str:
     return datetime.fromisoformat(iso).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
 
 
+# Last, so that `python -m api.cli` sees every command defined above (the maps commands too).
 if __name__ == "__main__":
     sys.exit(main())

@@ -39,11 +39,11 @@ from patrol.incidents import (
     incident_detail,
     list_categories,
     query_incidents,
-    report_incident,
+    report_with_photo,
 )
 from patrol.models import Boundary, Patrol, Role, Side, Team, Town
 from patrol.patrols import get_patrol, member_names, patrol_properties, upload_patrol, visible_patrols_clause
-from patrol.photos import add_photo, discard
+from patrol.photos import discard
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
@@ -365,16 +365,14 @@ def _read_report(values: dict[str, str]) -> IncidentReport:
 
 
 def _save_report(session, principal, report: IncidentReport, photo: bytes | None, settings) -> int:
-    """Report and (optionally) add the photo in one transaction: all of it is saved, or nothing —
-    no row and no file."""
+    """Report and (optionally) add the photo in one transaction with one audit entry: all of it is
+    saved, or nothing — no row, no file and no entry."""
     written = None
     try:
-        incident = report_incident(session, principal, report, settings.incidents)
+        incident, written = report_with_photo(
+            session, principal, report, settings.incidents, photo=photo, photo_dir=settings.photo_dir()
+        )
         incident_id = incident.id
-        if photo is not None:
-            _, written = add_photo(
-                session, principal, incident_id, photo, settings.incidents, settings.photo_dir()
-            )
         session.commit()
     except BaseException:
         session.rollback()

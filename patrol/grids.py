@@ -20,6 +20,8 @@ from geodata.border import EAST, WEST, side_of_border
 from geodata.crs import METRIC, WGS84, transformer
 from geodata.errors import GeodataError, Problem
 from geodata.gridfile import GridFileOptions, overlap_pairs, read_grid_file
+from patrol import audit
+from patrol.accounts import Principal
 from patrol.errors import InvalidRequest, NotFound
 from patrol.models import Boundary, Grid, GridImport, Station, Team, Town, utcnow
 from patrol.spatial import BBox, intersects_bbox
@@ -256,12 +258,14 @@ def import_grids(
     imported_by: str,
     source_name: str | None = None,
     dry_run: bool = False,
+    principal: Principal | None = None,
 ) -> GridImportReport:
     """Replace ``side``'s grids with those in ``path``, all or nothing.
 
     Everything is validated before anything is written. Grids whose code already exists are
     updated in place (so patrols and incidents keep pointing at them); grids missing from the file
-    are retired, never deleted. The caller owns the transaction: on any exception, roll back.
+    are retired, never deleted. An import (not a dry run) leaves one audit entry by ``principal``.
+    The caller owns the transaction: on any exception, roll back.
     """
     if side not in SIDE_OF_BORDER:
         raise InvalidRequest(f"unknown side {side!r}; expected one of {', '.join(SIDE_OF_BORDER)}")
@@ -325,7 +329,7 @@ def import_grids(
                 grid.retired_at = now
     if not dry_run:
         session.add(
-            GridImport(
+            log := GridImport(
                 imported_at=now,
                 imported_by=imported_by,
                 side=side,
@@ -340,6 +344,11 @@ def import_grids(
             )
         )
         session.flush()
+        done = {
+            **audit.snapshot(log, ("side", "source_name", "source_format", "source_crs", "unchanged")),
+            **{kind: getattr(report, kind) for kind in ("created", "updated", "retired")},
+        }
+        audit.record(session, principal, "grid_import.import", "grid_import", log.id, audit.changes({}, done))
     return report
 
 

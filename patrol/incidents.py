@@ -21,6 +21,7 @@ import base64
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,6 +36,7 @@ from geodata.assign import NO_GRID
 from geodata.border import EAST, side_of_border
 from geodata.reference import BORDER_CODE
 from geodata.region import REGION_BBOX, in_region
+from patrol import audit
 from patrol.accounts import Principal
 from patrol.db import geometry_from_wkb
 from patrol.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
@@ -252,6 +254,25 @@ def _category(session: Session, code: str) -> IncidentCategory:
     return category
 
 
+# What an audit entry of a new incident names (the description stays in the incident itself).
+REPORT_AUDIT_FIELDS = (
+    "category", "severity", "level", "status", "observed_at", "lon", "lat", "grid_match", "side",
+    "town", "patrol_id", "accept_due", "resolve_due",
+)  # fmt: skip
+# What a transition may change.
+TRANSITION_AUDIT_FIELDS = (
+    "status", "level", "duplicate_of", "resolve_due", "responded_at", "accepted_at", "resolved_at",
+    "closed_at", "version",
+)  # fmt: skip
+
+
+def _report_changes(session: Session, incident: Incident) -> dict[str, list]:
+    """The key fields of a new incident, as ``[None, value]``."""
+    grid = session.get(Grid, incident.grid_id) if incident.grid_id is not None else None
+    fields = {**audit.snapshot(incident, REPORT_AUDIT_FIELDS), "grid": grid.code if grid else None}
+    return audit.changes({}, fields)
+
+
 def report_incident(
     session: Session,
     principal: Principal,
@@ -259,9 +280,11 @@ def report_incident(
     settings: IncidentSettings,
     *,
     now: datetime | None = None,
+    audited: bool = True,
 ) -> Incident:
-    """Save a new incident with its placement, due times and first history entry. The caller
-    commits."""
+    """Save a new incident with its placement, due times and first history entry, and its audit
+    entry (``audited=False``: the caller records one entry for a larger operation, see
+    :func:`report_with_photo`). The caller commits."""
     now = aware(now) or _now()
     if not principal.roles:
         raise PermissionDenied("only patrol members, station managers, officers and admins report incidents")
@@ -314,7 +337,40 @@ def report_incident(
     session.flush()
     details = {"grid": where.grid_code, "grid_match": where.grid_match, "side": where.side}
     _event(session, incident, principal, "reported", None, "reported", None, details, now)
+    if audited:
+        changes = _report_changes(session, incident)
+        audit.record(session, principal, "incident.report", "incident", incident.id, changes)
     return incident
+
+
+def report_with_photo(
+    session: Session,
+    principal: Principal,
+    report: IncidentReport,
+    settings: IncidentSettings,
+    *,
+    photo: bytes | None,
+    photo_dir: Path,
+    now: datetime | None = None,
+) -> tuple[Incident, Path | None]:
+    """One report form: the incident and (optionally) its first photo, in the caller's
+    transaction, with ONE audit entry — ``incident.report`` naming the photo too (a form
+    submission is one operation). Returns (incident, photo file written or None); the caller
+    commits, or rolls back and discards the file."""
+    from patrol.photos import add_photo, discard  # photos build on incidents
+
+    if photo is None:
+        return report_incident(session, principal, report, settings, now=now), None
+    incident = report_incident(session, principal, report, settings, now=now, audited=False)
+    row, written = add_photo(session, principal, incident.id, photo, settings, photo_dir, audited=False)
+    try:
+        changes = _report_changes(session, incident)
+        changes["photos"] = [None, [audit.snapshot(row, ("id", "sha256", "size_bytes", "content_type"))]]
+        audit.record(session, principal, "incident.report", "incident", incident.id, changes)
+    except BaseException:
+        discard(written)
+        raise
+    return incident, written
 
 
 def _event(session, incident, principal, action, before, after, note, details, now) -> None:
@@ -378,6 +434,7 @@ def transition(
         )
     sources, target = TRANSITIONS[action]
     before = incident.status
+    audit_before = audit.snapshot(incident, TRANSITION_AUDIT_FIELDS)
     if before not in sources:
         hint = {
             "resolve": "accept it first",
@@ -442,6 +499,10 @@ def transition(
     incident.updated_at = now
     _event(session, incident, principal, action, before, target, note, details or None, now)
     _flush(session, incident.id)
+    changes = audit.changes(audit_before, audit.snapshot(incident, TRANSITION_AUDIT_FIELDS))
+    if note:
+        changes["note"] = [None, note]
+    audit.record(session, principal, "incident.transition", "incident", incident.id, changes)
     return incident
 
 
@@ -468,12 +529,17 @@ def refer(
         raise InvalidRequest(f"incident {incident.id} is already {to_side}'s")
     if incident.status not in OPEN:
         raise Conflict(f"incident {incident.id} is {incident.status}: only open incidents are referred")
+    audit_before = audit.snapshot(incident, ("referred_to", "version"))
     incident.referred_to = to_side
     incident.updated_at = now
     _event(
         session, incident, principal, "refer", incident.status, incident.status, note, {"to": to_side}, now
     )
     _flush(session, incident.id)
+    changes = audit.changes(audit_before, audit.snapshot(incident, ("referred_to", "version")))
+    if note:
+        changes["note"] = [None, note]
+    audit.record(session, principal, "incident.refer", "incident", incident.id, changes)
     return incident
 
 
@@ -846,9 +912,17 @@ def add_category(session: Session, principal: Principal, code: str, label_zh: st
     if session.get(IncidentCategory, code) is not None:
         raise Conflict(f"category {code!r} exists already")
     last = session.scalar(select(func.max(IncidentCategory.sort_order))) or 0
-    session.add(
-        IncidentCategory(
-            code=code, label_zh=label_zh.strip(), label_en=label_en.strip(), sort_order=last + 10, active=True
-        )
+    category = IncidentCategory(
+        code=code, label_zh=label_zh.strip(), label_en=label_en.strip(), sort_order=last + 10, active=True
     )
+    session.add(category)
     session.flush()
+    fields = ("code", "label_zh", "label_en", "sort_order", "active")
+    audit.record(
+        session,
+        principal,
+        "category.create",
+        "category",
+        code,
+        audit.changes({}, audit.snapshot(category, fields)),
+    )

@@ -1,8 +1,10 @@
 """Joint cases: incidents both sides work together under the five-joint mechanism (五联).
 
 A joint case gathers incidents, has participants from both sides and a log of actions, each typed
-by one of the five mechanisms. Managers and officers of either side see every joint case and its
-incidents (that is the point of a joint case); participants and admins write to it.
+by one of the five mechanisms. Participants are station managers, enforcement officers or admins,
+and each side has at least one of them (a patrol member reports; they do not work cases). Managers
+and officers of either side see every joint case and its incidents (that is the point of a joint
+case); participants and admins write to it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from patrol import audit
 from patrol.accounts import Principal
 from patrol.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from patrol.incidents import WORKER_ROLES, _event, can_work, get_incident
-from patrol.models import Incident, JointCase, JointCaseAction, JointCaseParticipant, User, iso_utc
+from patrol.models import (
+    Incident,
+    JointCase,
+    JointCaseAction,
+    JointCaseParticipant,
+    Role,
+    User,
+    iso_utc,
+)
 from patrol.settings import IncidentSettings
 
 MECHANISMS = {
@@ -87,17 +98,7 @@ def open_joint_case(
         if incident.joint_case_id is not None:
             raise Conflict(f"incident {incident_id} is already in joint case {incident.joint_case_id}")
         incidents.append(incident)
-    names = list(dict.fromkeys([*participants, principal.username] if principal.user_id else participants))
-    users = session.scalars(select(User).where(User.username.in_(names), User.is_active)).all()
-    missing = sorted(set(names) - {u.username for u in users})
-    if missing:
-        raise InvalidRequest(f"unknown participant(s): {', '.join(missing)}")
-    sides = {u.side for u in users}
-    if len(sides) < 2:
-        raise InvalidRequest(
-            "a joint case needs participants from both sides (Lianjiang GD-LJ and Hepu GX-HP); "
-            f"these are all {', '.join(sorted(sides)) or 'nobody'}"
-        )
+    users = _check_participants(session, principal, participants)
     case = JointCase(title=title, status="open", opened_by=principal.user_id, opened_at=now)
     session.add(case)
     session.flush()
@@ -121,7 +122,42 @@ def open_joint_case(
         session.flush()
     except StaleDataError:
         raise Conflict("an incident changed while the joint case was opened: try again") from None
+    opened = {
+        **audit.snapshot(case, ("title", "status")),
+        "participants": sorted(u.username for u in users),
+        "incidents": sorted(i.id for i in incidents),
+    }
+    audit.record(session, principal, "joint_case.open", "joint_case", case.id, audit.changes({}, opened))
     return case
+
+
+# Who may take part in a joint case, and so count for their side.
+PARTICIPANT_ROLES = (Role.STATION_MANAGER, Role.ENFORCEMENT_OFFICER, Role.ADMIN)
+
+
+def _check_participants(session: Session, principal: Principal, participants: list[str]) -> list[User]:
+    """The participants named (and the opener), each an active manager, officer or admin, with
+    both sides among them; InvalidRequest naming whoever does not qualify."""
+    names = list(dict.fromkeys([*participants, principal.username] if principal.user_id else participants))
+    users = session.scalars(select(User).where(User.username.in_(names), User.is_active)).all()
+    missing = sorted(set(names) - {u.username for u in users})
+    if missing:
+        raise InvalidRequest(f"unknown participant(s): {', '.join(missing)}")
+    allowed = {r.value for r in PARTICIPANT_ROLES}
+    not_workers = sorted(u.username for u in users if not allowed & {r.role for r in u.roles})
+    if not_workers:
+        raise InvalidRequest(
+            f"not station managers, enforcement officers or admins: {', '.join(not_workers)}; "
+            "patrol members report incidents but do not take part in joint cases"
+        )
+    sides = {u.side for u in users}
+    if len(sides) < 2:
+        raise InvalidRequest(
+            "a joint case needs participants from both sides (Lianjiang GD-LJ and Hepu GX-HP), each a "
+            "station manager, enforcement officer or admin; "
+            f"these are all {', '.join(sorted(sides)) or 'nobody'}"
+        )
+    return list(users)
 
 
 def add_incident(
@@ -144,6 +180,7 @@ def add_incident(
         raise PermissionDenied(f"you may not raise incident {incident_id}: it is not yours to work")
     if incident.joint_case_id is not None:
         raise Conflict(f"incident {incident_id} is already in joint case {incident.joint_case_id}")
+    before = _case_incident_ids(session, case.id)
     incident.joint_case_id = case.id
     incident.updated_at = now
     _event(
@@ -153,6 +190,14 @@ def add_incident(
         session.flush()
     except StaleDataError:
         raise Conflict(f"incident {incident_id} changed meanwhile: try again") from None
+    changes = audit.changes({"incidents": before}, {"incidents": _case_incident_ids(session, case.id)})
+    audit.record(session, principal, "joint_case.add_incident", "joint_case", case.id, changes)
+
+
+def _case_incident_ids(session: Session, case_id: int) -> list[int]:
+    return list(
+        session.scalars(select(Incident.id).where(Incident.joint_case_id == case_id).order_by(Incident.id))
+    )
 
 
 def add_action(
@@ -173,6 +218,8 @@ def add_action(
     )
     session.add(action)
     session.flush()
+    logged = {"action_id": action.id, "mechanism": mechanism, "note": note}
+    audit.record(session, principal, "joint_case.action", "joint_case", case.id, audit.changes({}, logged))
     return action
 
 
@@ -190,12 +237,16 @@ def close_joint_case(
         )
     if case.status != "open":
         raise Conflict(f"joint case {case_id} is already closed")
+    fields = ("status", "closed_at", "version")
+    before = audit.snapshot(case, fields)
     case.status = "closed"
     case.closed_at = now
     try:
         session.flush()
     except StaleDataError:
         raise Conflict(f"joint case {case_id} was changed by someone else meanwhile: reload it") from None
+    changes = audit.changes(before, audit.snapshot(case, fields))
+    audit.record(session, principal, "joint_case.close", "joint_case", case.id, changes)
     return case
 
 

@@ -27,6 +27,7 @@ from geodata.datum import Datum, gcj02_to_wgs84, to_wgs84
 from geodata.fixes import TrackFixes
 from geodata.split import OUTSIDE, split_by_polygons
 from geodata.trackfile import NaiveTimes, read_track
+from patrol import audit
 from patrol.accounts import Principal
 from patrol.db import geometry_from_wkb
 from patrol.errors import InvalidRequest, NotFound, PermissionDenied
@@ -222,7 +223,16 @@ def upload_patrol(
             insert(PatrolVisit.__table__).values(geom=geometry_from_wkb("wkb")),
             [row | {"patrol_id": patrol.id} for row in visit_rows],
         )
+    keys = {**audit.snapshot(patrol, PATROL_AUDIT_FIELDS), "members": sorted(u.username for u in members)}
+    audit.record(session, principal, "patrol.upload", "patrol", patrol.id, audit.changes({}, keys))
     return UploadResult(patrol.id, True, summary)
+
+
+# What the audit trail keeps of an uploaded or deleted patrol (the track itself stays out).
+PATROL_AUDIT_FIELDS = (
+    "side", "team", "uploaded_by", "file_sha256", "source_name", "source_format", "datum", "transport",
+    "started_at", "ended_at", "fix_count", "flagged_count", "distance_m",
+)  # fmt: skip
 
 
 def _visit_rows(visits, visit_grids: np.ndarray) -> list[dict[str, Any]]:
@@ -422,10 +432,15 @@ def delete_patrol(session: Session, principal: Principal, patrol_id: int) -> Non
         raise PermissionDenied(
             "only the uploader, a manager of the team's station or an admin may delete a patrol"
         )
+    removed = {
+        **audit.snapshot(patrol, PATROL_AUDIT_FIELDS),
+        "members": member_names(session, [patrol_id])[patrol_id],
+    }
     # Explicit, child tables first: the same on SpatiaLite and PostGIS whatever the FK settings.
     for table in (PatrolVisit, PatrolFixes, PatrolMember):
         session.execute(delete(table).where(table.patrol_id == patrol_id))
     session.execute(delete(Patrol).where(Patrol.id == patrol_id))
+    audit.record(session, principal, "patrol.delete", "patrol", patrol_id, audit.changes(removed, {}))
 
 
 def member_names(session: Session, patrol_ids: list[int]) -> dict[int, list[str]]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy.orm import Session
 
+from patrol import audit
 from patrol.accounts import Principal
 from patrol.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from patrol.incidents import OPEN, can_work, get_incident
@@ -67,9 +68,12 @@ def add_photo(
     data: bytes,
     settings: IncidentSettings,
     photo_dir: Path,
+    *,
+    audited: bool = True,
 ) -> tuple[IncidentPhoto, Path]:
     """Check and store one photo; returns the row and the file written (delete the file if the
-    transaction is rolled back: see :func:`discard`)."""
+    transaction is rolled back: see :func:`discard`). ``audited=False``: the caller records one
+    audit entry for a larger operation (``incidents.report_with_photo``)."""
     incident = get_incident(session, principal, incident_id, settings)
     own = incident.reporter_id == principal.user_id and incident.status in OPEN
     if not (own or can_work(principal, incident)):
@@ -110,7 +114,14 @@ def add_photo(
         uploaded_at=now,
     )
     session.add(photo)
-    session.flush()
+    try:  # the caller cannot discard a file it was not handed
+        session.flush()
+        if audited:
+            keys = audit.snapshot(photo, ("incident_id", "sha256", "size_bytes", "content_type"))
+            audit.record(session, principal, "photo.add", "photo", photo.id, audit.changes({}, keys))
+    except BaseException:
+        discard(target)
+        raise
     return photo, target
 
 

@@ -101,6 +101,7 @@ async def import_grid_file(
             imported_by=admin.username,
             source_name=file.filename,
             dry_run=dry_run,
+            principal=admin,
         )
         if dry_run:
             session.rollback()

@@ -41,12 +41,11 @@ def prepare_database(url: str, data_dir: Path, *users: str) -> None:
 
 def upload_problems(session, acknowledged: dict[str, int]) -> list[str]:
     """What is wrong with the stored uploads: an acknowledged file (name → patrol id) missing or
-    incomplete (its row, fixes blob, visits, members, and audit entry once uploads are audited),
+    incomplete (its row, fixes blob, visits, members and its one audit entry),
     or a file stored twice. Empty when all is well."""
     problems = []
     names = Counter(session.scalars(select(Patrol.source_name)))
     problems += [f"{name} is stored {n} times" for name, n in names.items() if n > 1]
-    audited = session.scalar(select(func.count()).where(AuditEntry.object_type == "patrol")) > 0
     for name, patrol_id in sorted(acknowledged.items()):
         patrol = session.get(Patrol, patrol_id)
         if patrol is None or patrol.source_name != name:
@@ -68,8 +67,8 @@ def upload_problems(session, acknowledged: dict[str, int]) -> list[str]:
         entry = select(func.count()).where(
             AuditEntry.object_type == "patrol", AuditEntry.object_id == str(patrol_id)
         )
-        if audited and session.scalar(entry) < 1:
-            problems.append(f"{name}: patrol {patrol_id} has no audit entry")
+        if session.scalar(entry) != 1:
+            problems.append(f"{name}: patrol {patrol_id} has {session.scalar(entry)} audit entries, not 1")
     return problems
 
 
