@@ -259,6 +259,7 @@ async def upload_track(request: Request, session: SessionDep, settings: Settings
 
         # A resubmitted form (same hidden key) shows the patrol the first submission made.
         stored, _ = await run_in_threadpool(once.run, session, principal, create)
+        patrol = get_patrol(session, principal, stored.body["patrol_id"])  # NotFound: deleted since
     except IdempotencyKeyReused:
         session.rollback()
         return _upload_page(request, session, principal, settings, status=422, error=RESENT_CHANGED)
@@ -269,7 +270,6 @@ async def upload_track(request: Request, session: SessionDep, settings: Settings
         return _upload_page(request, session, principal, settings, status=status, error=detail)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    patrol = get_patrol(session, principal, stored.body["patrol_id"])
     props = patrol_properties(patrol, member_names(session, [patrol.id])[patrol.id])
     return _upload_page(request, session, principal, settings, result=stored.body, patrol=props)
 
