@@ -17,10 +17,10 @@ through :func:`run_once`:
   (user, key) is taken first, so a repeat waits until the first request commits and then answers
   with its response; if the first is still running after ``IN_PROGRESS_WAIT_S`` the repeat is told
   so (:class:`RequestInProgress`, 409). SQLite has one writer at a time: the repeat's writes wait
-  for the first's commit, its insert of the key then fails on the unique (user, key) index, and its
-  transaction (with the object it made) is rolled back before it answers with the first's
-  response. The unique index is the guarantee on both backends; the lock only spares the repeat
-  its work.
+  for the first's commit, then its insert of the key fails on the unique (user, key) index, or the
+  domain already refuses the copy (a photo attached twice); its transaction (with anything it
+  made) is rolled back and it answers with the first's response. The unique index is the
+  guarantee on both backends; the lock only spares the repeat its work.
 - Keys are remembered for ``MANGROVE_IDEMPOTENCY_RETENTION_DAYS`` (default 30: the field app may
   be offline for days); expired keys are purged, a batch at a time, whenever a key is stored.
 
@@ -41,7 +41,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from patrol.errors import Conflict, DomainError
+from patrol.errors import Conflict, DomainError, InputError
 from patrol.models import IdempotencyKey, iso_utc
 
 KEY_MAX_LENGTH = 255
@@ -127,9 +127,11 @@ def run_once(
         return earlier, True
     try:
         return _create_and_commit(session, create, undo, (request, retention)), False
-    except IntegrityError:
-        # A concurrent repeat committed first (SQLite), or ``create`` broke a unique rule for
-        # another reason: the stored response tells which.
+    except (IntegrityError, DomainError, InputError):
+        # A repeat that committed meanwhile (SQLite) shows as the key's insert failing, or as the
+        # domain refusing the copy ("this photo is already attached"). What the repeat made is
+        # committed together with its key, so the key is visible now whenever that is the cause;
+        # otherwise the refusal stands.
         earlier = stored_response(session, request)
         if earlier is None:
             raise
