@@ -22,7 +22,8 @@ through :func:`run_once`:
   made) is rolled back and it answers with the first's response. The unique index is the
   guarantee on both backends; the lock only spares the repeat its work.
 - Keys are remembered for ``MANGROVE_IDEMPOTENCY_RETENTION_DAYS`` (default 30: the field app may
-  be offline for days); expired keys are purged, a batch at a time, whenever a key is stored.
+  be offline for days); expired keys are purged, a batch at a time, when a key is stored (at most
+  every ``PURGE_EVERY_S`` per process). An expired key answers nothing: its request runs anew.
 
 Nothing here knows HTTP: ``api.idempotency`` reads the header, fingerprints the request and turns a
 stored response back into an HTTP response.
@@ -48,6 +49,9 @@ KEY_MAX_LENGTH = 255
 # How long a repeat waits for a first request with its key that is still running (PostgreSQL).
 IN_PROGRESS_WAIT_S = 15.0
 PURGE_BATCH = 500
+# Expired keys are purged when a key is stored, at most this often per process.
+PURGE_EVERY_S = 600.0
+_last_purge = float("-inf")  # time.monotonic() of this process's last purge
 # The first half of the advisory lock's two-number id: keeps these locks apart from any others.
 LOCK_SPACE = 0x1DE0
 
@@ -121,12 +125,13 @@ def run_once(
     if request is None:
         return _create_and_commit(session, create, undo, None), False
     wait_for_turn(session, request.user_id, request.key, IN_PROGRESS_WAIT_S)
-    earlier = stored_response(session, request)
-    if earlier is not None:
+    row = _stored_row(session, request)
+    if row is not None and not _expired(row):
+        earlier = _replay(row, request)
         session.rollback()  # ends the transaction, and with it the wait of any later repeat
         return earlier, True
     try:
-        return _create_and_commit(session, create, undo, (request, retention)), False
+        return _create_and_commit(session, create, undo, (request, retention, row is not None)), False
     except (IntegrityError, DomainError, InputError):
         # A repeat that committed meanwhile (SQLite) shows as the key's insert failing, or as the
         # domain refusing the copy ("this photo is already attached"). What the repeat made is
@@ -178,13 +183,23 @@ def wait_for_turn(session: Session, user_id: int, key: str, wait_s: float) -> No
 def stored_response(session: Session, request: KeyedRequest) -> StoredResponse | None:
     """The response stored under ``request``'s user and key (None: none, or expired);
     IdempotencyKeyReused if the key was stored for a different request."""
-    row = session.scalar(
+    row = _stored_row(session, request)
+    return None if row is None or _expired(row) else _replay(row, request)
+
+
+def _stored_row(session: Session, request: KeyedRequest) -> IdempotencyKey | None:
+    return session.scalar(
         select(IdempotencyKey).where(
             IdempotencyKey.user_id == request.user_id, IdempotencyKey.key == request.key
         )
     )
-    if row is None or _as_utc(row.expires_at) <= datetime.now(UTC):
-        return None
+
+
+def _expired(row: IdempotencyKey) -> bool:
+    return _as_utc(row.expires_at) <= datetime.now(UTC)
+
+
+def _replay(row: IdempotencyKey, request: KeyedRequest) -> StoredResponse:
     if row.fingerprint != request.fingerprint:
         used_for = f"{row.method} {row.path}"
         if (row.method, row.path) == (request.method, request.path):
@@ -196,18 +211,25 @@ def stored_response(session: Session, request: KeyedRequest) -> StoredResponse |
     return StoredResponse(row.status, row.body, row.location)
 
 
-def _remember(session: Session, request: KeyedRequest, retention: timedelta, response: StoredResponse):
+def _remember(
+    session: Session, request: KeyedRequest, retention: timedelta, had_expired: bool, response: StoredResponse
+):
+    global _last_purge
     now = datetime.now(UTC)
-    purge_expired(session, now)
-    # This key's own expired row, whatever the batch above reached: it would block the insert.
-    session.execute(
-        delete(IdempotencyKey).where(
-            IdempotencyKey.user_id == request.user_id,
-            IdempotencyKey.key == request.key,
-            IdempotencyKey.expires_at <= now,
-        ),
-        execution_options={"synchronize_session": False},
-    )
+    if time.monotonic() - _last_purge >= PURGE_EVERY_S:
+        _last_purge = time.monotonic()
+        purge_expired(session, now)
+    if had_expired:
+        # This key's own expired row would block the insert. Deleted only while still expired: a
+        # copy that replaced it meanwhile keeps its row, and this insert then collides with it.
+        session.execute(
+            delete(IdempotencyKey).where(
+                IdempotencyKey.user_id == request.user_id,
+                IdempotencyKey.key == request.key,
+                IdempotencyKey.expires_at <= now,
+            ),
+            execution_options={"synchronize_session": False},
+        )
     session.add(
         IdempotencyKey(
             user_id=request.user_id,

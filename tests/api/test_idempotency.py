@@ -351,8 +351,9 @@ def test_a_quoted_key_and_the_same_key_bare_are_one_key(client, sessions):
 # --- expiry -------------------------------------------------------------------------------------------
 
 
-def test_expired_keys_no_longer_replay_and_are_purged(client, sessions, settings):
+def test_expired_keys_no_longer_replay_and_are_purged(client, sessions, settings, monkeypatch):
     assert settings.idempotency.retention_days == 30
+    monkeypatch.setattr(idempotency, "PURGE_EVERY_S", 0)  # as when the last purge is long past
     add_users(sessions, "member", "member-2")
     mine, theirs = auth(client, "member"), auth(client, "member-2")
     first = report(client, mine | {KEY: "old"})
@@ -368,6 +369,7 @@ def test_expired_keys_no_longer_replay_and_are_purged(client, sessions, settings
     assert again.json()["id"] != first.json()["id"]
     # Storing that key purged every expired one, the other user's too.
     assert stored_keys(sessions) == {("member", "old")}
+    assert report(client, mine | {KEY: "old"}).headers[REPLAYED] == "true"
 
 
 # --- concurrent repeats --------------------------------------------------------------------------------
