@@ -130,6 +130,8 @@ def run_once(
         earlier = _replay(row, request)
         session.rollback()  # ends the transaction, and with it the wait of any later repeat
         return earlier, True
+    if row is not None:
+        session.expunge(row)  # expired, deleted below; SQLite may give its id to the new row
     try:
         return _create_and_commit(session, create, undo, (request, retention, row is not None)), False
     except (IntegrityError, DomainError, InputError):
