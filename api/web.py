@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from api.deps import Public, PublicForm, SessionDep, SettingsDep, check_csrf, csrf_token
+from api.idempotency import from_form, new_form_key
 from api.params import CHINA
 from api.routes.patrols import parse_upload_options
 from api.uploads import human_size, save_upload
@@ -31,6 +32,7 @@ from maps.svg import tappable_map
 from patrol.accounts import authenticate
 from patrol.errors import AuthenticationFailed, DomainError, InvalidRequest, NotFound, PermissionDenied
 from patrol.grids import BORDER_CODE, list_grids
+from patrol.idempotency import IdempotencyKeyReused, StoredResponse
 from patrol.incidents import (
     SEVERITIES,
     STATUS_NAMES,
@@ -187,6 +189,13 @@ def home(request: Request, session: SessionDep, principal: Public):
 
 # --- patrol upload page (phones) ----------------------------------------------------------------
 
+# A page sent again with its hidden key but other values: back, change, submit. The page drawn
+# with the message carries a new key, so submitting once more makes the new object.
+RESENT_CHANGED = (
+    "此表单已提交过, 内容已改变 This form was already sent with other values; "
+    "再次提交即作为新的提交 submit again to send it as a new one"
+)
+
 
 def _upload_page(request: Request, session, principal, settings, *, status: int = 200, **context):
     teams = sorted(principal.teams)
@@ -201,6 +210,7 @@ def _upload_page(request: Request, session, principal, settings, *, status: int 
             "teams": list(dict.fromkeys(teams)),
             "can_name_members": bool(principal.stations) or principal.has(Role.ADMIN),
             "max_size": human_size(settings.imports.max_upload_bytes),
+            "idempotency_key": new_form_key(),
             "result": None,
             "error": None,
             **context,
@@ -237,12 +247,22 @@ async def upload_track(request: Request, session: SessionDep, settings: Settings
             str(form.get("notes") or ""),
             str(form.get("time_zone") or "auto"),
         )
+        once = await from_form(request)
         path = await save_upload(upload, workdir, settings.imports.max_upload_bytes)
-        result = await run_in_threadpool(
-            upload_patrol, session, path, filename=upload.filename, principal=principal, options=options,
-            settings=settings.patrols,
-        )  # fmt: skip
-        session.commit()
+
+        def create() -> StoredResponse:
+            result = upload_patrol(
+                session, path, filename=upload.filename, principal=principal, options=options,
+                settings=settings.patrols,
+            )  # fmt: skip
+            return StoredResponse(200, {"patrol_id": result.patrol_id, "created": result.created})
+
+        # A resubmitted form (same hidden key) shows the patrol the first submission made.
+        stored, _ = await run_in_threadpool(once.run, session, principal, create)
+        patrol = get_patrol(session, principal, stored.body["patrol_id"])  # NotFound: deleted since
+    except IdempotencyKeyReused:
+        session.rollback()
+        return _upload_page(request, session, principal, settings, status=422, error=RESENT_CHANGED)
     except (InputError, DomainError) as exc:
         session.rollback()
         status = getattr(exc, "status", 422)
@@ -250,9 +270,8 @@ async def upload_track(request: Request, session: SessionDep, settings: Settings
         return _upload_page(request, session, principal, settings, status=status, error=detail)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    patrol = get_patrol(session, principal, result.patrol_id)
     props = patrol_properties(patrol, member_names(session, [patrol.id])[patrol.id])
-    return _upload_page(request, session, principal, settings, result=result, patrol=props)
+    return _upload_page(request, session, principal, settings, result=stored.body, patrol=props)
 
 
 # --- incident report page (phones) --------------------------------------------------------------
@@ -315,6 +334,7 @@ def _report_page(request: Request, session, principal, settings, *, status: int 
             "map": grid_map(session, principal),
             "photo_max_bytes": settings.incidents.photo_max_bytes,
             "photo_max": human_size(settings.incidents.photo_max_bytes),
+            "idempotency_key": new_form_key(),
             "values": {"severity": "medium", "datum": "wgs84"},
             "error": None,
             "done": None,
@@ -364,21 +384,26 @@ def _read_report(values: dict[str, str]) -> IncidentReport:
     )
 
 
-def _save_report(session, principal, report: IncidentReport, photo: bytes | None, settings) -> int:
+def _save_report(session, principal, once, report: IncidentReport, photo: bytes | None, settings) -> int:
     """Report and (optionally) add the photo in one transaction with one audit entry: all of it is
-    saved, or nothing — no row, no file and no entry."""
-    written = None
-    try:
-        incident, written = report_with_photo(
+    saved, or nothing — no row, no file and no entry. A form sent again under its key gives the
+    incident the first one made."""
+    written = []
+
+    def create() -> StoredResponse:
+        incident, path = report_with_photo(
             session, principal, report, settings.incidents, photo=photo, photo_dir=settings.photo_dir()
         )
-        incident_id = incident.id
-        session.commit()
-    except BaseException:
-        session.rollback()
-        discard(written)
-        raise
-    return incident_id
+        if path is not None:
+            written.append(path)
+        return StoredResponse(303, {"incident_id": incident.id}, f"/incidents/report?reported={incident.id}")
+
+    def undo() -> None:
+        for path in written:
+            discard(path)
+
+    stored, _ = once.run(session, principal, create, undo=undo)
+    return stored.body["incident_id"]
 
 
 def _category_labels(session) -> dict[str, str]:
@@ -447,7 +472,14 @@ async def incident_report(
             if len(photo) > limit:
                 raise InvalidRequest(f"照片太大 the photo is larger than the limit of {human_size(limit)}")
         report = _read_report(values)
-        incident_id = await run_in_threadpool(_save_report, session, principal, report, photo, settings)
+        once = await from_form(request)
+        incident_id = await run_in_threadpool(_save_report, session, principal, once, report, photo, settings)
+    except IdempotencyKeyReused:
+        session.rollback()
+        return await run_in_threadpool(
+            _report_page, request, session, principal, settings, status=422, error=RESENT_CHANGED,
+            values=values, photo_dropped=chosen,
+        )  # fmt: skip
     except (InputError, DomainError) as exc:
         session.rollback()
         detail = "; ".join([exc.message] + [p.message for p in exc.problems[:5]])

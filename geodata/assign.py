@@ -13,6 +13,7 @@ track) skip the lattice, which is built on first need.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -38,12 +39,26 @@ class GridIndex:
             raise ValueError("codes and polygons must have the same length")
         order = np.argsort(codes.astype(str), kind="stable")  # code order decides shared edges
         self.codes = codes[order]
-        self.polygons = polygons[order]
-        shapely.prepare(self.polygons)
-        self._tree = STRtree(self.polygons)
-        self._bounds = shapely.bounds(self.polygons)
+        self._shared = polygons[order]
+        self._tree = STRtree(self._shared)
+        self._bounds = shapely.bounds(self._shared)
+        self._per_thread = threading.local()
         self._lattice: _Lattice | None = None
         self._edges: PolygonEdges | None = None
+
+    @property
+    def polygons(self) -> np.ndarray:
+        """The grid polygons, prepared, as the calling thread's own copy.
+
+        GEOS prepared geometries are not thread-safe (libgeos/geos#825): the service runs requests
+        in threads that share one cached index, and concurrent uploads crashed the process in
+        ``contains_properly``. A copy per thread costs a few MB at most."""
+        mine = getattr(self._per_thread, "polygons", None)
+        if mine is None:
+            mine = shapely.from_wkb(shapely.to_wkb(self._shared))  # exact: WKB keeps every double
+            shapely.prepare(mine)
+            self._per_thread.polygons = mine
+        return mine
 
     @property
     def edges(self) -> PolygonEdges:

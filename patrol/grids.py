@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -354,23 +353,23 @@ def import_grids(
 
 # --- metric index shared by track splitting and incident placement ---------------------------
 
-# One per thread: GEOS prepared geometries are not thread-safe (libgeos/geos#825), and uploads in
-# the service's worker threads sharing one index crashed the process (tests/faults/test_concurrency).
-_metric_index_cache = threading.local()
+# Shared by the service's worker threads: GridIndex gives each thread its own prepared polygons
+# (GEOS prepared geometries are not thread-safe), the lattice and edges are read-only.
+_metric_index_cache: dict[tuple, tuple[GridIndex, np.ndarray]] = {}
 
 
 def metric_grid_index(session: Session) -> tuple[GridIndex, np.ndarray]:
     """A GridIndex over the active grids of both sides in UTM 49N, and the grid ids in its order.
 
     Rebuilt only when a grid changes (the key holds every id and version), so the lattice that
-    makes large batches fast is built once per grid import and thread, not once per upload."""
+    makes large batches fast is built once per grid import, not once per upload."""
     rows = session.execute(
         select(Grid.id, Grid.code, Grid.version).where(Grid.retired_at.is_(None)).order_by(Grid.code)
     ).all()
     key = tuple((r.id, r.version) for r in rows)
-    cached = getattr(_metric_index_cache, "entry", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
+    cached = _metric_index_cache.get(key)
+    if cached is not None:
+        return cached
     wkbs = dict(
         session.execute(select(Grid.id, func.ST_AsBinary(Grid.geom)).where(Grid.retired_at.is_(None))).all()
     )
@@ -379,7 +378,8 @@ def metric_grid_index(session: Session) -> tuple[GridIndex, np.ndarray]:
     index = GridIndex([r.code for r in rows], metric)
     ids = dict(zip([r.code for r in rows], [r.id for r in rows]))
     result = (index, np.array([ids[c] for c in index.codes], dtype=np.int64))
-    _metric_index_cache.entry = (key, result)  # one generation is enough
+    _metric_index_cache.clear()  # one generation is enough
+    _metric_index_cache[key] = result
     return result
 
 

@@ -445,3 +445,27 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# --- safe retries ----------------------------------------------------------------------------------
+
+
+class IdempotencyKey(Base):
+    """A client-made key of one create and the response it got (see ``patrol.idempotency``): saved
+    in the same transaction as the object it made, so a repeat is answered with that response."""
+
+    __tablename__ = "idempotency_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Keys are scoped per user: the same key from someone else is another key.
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(256))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of the request's content
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict | list | None] = mapped_column(JSON)
+    location: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_key"),)

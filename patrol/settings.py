@@ -108,6 +108,15 @@ class IncidentSettings(BaseSettings):
         }[level]
 
 
+class IdempotencySettings(BaseSettings):
+    """Safe retries: how long a create's Idempotency-Key is remembered."""
+
+    model_config = SettingsConfigDict(env_prefix="MANGROVE_IDEMPOTENCY_", extra="ignore")
+
+    # The field app may stay offline for days before it sends its outbox again.
+    retention_days: float = Field(default=30.0, gt=0)
+
+
 BASEMAPS = ("none", "osm", "tianditu", "satellite", "amap")
 
 
@@ -173,6 +182,7 @@ class Settings:
         self.patrols = _read(PatrolSettings)
         self.incidents = _read(IncidentSettings)
         self.maps = _read(MapSettings)
+        self.idempotency = _read(IdempotencySettings)
         try:
             self.maps.check_basemap(self.maps.default_basemap)
         except ValueError as exc:

@@ -9,12 +9,15 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AdminOnly, SessionDep, SettingsDep, SignedIn
+from api.idempotency import IdempotencyDep
 from api.params import BodyInt, RowId, parse_bbox, parse_datetime_interval
 from patrol.errors import InvalidRequest
+from patrol.idempotency import StoredResponse
 from patrol.incident_stats import incident_stats
 from patrol.incidents import (
     IncidentQuery,
@@ -145,21 +148,33 @@ def categories(session: SessionDep, _: SignedIn):
 
 
 @router.post("/incident-categories", summary="Add an incident category (admin)", status_code=201)
-def new_category(body: NewCategory, session: SessionDep, principal: AdminOnly):
-    add_category(session, principal, body.code, body.label_zh, body.label_en)
-    session.commit()
-    return {"categories": list_categories(session)}
+def new_category(body: NewCategory, session: SessionDep, principal: AdminOnly, idempotency: IdempotencyDep):
+    def create() -> StoredResponse:
+        add_category(session, principal, body.code, body.label_zh, body.label_en)
+        return StoredResponse(201, {"categories": list_categories(session)})
+
+    return idempotency.respond(session, principal, create)
 
 
 # --- incidents --------------------------------------------------------------------------------
 
 
 @router.post("/incidents", summary="Report an incident at a point", status_code=201)
-def report(body: NewIncident, session: SessionDep, settings: SettingsDep, principal: SignedIn):
-    incident = report_incident(session, principal, IncidentReport(**body.model_dump()), settings.incidents)
-    session.commit()
-    detail = incident_detail(session, principal, incident.id, settings.incidents)
-    return JSONResponse(detail, status_code=201, headers={"Location": f"/api/v1/incidents/{incident.id}"})
+def report(
+    body: NewIncident,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: SignedIn,
+    idempotency: IdempotencyDep,
+):
+    def create() -> StoredResponse:
+        incident = report_incident(
+            session, principal, IncidentReport(**body.model_dump()), settings.incidents
+        )
+        detail = incident_detail(session, principal, incident.id, settings.incidents)
+        return StoredResponse(201, detail, f"/api/v1/incidents/{incident.id}")
+
+    return idempotency.respond(session, principal, create)
 
 
 CSV_COLUMNS = (
@@ -274,30 +289,26 @@ async def photo(
     session: SessionDep,
     settings: SettingsDep,
     principal: SignedIn,
+    idempotency: IdempotencyDep,
     file: Annotated[UploadFile, File(description="JPEG, PNG or WebP")],
 ):
     limit = settings.incidents.photo_max_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise InvalidRequest(f"the photo is larger than the limit of {limit / 1e6:.1f} MB")
-    written = None
-    try:
-        row, written = add_photo(
-            session, principal, incident_id, data, settings.incidents, settings.photo_dir()
-        )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        discard(written)
-        raise
-    return JSONResponse(
-        {
-            "id": row.id,
-            "href": f"/api/v1/incidents/{incident_id}/photos/{row.id}",
-            "content_type": row.content_type,
-        },
-        status_code=201,
-    )
+    written = []  # the file is written before the row: removed again if the row is not committed
+
+    def create() -> StoredResponse:
+        row, path = add_photo(session, principal, incident_id, data, settings.incidents, settings.photo_dir())
+        written.append(path)
+        href = f"/api/v1/incidents/{incident_id}/photos/{row.id}"
+        return StoredResponse(201, {"id": row.id, "href": href, "content_type": row.content_type})
+
+    def undo() -> None:
+        for path in written:
+            discard(path)
+
+    return await run_in_threadpool(idempotency.respond, session, principal, create, undo=undo)
 
 
 @router.get("/incidents/{incident_id}/photos/{photo_id}", summary="A photo of an incident")
@@ -323,17 +334,23 @@ def joint_cases(session: SessionDep, principal: SignedIn, status: Literal["open"
     summary="Raise incidents to a joint case with participants from both sides",
     status_code=201,
 )
-def new_joint_case(body: NewJointCase, session: SessionDep, settings: SettingsDep, principal: SignedIn):
-    case = open_joint_case(
-        session, principal, title=body.title, incident_ids=body.incident_ids, participants=body.participants,
-        settings=settings.incidents,
-    )  # fmt: skip
-    session.commit()
-    return JSONResponse(
-        joint_case_detail(session, principal, case.id),
-        status_code=201,
-        headers={"Location": f"/api/v1/joint-cases/{case.id}"},
-    )
+def new_joint_case(
+    body: NewJointCase,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: SignedIn,
+    idempotency: IdempotencyDep,
+):
+    def create() -> StoredResponse:
+        case = open_joint_case(
+            session, principal, title=body.title, incident_ids=body.incident_ids,
+            participants=body.participants, settings=settings.incidents,
+        )  # fmt: skip
+        return StoredResponse(
+            201, joint_case_detail(session, principal, case.id), f"/api/v1/joint-cases/{case.id}"
+        )
+
+    return idempotency.respond(session, principal, create)
 
 
 @router.get("/joint-cases/{case_id}", summary="One joint case with its incidents and action log")
@@ -346,19 +363,30 @@ def joint_case(case_id: RowId, session: SessionDep, principal: SignedIn):
     summary="Log an action under one of the five mechanisms",
     status_code=201,
 )
-def joint_action(case_id: RowId, body: JointAction, session: SessionDep, principal: SignedIn):
-    add_action(session, principal, case_id, mechanism=body.mechanism, note=body.note)
-    session.commit()
-    return joint_case_detail(session, principal, case_id)
+def joint_action(
+    case_id: RowId, body: JointAction, session: SessionDep, principal: SignedIn, idempotency: IdempotencyDep
+):
+    def create() -> StoredResponse:
+        add_action(session, principal, case_id, mechanism=body.mechanism, note=body.note)
+        return StoredResponse(201, joint_case_detail(session, principal, case_id))
+
+    return idempotency.respond(session, principal, create)
 
 
 @router.post("/joint-cases/{case_id}/incidents", summary="Bring another incident into a joint case")
 def joint_incident(
-    case_id: RowId, body: CaseIncident, session: SessionDep, settings: SettingsDep, principal: SignedIn
+    case_id: RowId,
+    body: CaseIncident,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: SignedIn,
+    idempotency: IdempotencyDep,
 ):
-    add_incident(session, principal, case_id, body.incident_id, settings.incidents)
-    session.commit()
-    return joint_case_detail(session, principal, case_id)
+    def create() -> StoredResponse:
+        add_incident(session, principal, case_id, body.incident_id, settings.incidents)
+        return StoredResponse(200, joint_case_detail(session, principal, case_id))
+
+    return idempotency.respond(session, principal, create)
 
 
 @router.post("/joint-cases/{case_id}/close", summary="Close a joint case")

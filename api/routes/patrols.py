@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from geoalchemy2.shape import to_shape
 
 from api.deps import SessionDep, SettingsDep, SignedIn
+from api.idempotency import IdempotencyDep
 from api.params import RowId, parse_datetime_interval
 from api.uploads import save_upload
 from geodata.cleaning import Transport
@@ -24,6 +25,7 @@ from geodata.datum import Datum
 from geodata.geojson import feature_collection
 from geodata.trackfile import NaiveTimes
 from patrol.effort import EffortFilter, grid_effort, unpatrolled_grids
+from patrol.idempotency import StoredResponse
 from patrol.patrols import (
     PatrolQuery,
     UploadOptions,
@@ -64,6 +66,7 @@ async def upload(
     session: SessionDep,
     settings: SettingsDep,
     principal: SignedIn,
+    idempotency: IdempotencyDep,
     file: Annotated[UploadFile, File(description="GPX 1.0/1.1, KML, KMZ, GeoJSON or CSV track")],
     datum: Annotated[
         str, Form(description="wgs84 (also CGCS2000), gcj02 (Amap/Gaode, Tencent) or bd09 (Baidu)")
@@ -83,35 +86,23 @@ async def upload(
     workdir = Path(tempfile.mkdtemp(prefix="mangrove-patrol-"))
     try:
         path = await save_upload(file, workdir, settings.imports.max_upload_bytes)
+
+        def create() -> StoredResponse:
+            result = upload_patrol(
+                session, path, filename=file.filename or path.name, principal=principal, options=options,
+                settings=settings.patrols,
+            )  # fmt: skip
+            patrol = get_patrol(session, principal, result.patrol_id)
+            body = {
+                "created": result.created,
+                **patrol_properties(patrol, member_names(session, [patrol.id])[patrol.id]),
+            }
+            return StoredResponse(201 if result.created else 200, body, f"/api/v1/patrols/{patrol.id}")
+
         # Parsing and splitting take a while for long tracks: keep the event loop serving others.
-        # The commit (a disk sync) happens there too; the answer is sent only after it.
-        result = await run_in_threadpool(
-            _upload_and_commit,
-            session,
-            path,
-            filename=file.filename or path.name,
-            principal=principal,
-            options=options,
-            settings=settings.patrols,
-        )
+        return await run_in_threadpool(idempotency.respond, session, principal, create)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    patrol = get_patrol(session, principal, result.patrol_id)
-    body = {
-        "created": result.created,
-        **patrol_properties(patrol, member_names(session, [patrol.id])[patrol.id]),
-    }
-    return JSONResponse(
-        body,
-        status_code=201 if result.created else 200,
-        headers={"Location": f"/api/v1/patrols/{patrol.id}"},
-    )
-
-
-def _upload_and_commit(session, path, **kwargs):
-    result = upload_patrol(session, path, **kwargs)
-    session.commit()
-    return result
 
 
 @router.get("/patrols", summary="Patrols you may see, newest first, as GeoJSON (simplified lines)")

@@ -49,22 +49,25 @@ def test_eight_phones_uploading_while_lists_are_read_all_get_answers(app, sessio
     assert reads and set(reads) == {200}
 
 
-def test_each_worker_thread_splits_tracks_with_its_own_prepared_grid_index(sessions):
+def test_each_worker_thread_splits_tracks_with_its_own_prepared_polygons(sessions):
     """GEOS prepared geometries are not thread-safe: uploads in the service's worker threads that
-    shared one grid index crashed the whole process (a segmentation fault in the test above)."""
+    shared one grid index crashed the whole process (a segmentation fault in the test above). The
+    cached index is shared; each thread tests points against its own prepared copy."""
 
-    def indexes_seen_by_a_thread() -> tuple:
+    def polygons_seen_by_a_thread() -> tuple:
         with sessions() as session:
-            return metric_grid_index(session)[0], metric_grid_index(session)[0]
+            index = metric_grid_index(session)[0]
+            return index, index.polygons, metric_grid_index(session)[0].polygons
 
     seen = {}
-    for n in (1, 2):  # one after the other: a second thread must not be handed the first's index
-        thread = threading.Thread(target=lambda n=n: seen.update({n: indexes_seen_by_a_thread()}))
+    for n in (1, 2):  # one after the other: a second thread must not be handed the first's copy
+        thread = threading.Thread(target=lambda n=n: seen.update({n: polygons_seen_by_a_thread()}))
         thread.start()
         thread.join()
-    (first, again), (other, _) = seen[1], seen[2]
-    assert first is again  # reused within a thread: built once per grid change
-    assert first is not other and first.polygons[0] is not other.polygons[0]
+    (index, first, again), (same_index, other, _) = seen[1], seen[2]
+    assert index is same_index  # one index (and lattice) for all threads, built once per grid change
+    assert first is again  # a thread reuses its own copy
+    assert first is not other and first[0] is not other[0]
 
 
 def test_a_writer_waits_for_the_write_lock_instead_of_failing(spatialite, settings, sessions):
