@@ -11,6 +11,7 @@ from sqlalchemy import Engine, LargeBinary, bindparam, create_engine, event, fun
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from patrol.errors import InvalidRequest
 from patrol.models import SRID
 from patrol.settings import Settings, get_settings
 
@@ -42,8 +43,28 @@ def create_db_engine(url: str | None = None, settings: Settings | None = None) -
     settings = settings or get_settings()
     url = url or settings.storage.resolved_database_url()
     if is_sqlite(url):
-        return _spatialite_engine(url, settings.storage.spatialite_library)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        engine = _spatialite_engine(url, settings.storage.spatialite_library)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    event.listen(engine, "before_cursor_execute", refuse_nul_text)
+    return engine
+
+
+def refuse_nul_text(conn, cursor, statement, parameters, context, executemany) -> None:
+    """The backstop behind the API's control-character check: text holding a NUL byte, which
+    PostgreSQL cannot store (it failed as a 500), is refused as bad input on both backends."""
+    for value in _bound_values(parameters):
+        if type(value) is str and "\x00" in value:
+            raise InvalidRequest("text holding a NUL character (U+0000) cannot be stored; remove it")
+
+
+def _bound_values(parameters):
+    """Every value of one parameter set or many (a dict, a sequence, or a sequence of either)."""
+    for item in parameters.values() if isinstance(parameters, dict) else parameters or ():
+        if isinstance(item, dict | list | tuple):
+            yield from _bound_values(item)
+        else:
+            yield item
 
 
 def _spatialite_engine(url: str, library: str) -> Engine:

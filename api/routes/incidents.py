@@ -12,7 +12,9 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api import csvsafe
 from api.deps import AdminOnly, SessionDep, SettingsDep, SignedIn
+from api.openapi import CSV, FEATURE_COLLECTION, IMAGES, content
 from api.params import BodyInt, RowId, parse_bbox, parse_datetime_interval
 from patrol.errors import InvalidRequest
 from patrol.incident_stats import incident_stats
@@ -170,7 +172,11 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-@router.get("/incidents", summary="Incidents by grid, town, side, category, status, time… (GeoJSON or CSV)")
+@router.get(
+    "/incidents",
+    summary="Incidents by grid, town, side, category, status, time… (GeoJSON or CSV)",
+    responses={200: {**FEATURE_COLLECTION, "content": {**FEATURE_COLLECTION["content"], CSV: {}}}},
+)
 def incidents(
     request: Request,
     session: SessionDep,
@@ -192,7 +198,7 @@ def incidents(
         buffer.write("\ufeff")  # so that Excel opens Chinese text as UTF-8
         writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(items)
+        writer.writerows(csvsafe.record(item) for item in items)
         headers = {"Content-Disposition": 'attachment; filename="incidents.csv"'}
         if next_href:
             headers["Link"] = f'<{next_href}>; rel="next"'
@@ -300,7 +306,11 @@ async def photo(
     )
 
 
-@router.get("/incidents/{incident_id}/photos/{photo_id}", summary="A photo of an incident")
+@router.get(
+    "/incidents/{incident_id}/photos/{photo_id}",
+    summary="A photo of an incident",
+    responses={200: content(*IMAGES, description="The photo")},
+)
 def photo_download(
     incident_id: RowId, photo_id: RowId, session: SessionDep, settings: SettingsDep, principal: SignedIn
 ):
