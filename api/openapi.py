@@ -207,15 +207,16 @@ def complete(schema: dict, routes) -> dict:
 
 
 def install(app: FastAPI) -> None:
-    """Serve the completed document at /openapi.json (built once, on first use)."""
+    """Serve the completed document at /openapi.json. FastAPI builds its document once and again
+    when routes are added; each new build is completed once."""
     generate = app.openapi
-    completed: dict | None = None
+    completed: list[dict] = []  # the document last completed
 
     def openapi() -> dict:
-        nonlocal completed
-        if completed is None:
-            completed = complete(generate(), app.routes)
-            app.openapi_schema = completed
-        return completed
+        schema = generate()
+        if not completed or schema is not completed[0]:
+            complete(schema, app.routes)
+            completed[:] = [schema]
+        return schema
 
     app.openapi = openapi

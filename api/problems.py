@@ -97,9 +97,16 @@ def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
 def allowed_methods(app, scope) -> list[str]:
     """Every method the request's path answers, over all the routes that match it (Starlette's
     own 405 names only the first route's)."""
+    # The path as the application saw it, before a mount moved part of it into root_path.
+    request_line = {
+        "type": "http",
+        "method": scope["method"],
+        "path": scope["path"],
+        "root_path": scope.get("app_root_path", ""),
+    }
     methods: set[str] = set()
     for route in all_routes(app.routes):
-        match, _ = route.matches({**scope, "type": "http"})
+        match, _ = route.matches(request_line)
         if match == Match.NONE:
             continue
         if getattr(route, "methods", None):
