@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import swagger_ui_bundle
+import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
@@ -22,6 +22,7 @@ from patrol.db import create_db_engine, make_session_factory
 from patrol.settings import Settings, get_settings
 
 PAGES_STATIC_DIR = Path(__file__).parent / "static"
+SWAGGER_UI_DIR = Path(fastapi_offline.__file__).parent / "static"
 DESCRIPTION = """
 Grid patrol, incidents and joint enforcement for the Lianjiang (Guangdong) – Hepu (Guangxi)
 mangroves. Geometry is GeoJSON (RFC 7946, WGS84 lon/lat); errors are problem+json (RFC 9457).
@@ -89,7 +90,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
 
 def _offline_docs(app: FastAPI) -> None:
-    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
+    # Swagger UI 5 (fastapi-offline's copy): swagger-ui-bundle's 4.x cannot read OpenAPI 3.1.
+    app.mount("/static/swagger", StaticFiles(directory=SWAGGER_UI_DIR), name="swagger")
 
     @app.get("/docs", include_in_schema=False)
     def docs(request: Request, _: Public):
@@ -99,7 +101,7 @@ def _offline_docs(app: FastAPI) -> None:
             oauth2_redirect_url="/docs/oauth2-redirect",
             swagger_js_url="/static/swagger/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger/swagger-ui.css",
-            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+            swagger_favicon_url="/static/swagger/favicon.png",
         ), style_inline=True)  # fmt: skip
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
