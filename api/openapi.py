@@ -7,7 +7,7 @@ after it was written, from what the route declares:
 * the problem+json errors (RFC 9457, one shared ``Problem`` schema) the operation can give:
   400 for an unreadable body; 401 wherever a bearer token or session is read (``api.deps.Access``,
   also on public routes, where a bad token is refused); 403 for routes that need a role, that
-  check more than sign-in, or that write (CSRF); 404 for operations with path parameters; 409 for
+  check more than sign-in, or that write (CSRF); 404 for operations with path parameters and writes whose body names rows; 409 for
   writes (stale versions, duplicates, repeats in flight); 413 and 415 for file uploads; 422
   always; 429 for the sign-in (the OAuth2 token URL); 503 always (the database out of reach);
 * the real success content types: a route that declares its content with ``responses=`` (see
@@ -153,8 +153,8 @@ def error_statuses(path: str, method: str, operation: dict, access: Access | Non
             codes.add(403)
         if writes and not access.public:
             codes.add(409)
-    if "{" in path:
-        codes.add(404)
+    if "{" in path or (writes and body_types and access is not None and not access.public):
+        codes.add(404)  # a row named in the path, or in the body of a write (incident_ids…)
     if "multipart/form-data" in body_types:
         codes |= {413, 415}
     if path in token_urls:
