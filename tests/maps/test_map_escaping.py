@@ -66,7 +66,8 @@ def test_hostile_text_never_appears_raw_in_a_map(client, hostile):
         html = client.get(path).text
         assert LABEL not in html and SCRIPT not in html, path
         # There, escaped: as JSON (\u003c…) or as HTML inside JSON (\u0026lt;…).
-        assert "\\u003c!--\\u003cscript\\u003e" in html or "\\u0026lt;!--\\u0026lt;script\\u0026gt;" in html, path
+        as_json, as_html_in_json = "\\u003c!--\\u003cscript\\u003e", "\\u0026lt;!--\\u0026lt;script\\u0026gt;"
+        assert as_json in html or as_html_in_json in html, path
 
 
 def test_maps_and_pages_with_hostile_text_work_in_a_browser(app, hostile):
@@ -79,7 +80,8 @@ def test_maps_and_pages_with_hostile_text_work_in_a_browser(app, hostile):
                 wait_for_render(driver)
                 drawn = driver.execute_script(COUNT)
                 assert severe(driver) == [], path
-                assert drawn["polygons"] > (0 if "replay" in path else 20), path  # the hostile grid among them
+                # The grids, the hostile one among them (a replay draws those near the walk).
+                assert drawn["polygons"] > (0 if "replay" in path else 20), path
                 assert LABEL in drawn["text"] or "replay" in path, path  # the legend shows it as text
                 if "replay" not in path:
                     assert drawn["clusters"] > 0, path
