@@ -52,19 +52,27 @@ def create_db_engine(url: str | None = None, settings: Settings | None = None) -
 
 def refuse_nul_text(conn, cursor, statement, parameters, context, executemany) -> None:
     """The backstop behind the API's control-character check: text holding a NUL byte, which
-    PostgreSQL cannot store (it failed as a 500), is refused as bad input on both backends."""
-    for value in _bound_values(parameters):
-        if type(value) is str and "\x00" in value:
-            raise InvalidRequest("text holding a NUL character (U+0000) cannot be stored; remove it")
+    PostgreSQL cannot store (it failed as a 500), is refused as bad input on both backends.
+    ``parameters`` is one set (a dict or a tuple) or many (a list of them); written as plain loops
+    because bulk inserts pass tens of thousands of rows."""
+    if not parameters:
+        return
+    for item in parameters.values() if parameters.__class__ is dict else parameters:
+        kind = item.__class__
+        if kind is str:
+            if "\x00" in item:
+                _refuse_nul()
+        elif kind is dict or kind is tuple or kind is list:
+            for value in item.values() if kind is dict else item:
+                if value.__class__ is str:
+                    if "\x00" in value:
+                        _refuse_nul()
+                elif value.__class__ is list and any(v.__class__ is str and "\x00" in v for v in value):
+                    _refuse_nul()  # an array parameter (PostgreSQL)
 
 
-def _bound_values(parameters):
-    """Every value of one parameter set or many (a dict, a sequence, or a sequence of either)."""
-    for item in parameters.values() if isinstance(parameters, dict) else parameters or ():
-        if isinstance(item, dict | list | tuple):
-            yield from _bound_values(item)
-        else:
-            yield item
+def _refuse_nul() -> None:
+    raise InvalidRequest("text holding a NUL character (U+0000) cannot be stored; remove it")
 
 
 def _spatialite_engine(url: str, library: str) -> Engine:
