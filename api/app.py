@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
-import swagger_ui_bundle
+import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
-from api import map_pages, problems, web
+from api import map_pages, openapi, problems, security, web
 from api.deps import Public
 from api.routes import audit, auth, grids, incidents, meta, patrols, users
 from maps.assets import STATIC_DIR
 from patrol.db import create_db_engine, make_session_factory
 from patrol.settings import Settings, get_settings
 
+PAGES_STATIC_DIR = Path(__file__).parent / "static"
+SWAGGER_UI_DIR = Path(fastapi_offline.__file__).parent / "static"
 DESCRIPTION = """
 Grid patrol, incidents and joint enforcement for the Lianjiang (Guangdong) – Hepu (Guangxi)
 mangroves. Geometry is GeoJSON (RFC 7946, WGS84 lon/lat); errors are problem+json (RFC 9457).
@@ -64,6 +68,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.add_middleware(MapCompression)
     problems.install(app)
+    security.install(app)
+    openapi.install(app)
     for router in (
         meta.router,
         auth.router,
@@ -79,23 +85,35 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     _offline_docs(app)
     # Leaflet and the map builders, for maps served by the service (exports inline them).
     app.mount("/static/maps", StaticFiles(directory=STATIC_DIR), name="maps")
+    # The pages' stylesheet and scripts: files, so that their CSP needs no 'unsafe-inline'.
+    app.mount("/static/app", StaticFiles(directory=PAGES_STATIC_DIR), name="pages")
     return app
 
 
 def _offline_docs(app: FastAPI) -> None:
-    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
+    # Swagger UI 5 (fastapi-offline's copy): swagger-ui-bundle's 4.x cannot read OpenAPI 3.1.
+    app.mount("/static/swagger", StaticFiles(directory=SWAGGER_UI_DIR), name="swagger")
 
     @app.get("/docs", include_in_schema=False)
     def docs(request: Request, _: Public):
-        return get_swagger_ui_html(
+        return _inline_scripts_allowed(get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="Mangrove Patrol API",
             oauth2_redirect_url="/docs/oauth2-redirect",
             swagger_js_url="/static/swagger/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger/swagger-ui.css",
-            swagger_favicon_url="/static/swagger/favicon-32x32.png",
-        )
+            swagger_favicon_url="/static/swagger/favicon.png",
+        ), style_inline=True)  # fmt: skip
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     def oauth2_redirect(_: Public):
-        return get_swagger_ui_oauth2_redirect_html()
+        return _inline_scripts_allowed(get_swagger_ui_oauth2_redirect_html())
+
+
+def _inline_scripts_allowed(page: HTMLResponse, *, style_inline: bool = False) -> HTMLResponse:
+    """Swagger UI's pages start it with inline scripts (allowed by hash); its React views set
+    inline styles."""
+    page.headers["Content-Security-Policy"] = security.inline_script_policy(
+        page.body.decode(), style_inline=style_inline
+    )
+    return page

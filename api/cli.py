@@ -517,6 +517,7 @@ def cmd_incidents_report(args) -> int:
 def cmd_incidents_list(args) -> int:
     import csv
 
+    from api import csvsafe
     from patrol.incidents import query_incidents
 
     settings = get_settings()
@@ -527,7 +528,7 @@ def cmd_incidents_list(args) -> int:
     if args.csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(items[0]) if items else ["id"])
         writer.writeheader()
-        writer.writerows(items)
+        writer.writerows(csvsafe.record(item) for item in items)
         return 0
     print(f"{'id':>7}  {'observed (China)':<16}  {'grid':<10} {'category':<16} {'status':<11} overdue")
     for i in items:

@@ -67,7 +67,7 @@ def _policy(base: Basemap) -> str:
     return (
         "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
         f"img-src 'self' data: {tiles}".strip()
-        + "; connect-src 'self'; frame-ancestors 'self'"
+        + "; connect-src 'self'; frame-ancestors 'none'"
     )
 
 

@@ -12,7 +12,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
+from starlette.staticfiles import StaticFiles
 
+from api.routing import all_routes, original
 from geodata.errors import InputError
 from patrol.errors import AuthenticationFailed, DomainError
 
@@ -74,11 +77,46 @@ def _validation_error(request: Request, exc: RequestValidationError) -> JSONResp
 def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     from http import HTTPStatus
 
-    title = (
+    title = getattr(exc, "title", None) or (
         HTTPStatus(exc.status_code).phrase if exc.status_code in HTTPStatus._value2member_map_ else "Error"
     )
     detail = exc.detail if isinstance(exc.detail, str) else title
-    return problem_response(exc.status_code, title, detail, instance=request.url.path, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
+    return problem_response(
+        exc.status_code,
+        title,
+        detail,
+        kind=getattr(exc, "kind", None),
+        instance=request.url.path,
+        headers=headers or None,
+        problems=getattr(exc, "problems", None),
+    )
+
+
+def allowed_methods(app, scope) -> list[str]:
+    """Every method the request's path answers, over all the routes that match it (Starlette's
+    own 405 names only the first route's)."""
+    # The path as the application saw it, before a mount moved part of it into root_path.
+    request_line = {
+        "type": "http",
+        "method": scope["method"],
+        "path": scope["path"],
+        "root_path": scope.get("app_root_path", ""),
+    }
+    methods: set[str] = set()
+    for route in all_routes(app.routes):
+        match, _ = route.matches(request_line)
+        if match == Match.NONE:
+            continue
+        if getattr(route, "methods", None):
+            methods |= set(route.methods)
+        elif isinstance(original(route), Mount) and isinstance(original(route).app, StaticFiles):
+            methods |= {"GET", "HEAD"}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:

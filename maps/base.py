@@ -255,9 +255,19 @@ def h(text) -> str:
 # --- folium elements ---------------------------------------------------------------------------
 
 
+# Characters that must not appear as themselves in JSON inside a <script> element: "<" ("</script>"
+# ends the element, "<!--" and "<script" switch the parser into a state where it no longer does),
+# ">" and "&" (as Jinja's tojson escapes them), and U+2028/U+2029 (line ends to older JavaScript).
+_SCRIPT_UNSAFE = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
 def script_json(value) -> str:
-    """JSON to place inside a <script>: compact, Chinese as is, and unable to close the script."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    """JSON that is safe inside a <script> element, whatever text it holds: compact, Chinese as
+    is, with <, >, &, U+2028 and U+2029 escaped as \\u003c… (the same value to JavaScript). The one
+    way the maps embed data in their pages."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_SCRIPT_UNSAFE)
 
 
 class JsLayer(Layer):

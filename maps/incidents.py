@@ -3,13 +3,11 @@ category, and a heat map. Shared by the station and joint-enforcement maps."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 from folium.plugins import FastMarkerCluster, HeatMap
 
-from maps.base import SIDE_COLORS, STATUS_COLORS, Overlay, glyph, local_times
+from maps.base import SIDE_COLORS, STATUS_COLORS, Overlay, glyph, local_times, script_json
 
 
 def incident_rows(
@@ -91,9 +89,8 @@ def add_incidents(
     rows, lookups = incident_rows(incidents, labels, overlay, border_distance_m=border_distance_m)
     lookups["colorBy"] = color_by
     lookups["link"] = link
-    # "</" escaped: category labels are admins' free text and must not end the page's script.
-    lookups_json = json.dumps(lookups, ensure_ascii=False).replace("</", "<\\/")
-    callback = f"MangroveMaps.incidentMarker({lookups_json});"
+    # Category labels are admins' free text: script_json keeps them from ending the page's script.
+    callback = f"MangroveMaps.incidentMarker({script_json(lookups)});"
     FastMarkerCluster(
         rows,
         callback=callback,

@@ -3,8 +3,6 @@ walk crossed are highlighted, the grid it is in at each moment more strongly."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
@@ -23,6 +21,7 @@ from maps.base import (
     line_key,
     local_time,
     new_map,
+    script_json,
     swatch,
 )
 
@@ -85,7 +84,7 @@ def replay_map(data, base: Basemap, *, decimals: int = 5):
         for v in visits.itertuples()
         if np.isfinite(v.entered) and np.isfinite(v.exited)
     ]
-    payload = json.dumps({"start": start, "tracks": tracks, "visits": visit_rows}, separators=(",", ":"))
+    payload = script_json({"start": start, "tracks": tracks, "visits": visit_rows})
     Script(
         f"window.mangroveReplay = MangroveMaps.replay({{map}}, {grid_layer.get_name()}, {payload});"
     ).add_to(m)

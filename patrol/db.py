@@ -34,6 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from patrol.errors import InvalidRequest
 from patrol.models import SRID
 from patrol.settings import Settings, get_settings
 
@@ -78,16 +79,44 @@ def create_db_engine(
     settings = settings or get_settings()
     url = url or settings.storage.resolved_database_url()
     if is_sqlite(url):
-        return _spatialite_engine(url, settings.storage.spatialite_library, busy_timeout_s)
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=10,
-        pool_timeout=POOL_TIMEOUT_S,
-        # A server that does not answer at all (not refusing: gone from the network) fails fast.
-        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
-    )
+        engine = _spatialite_engine(url, settings.storage.spatialite_library, busy_timeout_s)
+    else:
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=10,
+            pool_timeout=POOL_TIMEOUT_S,
+            # A server that does not answer at all (not refusing: gone from the network) fails fast.
+            connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
+        )
+    event.listen(engine, "before_cursor_execute", refuse_nul_text)
+    return engine
+
+
+def refuse_nul_text(conn, cursor, statement, parameters, context, executemany) -> None:
+    """The backstop behind the API's control-character check: text holding a NUL byte, which
+    PostgreSQL cannot store (it failed as a 500), is refused as bad input on both backends.
+    ``parameters`` is one set (a dict or a tuple) or many (a list of them); written as plain loops
+    because bulk inserts pass tens of thousands of rows."""
+    if not parameters:
+        return
+    for item in parameters.values() if parameters.__class__ is dict else parameters:
+        kind = item.__class__
+        if kind is str:
+            if "\x00" in item:
+                _refuse_nul()
+        elif kind is dict or kind is tuple or kind is list:
+            for value in item.values() if kind is dict else item:
+                if value.__class__ is str:
+                    if "\x00" in value:
+                        _refuse_nul()
+                elif value.__class__ is list and any(v.__class__ is str and "\x00" in v for v in value):
+                    _refuse_nul()  # an array parameter (PostgreSQL)
+
+
+def _refuse_nul() -> None:
+    raise InvalidRequest("text holding a NUL character (U+0000) cannot be stored; remove it")
 
 
 def _spatialite_engine(url: str, library: str, busy_timeout_s: float) -> Engine:

@@ -40,9 +40,12 @@ MECHANISMS = {
 }
 
 
-def _may_see_cases(principal: Principal) -> None:
+def _may_see_cases(principal: Principal, *, listing: bool = False) -> None:
+    """One case of someone who may not see cases is "not found" (its existence is not told); the
+    list is refused as such (403)."""
     if not (principal.is_admin or principal.has(*WORKER_ROLES)):
-        raise NotFound("joint cases are for station managers and enforcement officers")
+        error = PermissionDenied if listing else NotFound
+        raise error("joint cases are for station managers and enforcement officers")
 
 
 def _get_case(session: Session, principal: Principal, case_id: int) -> JointCase:
@@ -296,7 +299,7 @@ def _summary(case: JointCase, participants: list[User]) -> dict[str, Any]:
 def list_joint_cases(
     session: Session, principal: Principal, *, status: str | None = None
 ) -> list[dict[str, Any]]:
-    _may_see_cases(principal)
+    _may_see_cases(principal, listing=True)
     if status not in (None, "open", "closed"):
         raise InvalidRequest("status is open or closed")
     query = select(JointCase).order_by(JointCase.opened_at.desc(), JointCase.id.desc())

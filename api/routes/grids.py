@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from api.deps import AdminOnly, Public, SessionDep, SettingsDep
+from api.openapi import FEATURE, FEATURE_COLLECTION
 from api.params import parse_bbox
 from api.uploads import save_upload
 from geodata import reference
@@ -34,7 +35,7 @@ def _check_known(session, model, value: str | None, name: str) -> None:
         raise InvalidRequest(f"unknown {name} {value!r}; known: {', '.join(known)}")
 
 
-@router.get("", summary="Grids as a GeoJSON FeatureCollection", response_class=JSONResponse)
+@router.get("", summary="Grids as a GeoJSON FeatureCollection", responses={200: FEATURE_COLLECTION})
 def grids(
     session: SessionDep,
     _: Public,
@@ -60,7 +61,7 @@ def grids(
     return JSONResponse(body, media_type=GEOJSON)
 
 
-@router.get("/{code}", summary="One grid as a GeoJSON Feature", response_class=JSONResponse)
+@router.get("/{code}", summary="One grid as a GeoJSON Feature", responses={200: FEATURE})
 def grid(code: str, session: SessionDep, _: Public):
     record = get_grid(session, code)
     feature = feature_collection([record.code], [record.geometry], [record.properties()])["features"][0]

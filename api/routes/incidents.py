@@ -13,8 +13,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api import csvsafe
 from api.deps import AdminOnly, SessionDep, SettingsDep, SignedIn
 from api.idempotency import IdempotencyDep
+from api.openapi import CSV, FEATURE_COLLECTION, IMAGES, content
 from api.params import BodyInt, RowId, parse_bbox, parse_datetime_interval
 from patrol.errors import InvalidRequest
 from patrol.idempotency import StoredResponse
@@ -185,7 +187,11 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-@router.get("/incidents", summary="Incidents by grid, town, side, category, status, time… (GeoJSON or CSV)")
+@router.get(
+    "/incidents",
+    summary="Incidents by grid, town, side, category, status, time… (GeoJSON or CSV)",
+    responses={200: {**FEATURE_COLLECTION, "content": {**FEATURE_COLLECTION["content"], CSV: {}}}},
+)
 def incidents(
     request: Request,
     session: SessionDep,
@@ -207,7 +213,7 @@ def incidents(
         buffer.write("\ufeff")  # so that Excel opens Chinese text as UTF-8
         writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(items)
+        writer.writerows(csvsafe.record(item) for item in items)
         headers = {"Content-Disposition": 'attachment; filename="incidents.csv"'}
         if next_href:
             headers["Link"] = f'<{next_href}>; rel="next"'
@@ -311,7 +317,11 @@ async def photo(
     return await run_in_threadpool(idempotency.respond, session, principal, create, undo=undo)
 
 
-@router.get("/incidents/{incident_id}/photos/{photo_id}", summary="A photo of an incident")
+@router.get(
+    "/incidents/{incident_id}/photos/{photo_id}",
+    summary="A photo of an incident",
+    responses={200: content(*IMAGES, description="The photo")},
+)
 def photo_download(
     incident_id: RowId, photo_id: RowId, session: SessionDep, settings: SettingsDep, principal: SignedIn
 ):

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select, text
 
 from api.deps import Public, SessionDep
+from api.openapi import FEATURE_COLLECTION
 from geodata import reference
 from geodata.geojson import feature_collection
 from patrol import migrate
@@ -50,7 +51,11 @@ def places(session: SessionDep, _: Public):
     }
 
 
-@router.get("/border", summary="The Guangdong–Guangxi provincial border as GeoJSON")
+@router.get(
+    "/border",
+    summary="The Guangdong–Guangxi provincial border as GeoJSON",
+    responses={200: FEATURE_COLLECTION},
+)
 def border(session: SessionDep, _: Public):
     rows = session.execute(select(Boundary, func.ST_AsBinary(Boundary.geom)).order_by(Boundary.code)).all()
     body = feature_collection(

@@ -16,8 +16,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from geoalchemy2.shape import to_shape
 
+from api import csvsafe
 from api.deps import SessionDep, SettingsDep, SignedIn
 from api.idempotency import IdempotencyDep
+from api.openapi import CSV, FEATURE, FEATURE_COLLECTION, content
 from api.params import RowId, parse_datetime_interval
 from api.uploads import save_upload
 from geodata.cleaning import Transport
@@ -60,7 +62,12 @@ def parse_upload_options(
     )
 
 
-@router.post("/patrols", summary="Upload a patrol track (GPX, KML/KMZ, GeoJSON, CSV)", status_code=201)
+@router.post(
+    "/patrols",
+    summary="Upload a patrol track (GPX, KML/KMZ, GeoJSON, CSV)",
+    status_code=201,
+    responses={200: content("application/json", description="The same file was uploaded before: its patrol")},
+)
 async def upload(
     request: Request,
     session: SessionDep,
@@ -105,7 +112,11 @@ async def upload(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@router.get("/patrols", summary="Patrols you may see, newest first, as GeoJSON (simplified lines)")
+@router.get(
+    "/patrols",
+    summary="Patrols you may see, newest first, as GeoJSON (simplified lines)",
+    responses={200: FEATURE_COLLECTION},
+)
 def patrols(
     request: Request,
     session: SessionDep,
@@ -152,7 +163,11 @@ def remove(patrol_id: RowId, session: SessionDep, principal: SignedIn):
     return Response(status_code=204)
 
 
-@router.get("/patrols/{patrol_id}", summary="One patrol with its full cleaned line and its grid visits")
+@router.get(
+    "/patrols/{patrol_id}",
+    summary="One patrol with its full cleaned line and its grid visits",
+    responses={200: FEATURE},
+)
 def patrol(patrol_id: RowId, session: SessionDep, principal: SignedIn):
     found = get_patrol(session, principal, patrol_id)
     names = member_names(session, [found.id])
@@ -164,7 +179,9 @@ def patrol(patrol_id: RowId, session: SessionDep, principal: SignedIn):
 
 
 @router.get(
-    "/patrols/{patrol_id}/fixes", summary="Every fix as read, with its cleaning flags (CSV or GeoJSON)"
+    "/patrols/{patrol_id}/fixes",
+    summary="Every fix as read, with its cleaning flags (CSV or GeoJSON)",
+    responses={200: {**FEATURE_COLLECTION, "content": {CSV: {}, **FEATURE_COLLECTION["content"]}}},
 )
 def fixes(
     patrol_id: RowId,
@@ -201,8 +218,8 @@ def fixes(
         start=1,
     ):
         t, lon, lat, rlon, rlat, ele, seg, flags = row
-        writer.writerow([i, t or "", f"{lon:.7f}", f"{lat:.7f}", repr(float(rlon)), repr(float(rlat)),
-                         "" if np.isnan(ele) else f"{ele:.1f}", int(seg), flags])  # fmt: skip
+        writer.writerow(csvsafe.row([i, t or "", f"{lon:.7f}", f"{lat:.7f}", repr(float(rlon)), repr(float(rlat)),
+                                     "" if np.isnan(ele) else f"{ele:.1f}", int(seg), flags]))  # fmt: skip
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",

@@ -83,7 +83,10 @@ def test_the_page_is_self_contained_with_a_tappable_grid_map(client, sessions):
     html, _ = form_page(client)
     assert "http://" not in html and "https://" not in html  # no CDN, fonts or external scripts
     assert not re.search(r'<(script|link|img)[^>]+(src|href)="(?!/|data:)', html)
-    assert "navigator.geolocation" in html and 'capture="environment"' in html and 'accept="image/*"' in html
+    assert 'capture="environment"' in html and 'accept="image/*"' in html
+    # The page's script is a file: its Content-Security-Policy runs no inline code.
+    assert '<script src="/static/app/incident-report.js">' in html
+    assert "navigator.geolocation" in client.get("/static/app/incident-report.js").text
     assert "砍伐/毁坏红树林 Cutting or damaging mangroves" in html
     for field in ('name="lon"', 'name="lat"', 'name="severity"', 'name="observed_at"', 'name="description"'):
         assert field in html

@@ -239,7 +239,7 @@ def test_a_joint_case_with_both_sides_and_its_five_mechanism_log(client, session
         f"/api/v1/joint-cases/{case['id']}/close", json={"version": case["version"]}, headers=hp
     )
     assert closed.json()["status"] == "closed"
-    assert client.get("/api/v1/joint-cases", headers=auth(client, "member")).status_code == 404
+    assert client.get("/api/v1/joint-cases", headers=auth(client, "member")).status_code == 403
 
 
 # --- query by grid ---------------------------------------------------------------------------------
