@@ -14,6 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from api import map_pages, problems, web
 from api.deps import Public
+from api.limits import RequestLimits
 from api.routes import auth, grids, incidents, meta, patrols, users
 from maps.assets import STATIC_DIR
 from patrol.db import create_db_engine, make_session_factory
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         https_only=settings.auth.secure_cookies,
     )
     app.add_middleware(MapCompression)
+    # Outermost: bodies are capped before anything else reads them.
+    app.add_middleware(RequestLimits, settings=settings)
     problems.install(app)
     for router in (
         meta.router,
