@@ -204,6 +204,7 @@ def cmd_grids_import(args) -> int:
         overlap_tolerance_m2=args.overlap_tolerance
         if args.overlap_tolerance is not None
         else get_settings().imports.overlap_tolerance_m2,
+        max_features=get_settings().imports.max_grid_features,
     )
     with make_session_factory(engine)() as session:
         report = import_grids(
