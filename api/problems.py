@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geodata.errors import InputError
@@ -91,6 +92,18 @@ def _database_unavailable(request: Request, exc: OperationalError) -> JSONRespon
     )
 
 
+def _database_busy(request: Request, exc: PoolTimeout) -> JSONResponse:
+    log.error("no database connection free for %s: %s", request.url.path, exc)
+    return problem_response(
+        503,
+        "Service busy",
+        "every database connection is in use; try again shortly",
+        kind="database-busy",
+        instance=request.url.path,
+        headers={"Retry-After": "5"},
+    )
+
+
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s", request.url.path)
     return problem_response(
@@ -108,4 +121,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(PoolTimeout, _database_busy)
     app.add_exception_handler(Exception, _unexpected)

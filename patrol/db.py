@@ -42,11 +42,27 @@ def create_db_engine(url: str | None = None, settings: Settings | None = None) -
     settings = settings or get_settings()
     url = url or settings.storage.resolved_database_url()
     if is_sqlite(url):
-        return _spatialite_engine(url, settings.storage.spatialite_library)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        return _spatialite_engine(
+            url, settings.storage.spatialite_library, settings.storage.db_pool_timeout_s
+        )
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=settings.storage.db_pool_timeout_s,  # then 503, not a request left hanging
+        connect_args=_postgres_session(settings),
+    )
 
 
-def _spatialite_engine(url: str, library: str) -> Engine:
+def _postgres_session(settings: Settings) -> dict:
+    """Set on every PostgreSQL connection the service opens: no statement runs longer than
+    MANGROVE_DB_STATEMENT_TIMEOUT_S (a runaway query is cancelled, its connection and locks freed)."""
+    milliseconds = round(settings.storage.db_statement_timeout_s * 1000)
+    return {"options": f"-c statement_timeout={milliseconds}"} if milliseconds else {}
+
+
+def _spatialite_engine(url: str, library: str, pool_timeout_s: float = 30) -> Engine:
     database = make_url(url).database
     if not database or database == ":memory:":
         raise ValueError("SpatiaLite needs a database file; in-memory databases are not supported")
@@ -55,6 +71,7 @@ def _spatialite_engine(url: str, library: str) -> Engine:
         url,
         module=sqlite_driver(),
         connect_args={"check_same_thread": False, "timeout": 30},
+        pool_timeout=pool_timeout_s,
     )
 
     @event.listens_for(engine, "connect")

@@ -34,16 +34,20 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 @contextmanager
 def _migrating(engine: Engine) -> Iterator[Connection]:
-    """One transaction for the migrations. On SQLite foreign keys are off meanwhile and checked
-    before the commit: changing a table there means rebuilding it, and dropping the old table with
-    foreign keys on would delete its rows first and cascade into the tables that refer to it. The
-    pragma only takes effect outside a transaction, hence on the driver's connection, first."""
+    """One transaction for the migrations, on PostgreSQL without the service's statement timeout.
+
+    On SQLite foreign keys are off meanwhile and checked before the commit: changing a table there
+    means rebuilding it, and dropping the old table with foreign keys on would delete its rows
+    first and cascade into the tables that refer to it. The pragma only takes effect outside a
+    transaction, hence on the driver's connection, before anything else."""
     with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
             connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
         try:
             with connection.begin():
+                if not sqlite:  # a migration may rebuild large tables: no statement time limit
+                    connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
                 yield connection
                 if sqlite:
                     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
