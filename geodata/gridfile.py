@@ -31,6 +31,8 @@ from geodata.errors import GeodataError, Problem, UnsupportedFormat
 from geodata.region import REGION_BBOX
 
 GRID_FIELDS = ("code", "name_zh", "name_en", "town", "team", "station")
+# The longest value of each field the database keeps; longer ones are refused, never cut.
+FIELD_LENGTHS = {"code": 32, "name_zh": 128, "name_en": 160, "town": 64, "team": 64, "station": 64}
 
 # Attribute names recognised without a field map (compared case-insensitively), in order of preference.
 DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
@@ -427,6 +429,18 @@ def _attributes(frame: gpd.GeoDataFrame, field_map: Mapping[str, str]) -> pd.Dat
                 )
             ],
         )
+    too_long = [
+        Problem(
+            "too-long",
+            f"feature #{i + 1}: its {field} has {len(value):,} characters; at most {limit} are accepted",
+            {"feature": i + 1, "field": field},
+        )
+        for field, limit in FIELD_LENGTHS.items()
+        for i, value in enumerate(columns[field])
+        if isinstance(value, str) and len(value) > limit
+    ]
+    if too_long:
+        raise GeodataError(f"{len(too_long)} attribute value(s) too long: {too_long[0].message}", too_long)
     return pd.DataFrame(columns)
 
 

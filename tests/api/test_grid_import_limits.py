@@ -189,3 +189,16 @@ def test_the_command_line_names_the_file_not_its_folder(settings, sessions, tmp_
             assert err.startswith("mangrove: error: ") and name in err and str(folder) not in err, err
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("field, length", [("code", 33), ("name_zh", 129), ("name_en", 100_000)])
+def test_attribute_values_longer_than_the_database_keeps_are_refused(client, sessions, field, length):
+    """PostgreSQL refuses them (a 500 before); SQLite would have kept them whole."""
+    add_users(sessions, "admin")
+    grids = reference.load_grids(side="GD-LJ")[["code", "name_zh", "name_en", "town", "geometry"]].copy()
+    grids.loc[3, field] = "网" * length
+    before = grid_fingerprint(sessions)
+    refused = post_import(client, auth(client, "admin"), "long.geojson", grids.to_json().encode())
+    assert refused.status_code == 422, refused.text
+    assert f"feature #4: its {field} has {length:,} characters" in refused.json()["detail"]
+    assert grid_fingerprint(sessions) == before
