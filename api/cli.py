@@ -66,8 +66,12 @@ def _redacted_url(engine) -> str:
 def cmd_serve(args) -> int:
     import uvicorn
 
+    from api import memory
     from api.app import create_app
 
+    # Before any worker thread exists: glibc gives each thread up to 8 × cores arenas, each
+    # keeping the memory a large upload once needed (bench/bench_memory_return.py).
+    memory.limit_arenas(get_settings().server.malloc_arena_max)
     engine = _engine()
     ensure_database(engine, demo=args.demo, patrol_days=args.patrol_days)
     app = create_app(engine=engine)
