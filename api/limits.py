@@ -71,6 +71,14 @@ class BodyTimeout(HTTPException):
         super().__init__(408, f"the request body stopped arriving for {seconds:g} s; send it again")
 
 
+class BodyCutShort(HTTPException):
+    """The client went away before its body was complete (a phone losing its link): answered 400
+    (to no one) rather than logged as a server error."""
+
+    def __init__(self):
+        super().__init__(400, "the connection closed before the request body was complete; send it again")
+
+
 def _refusal(exc: HTTPException, path: str):
     # The client may still be sending: close the connection rather than read what is left.
     return problem_response(
@@ -107,7 +115,8 @@ class RequestLimits:
 
         idle_timeout = self.settings.server.body_idle_timeout_s
         received = 0
-        body_done = declared == 0
+        chunked = "chunked" in Headers(scope=scope).get("transfer-encoding", "").lower()
+        body_done = not (declared or chunked)  # no body coming: nothing to count or wait for
         started = False
 
         async def capped_receive() -> Message:
@@ -123,6 +132,8 @@ class RequestLimits:
                 if received > limit.max_bytes:
                     raise BodyTooLarge(limit)
                 body_done = not message.get("more_body", False)
+            elif message["type"] == "http.disconnect":
+                raise BodyCutShort()
             return message
 
         async def watched_send(message: Message) -> None:
@@ -133,7 +144,7 @@ class RequestLimits:
 
         try:
             await self.app(scope, capped_receive, watched_send)
-        except (BodyTooLarge, BodyTimeout) as exc:  # raised where no handler answered it
+        except (BodyTooLarge, BodyTimeout, BodyCutShort) as exc:  # where no handler answered it
             if started:
                 raise
             await _refusal(exc, scope["path"])(scope, receive, send)

@@ -3,7 +3,6 @@ mid-request leaves no database connection behind (a stalled page upload once hel
 and enough of them left the service unable to answer until restarted), a request that finds every
 connection in use is answered 503 instead of hanging, and no PostgreSQL statement runs for ever."""
 
-import re
 import socket
 import time
 
@@ -12,8 +11,8 @@ import pytest
 from conftest import PG_ADMIN_URL, make_settings
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
-from utils.factories import PASSWORD, add_users, auth
-from utils.server import serving
+from utils.factories import add_users, auth
+from utils.server import page_session, serving
 from utils.tracks import crossing, gpx
 
 from api.app import create_app
@@ -21,17 +20,6 @@ from patrol.db import create_db_engine
 from patrol.settings import StorageSettings
 
 BOUNDARY = "db-limits-boundary"
-
-
-def page_session(base: str, username: str) -> str:
-    """Sign in through the login page; the Cookie header of that browser session."""
-    with httpx.Client(base_url=base) as browser:
-        token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/login").text).group(1)
-        signed_in = browser.post(
-            "/login", data={"username": username, "password": PASSWORD, "csrf_token": token}
-        )
-        assert signed_in.status_code in (200, 303), signed_in.text
-        return "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
 
 
 def start_upload(base: str, path: str, credentials: str) -> socket.socket:

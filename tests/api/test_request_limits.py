@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 from utils.factories import add_users, auth
-from utils.server import CountingApp, serving
+from utils.server import CountingApp, page_session, serving
 
 from api.limits import MULTIPART_OVERHEAD, PHOTO_ROUTES, UPLOAD_ROUTES, body_limit
 
@@ -188,3 +188,20 @@ def test_every_multipart_route_has_an_upload_or_photo_limit(app, settings):
 def test_the_upload_pages_have_upload_limits(settings, path):
     limit = body_limit(settings, "POST", path)
     assert limit.max_bytes > settings.server.max_body_bytes
+
+
+@pytest.mark.parametrize("path", ["/api/v1/patrols", "/patrols/upload", "/incidents/report"])
+def test_a_client_gone_mid_body_is_not_logged_as_a_server_error(app, sessions, client, caplog, path):
+    """Phones lose their link: a body cut short is the client's doing, not an internal error."""
+    add_users(sessions, "member")
+    token = auth(client, "member")["Authorization"].split()[1]
+    with serving(app) as base:
+        cookie = page_session(base, "member")
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as s:
+            head = multipart_head(path, token, f"Cookie: {cookie}\r\nContent-Length: 100000\r\n")
+            s.sendall(head.encode() + file_part_start())
+            time.sleep(0.2)
+        time.sleep(0.5)  # the server notices and ends the request
+        assert httpx.get(f"{base}/api/v1/health", timeout=10).status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= 40], [r.getMessage() for r in caplog.records]

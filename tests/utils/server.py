@@ -6,12 +6,16 @@ streaming bodies, concurrent requests and clients that go away need a real serve
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
 from contextlib import contextmanager
 
+import httpx
 import uvicorn
+
+from utils.factories import PASSWORD
 
 
 def free_port() -> int:
@@ -56,3 +60,14 @@ class CountingApp:
             return message
 
         await self.app(scope, counted, send)
+
+
+def page_session(base: str, username: str) -> str:
+    """Sign in through the login page of a served app; the Cookie header of that browser session."""
+    with httpx.Client(base_url=base) as browser:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/login").text).group(1)
+        signed_in = browser.post(
+            "/login", data={"username": username, "password": PASSWORD, "csrf_token": token}
+        )
+        assert signed_in.status_code in (200, 303), signed_in.text
+        return "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
