@@ -83,8 +83,7 @@ def clean_image(data: bytes, settings: IncidentSettings) -> CleanImage:
                 if width * height > settings.photo_max_pixels:
                     raise PhotoRejected(f"the photo has {width}×{height} pixels, more than allowed")
                 image.load()  # every pixel decoded: a truncated or corrupt file fails here
-                icc = image.info.get("icc_profile")
-                upright = ImageOps.exif_transpose(image)
+                clean = _reencoded(image, fmt)
     except PhotoRejected:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -95,16 +94,23 @@ def clean_image(data: bytes, settings: IncidentSettings) -> CleanImage:
             f"the photo is {what} and cannot be read in full ({type(exc).__name__}: {exc}); "
             "send the whole file again"
         ) from None
-    if upright.mode not in SAVE_MODES[fmt]:
-        upright = upright.convert("RGBA" if "A" in upright.getbands() and fmt != "JPEG" else "RGB")
+    content_type, extension = FORMATS[fmt]
+    return CleanImage(fmt, content_type, extension, *clean)
+
+
+def _reencoded(image: Image.Image, fmt: str) -> tuple[int, int, bytes]:
+    """(width, height, file) of a decoded image written again upright, without its metadata."""
+    icc = image.info.get("icc_profile")
+    ImageOps.exif_transpose(image, in_place=True)
+    if image.mode not in SAVE_MODES[fmt]:
+        image = image.convert("RGBA" if "A" in image.getbands() and fmt != "JPEG" else "RGB")
     # Some encoders fall back on what was read (EXIF, XMP, text chunks): keep only a palette's
     # transparency, which is part of the pixels.
-    upright.info = {k: v for k, v in upright.info.items() if k == "transparency"}
+    image.info = {k: v for k, v in image.info.items() if k == "transparency"}
     out = io.BytesIO()
     options = SAVE_OPTIONS[fmt] | ({"icc_profile": icc} if icc else {})
-    upright.save(out, format=fmt, **options)  # no exif=, no xmp=: the metadata stays behind
-    content_type, extension = FORMATS[fmt]
-    return CleanImage(fmt, content_type, extension, upright.width, upright.height, out.getvalue())
+    image.save(out, format=fmt, **options)  # no exif=, no xmp=: the metadata stays behind
+    return image.width, image.height, out.getvalue()
 
 
 def add_photo(
