@@ -16,6 +16,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from api import map_pages, openapi, problems, security, web
 from api.deps import Public
+from api.limits import RequestLimits
 from api.routes import audit, auth, grids, incidents, meta, patrols, users
 from maps.assets import STATIC_DIR
 from patrol.db import create_db_engine, make_session_factory
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         https_only=settings.auth.secure_cookies,
     )
     app.add_middleware(MapCompression)
+    # Outermost: bodies are capped before anything else reads them.
+    app.add_middleware(RequestLimits, settings=settings)
     problems.install(app)
     security.install(app)
     openapi.install(app)

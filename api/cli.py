@@ -78,8 +78,12 @@ def record_settings_at_start(engine) -> int | None:
 def cmd_serve(args) -> int:
     import uvicorn
 
+    from api import memory
     from api.app import create_app
 
+    # Before any worker thread exists: glibc gives each thread up to 8 × cores arenas, each
+    # keeping the memory a large upload once needed (bench/bench_memory_return.py).
+    memory.limit_arenas(get_settings().server.malloc_arena_max)
     engine = _engine()
     ensure_database(engine, demo=args.demo, patrol_days=args.patrol_days)
     record_settings_at_start(engine)
@@ -221,6 +225,7 @@ def cmd_grids_import(args) -> int:
         overlap_tolerance_m2=args.overlap_tolerance
         if args.overlap_tolerance is not None
         else get_settings().imports.overlap_tolerance_m2,
+        max_features=get_settings().imports.max_grid_features,
     )
     with make_session_factory(engine)() as session:
         report = import_grids(

@@ -107,6 +107,10 @@ class Access:
         token: Annotated[str | None, Depends(oauth2_scheme)],
     ) -> Principal | None:
         principal = principal_from_request(request, session, settings, token, header_csrf=not self.form_csrf)
+        if self.form_csrf:
+            # These routes read their form (a track, a photo) after this, as it arrives: end the
+            # transaction so that no database connection waits on a slow or stalled upload.
+            session.commit()
         if self.public:
             return principal
         if principal is None:

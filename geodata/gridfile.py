@@ -1,12 +1,18 @@
 """Reading and validating an official grid survey file (any OGR format, any CRS).
 
 ``read_grid_file`` returns the grids as a GeoDataFrame in WGS84 with the project's attribute names,
-or raises ``GeodataError`` listing every problem found. It never touches the database: callers
+or raises ``GeodataError`` listing the problems found. It never touches the database: callers
 validate first and write only what passed (see ``patrol.grids.import_grids``).
+
+What one file may cost is bounded: at most ``max_features`` features are read (the count is
+checked before the features are), overlapping pairs are collected only up to a limit, and a refusal
+lists the first ``MAX_LISTED_PROBLEMS`` problems and says how many more there are. Messages name
+the file by the name it was uploaded under, never by where the server keeps it.
 """
 
 from __future__ import annotations
 
+import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +31,8 @@ from geodata.errors import GeodataError, Problem, UnsupportedFormat
 from geodata.region import REGION_BBOX
 
 GRID_FIELDS = ("code", "name_zh", "name_en", "town", "team", "station")
+# The longest value of each field the database keeps; longer ones are refused, never cut.
+FIELD_LENGTHS = {"code": 32, "name_zh": 128, "name_en": 160, "town": 64, "team": 64, "station": 64}
 
 # Attribute names recognised without a field map (compared case-insensitively), in order of preference.
 DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
@@ -55,6 +63,12 @@ MAX_ZIP_RATIO = 200
 
 POLYGONAL = ("Polygon", "MultiPolygon")
 
+# A refusal lists this many problems and counts the rest (one file once produced 478,151).
+MAX_LISTED_PROBLEMS = 100
+# Overlapping pairs are collected up to this many: enough to refuse, bounded in time and memory
+# (10,000 copies of one polygon would be 50 million pairs).
+MAX_OVERLAP_PAIRS = 10_000
+
 
 @dataclass(frozen=True)
 class GridFileOptions:
@@ -65,6 +79,7 @@ class GridFileOptions:
     assume_crs: str | None = None  # used only when the file declares no CRS
     repair: bool = False  # repair invalid polygons (reported) instead of refusing them
     overlap_tolerance_m2: float = 1.0  # overlaps up to this area are warnings (digitising slivers)
+    max_features: int = 10_000  # a file holding more is refused before its features are read
 
 
 @dataclass
@@ -76,17 +91,32 @@ class GridFileResult:
     warnings: list[Problem] = field(default_factory=list)
 
 
-def read_grid_file(path: str | Path, options: GridFileOptions | None = None) -> GridFileResult:
-    """Read, reproject and validate a grid survey; raise ``GeodataError`` naming every problem."""
+def read_grid_file(
+    path: str | Path, options: GridFileOptions | None = None, *, name: str | None = None
+) -> GridFileResult:
+    """Read, reproject and validate a grid survey; raise ``GeodataError`` naming the problems.
+
+    ``name`` is what the user calls the file (the name it was uploaded under); messages use it,
+    and never show where the server keeps the file."""
     options = options or GridFileOptions()
     path = Path(path)
+    name = name or path.name
+    try:
+        return _read_grid_file(path, name, options)
+    except GeodataError as exc:
+        scrub = _path_scrubber(path, name)
+        problems = [Problem(p.kind, scrub(p.message), p.details) for p in exc.problems]
+        raise type(exc)(scrub(exc.message), listed(problems)) from None
+
+
+def _read_grid_file(path: Path, name: str, options: GridFileOptions) -> GridFileResult:
     unknown_fields = sorted(set(options.field_map) - set(GRID_FIELDS))
     if unknown_fields:
         raise GeodataError(
             f"unknown field(s) {', '.join(unknown_fields)} in the field map; fields: {', '.join(GRID_FIELDS)}"
         )
-    source, source_format = _dataset_path(path, options.layer)
-    frame = _read(source, path.name, source_format, options.layer)
+    source, source_format = _dataset_path(path, name, options.layer)
+    frame = _read(source, name, source_format, options.layer, options.max_features)
     warnings: list[Problem] = []
     frame, source_crs = _with_crs(frame, options.assume_crs, warnings)
     attributes = _attributes(frame, options.field_map)
@@ -98,6 +128,33 @@ def read_grid_file(path: str | Path, options: GridFileOptions | None = None) -> 
     grids, more_warnings = validate_grids(grids, options.overlap_tolerance_m2)
     warnings += more_warnings
     return GridFileResult(grids, source_crs, source_format, repaired, warnings)
+
+
+def listed(problems: list[Problem], limit: int = MAX_LISTED_PROBLEMS) -> list[Problem]:
+    """The first ``limit`` problems, and one more entry saying how many were left out."""
+    if len(problems) <= limit:
+        return problems
+    more = len(problems) - limit
+    return problems[:limit] + [
+        Problem(
+            "more-problems", f"… and {more:,} more not listed ({len(problems):,} in all)", {"count": more}
+        )
+    ]
+
+
+def _path_scrubber(path: Path, name: str):
+    """Replace where the server keeps the file (as GDAL and the OS write it) by the file's name,
+    and its folder (in the names of files beside it) by nothing."""
+    replacements: dict[str, str] = {}
+    for where in {path, path.absolute(), path.resolve()}:
+        replacements |= {f"/vsizip/{where}": name, f"/vsizip//{where}": name, str(where): name}
+        replacements |= {f"{where.parent}/": "", str(where.parent): ""}
+    pattern = re.compile("|".join(re.escape(s) for s in sorted(replacements, key=len, reverse=True)))
+
+    def scrub(text: str) -> str:
+        return pattern.sub(lambda match: replacements[match.group(0)], text)
+
+    return scrub
 
 
 def validate_grids(
@@ -124,7 +181,8 @@ def validate_grids(
         raise GeodataError(f"{len(problems)} problem(s) with grid codes: {problems[0].message}", problems)
 
     warnings: list[Problem] = []
-    for a, b, area in overlap_pairs(grids):
+    pairs = overlap_pairs(grids)
+    for a, b, area in pairs:
         details = {"codes": [a, b], "area_m2": round(area, 1)}
         if area > overlap_tolerance_m2:
             problems.append(Problem("overlap", f"grids {a} and {b} overlap by {area:,.1f} m²", details))
@@ -132,6 +190,12 @@ def validate_grids(
             warnings.append(
                 Problem("small-overlap", f"grids {a} and {b} overlap by {area:.2f} m² (ignored)", details)
             )
+    if len(pairs) >= MAX_OVERLAP_PAIRS:
+        raise GeodataError(
+            f"at least {len(pairs):,} pairs of grids overlap; a grid survey has a few at most: "
+            "is every feature drawn more than once, or the layer not of grids?",
+            problems or warnings,
+        )
     if problems:
         raise GeodataError(
             f"{len(problems)} pair(s) of grids overlap by more than {overlap_tolerance_m2:g} m²: "
@@ -143,56 +207,69 @@ def validate_grids(
     return grids.sort_values("code", ignore_index=True), warnings
 
 
-def overlap_pairs(grids: gpd.GeoDataFrame) -> list[tuple[str, str, float]]:
-    """Every pair of grids whose interiors overlap, with the overlap area in m² (UTM 49N)."""
+def overlap_pairs(
+    grids: gpd.GeoDataFrame, max_pairs: int = MAX_OVERLAP_PAIRS
+) -> list[tuple[str, str, float]]:
+    """Pairs of grids whose interiors overlap, with the overlap area in m² (UTM 49N), largest
+    first; at most ``max_pairs`` of them (the search stops there: a full answer could be millions)."""
     metric = np.asarray(grids.to_crs(METRIC).geometry.values)
     codes = grids["code"].to_numpy()
     tree = shapely.STRtree(metric)
-    left, right = tree.query(metric, predicate="intersects")
-    keep = left < right
-    left, right = left[keep], right[keep]
-    areas = shapely.area(shapely.intersection(metric[left], metric[right]))
-    order = np.argsort(-areas, kind="stable")
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    count = 0
+    for start in range(0, len(metric), 500):  # in slices, so that a pathological file stops early
+        right, left = tree.query(metric[start : start + 500], predicate="intersects")
+        right = right + start
+        keep = left < right
+        left, right = left[keep], right[keep]
+        areas = shapely.area(shapely.intersection(metric[left], metric[right]))
+        overlapping = areas > 0  # touching along an edge is not an overlap
+        found.append((left[overlapping], right[overlapping], areas[overlapping]))
+        count += int(overlapping.sum())
+        if count >= max_pairs:
+            break
+    if not found:
+        return []
+    left, right, areas = (np.concatenate(parts) for parts in zip(*found))
+    order = np.argsort(-areas, kind="stable")[:max_pairs]
     return [
-        (str(codes[i]), str(codes[j]), float(a))
-        for i, j, a in zip(left[order], right[order], areas[order])
-        if a > 0  # touching along an edge is not an overlap
+        (str(codes[i]), str(codes[j]), float(a)) for i, j, a in zip(left[order], right[order], areas[order])
     ]
 
 
 # --- reading ------------------------------------------------------------------------------------
 
 
-def _dataset_path(path: Path, layer: str | None) -> tuple[str, str]:
+def _dataset_path(path: Path, name: str, layer: str | None) -> tuple[str, str]:
     """The GDAL path to open (``/vsizip/…`` for archives) and a format label for reports."""
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise UnsupportedFormat(
-            f"{path.name}: unsupported file type {suffix or '(none)'}; expected one of "
+            f"{name}: unsupported file type {suffix or '(none)'}; expected one of "
             + ", ".join(sorted(FORMATS))
         )
     if not path.is_file():
-        raise GeodataError(f"{path.name}: no such file")
+        raise GeodataError(f"{name}: no such file")
     if path.stat().st_size == 0:
-        raise GeodataError(f"{path.name} is empty")
+        raise GeodataError(f"{name} is empty")
     if suffix not in (".zip", ".kmz"):
         return str(path), FORMATS[suffix]
-    members = _safe_zip_members(path)
+    members = _safe_zip_members(path, name)
     if suffix == ".kmz":
         kml = [m for m in members if m.lower().endswith(".kml")]
         if not kml:
-            raise GeodataError(f"{path.name}: the KMZ holds no .kml document")
+            raise GeodataError(f"{name}: the KMZ holds no .kml document")
         doc = next((m for m in kml if PurePosixPath(m).name.lower() == "doc.kml"), kml[0])
         return f"/vsizip/{path}/{doc}", "KMZ"
     datasets = [m for m in members if PurePosixPath(m).suffix.lower() in ZIP_MEMBER_FORMATS]
     datasets = [m for m in datasets if not PurePosixPath(m).name.startswith("._")]  # macOS resource forks
     if not datasets:
-        raise GeodataError(f"{path.name}: the archive holds no Shapefile, GeoPackage, GeoJSON or KML")
+        raise GeodataError(f"{name}: the archive holds no Shapefile, GeoPackage, GeoJSON or KML")
     if len(datasets) > 1:
         chosen = [m for m in datasets if layer and PurePosixPath(m).stem == layer]
         if len(chosen) != 1:
             raise GeodataError(
-                f"{path.name} holds {len(datasets)} datasets ({', '.join(datasets)}); choose one with the "
+                f"{name} holds {len(datasets)} datasets ({', '.join(datasets)}); choose one with the "
                 "layer option (its name without extension)"
             )
         datasets = chosen
@@ -201,21 +278,21 @@ def _dataset_path(path: Path, layer: str | None) -> tuple[str, str]:
     return f"/vsizip/{path}/{member}", f"zipped {label}"
 
 
-def _safe_zip_members(path: Path) -> list[str]:
+def _safe_zip_members(path: Path, name: str) -> list[str]:
     """Names in a zip archive, refusing path traversal and decompression bombs before GDAL reads it."""
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise GeodataError(f"{path.name} is not a readable zip archive ({exc})") from None
+        raise GeodataError(f"{name} is not a readable zip archive ({exc})") from None
     if len(infos) > MAX_ZIP_ENTRIES:
-        raise GeodataError(f"{path.name} holds {len(infos)} files; at most {MAX_ZIP_ENTRIES} are accepted")
+        raise GeodataError(f"{name} holds {len(infos)} files; at most {MAX_ZIP_ENTRIES} are accepted")
     total = 0
     for info in infos:
-        name = info.filename
-        parts = PurePosixPath(name.replace("\\", "/")).parts
-        if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-            raise GeodataError(f"{path.name}: unsafe path {name!r} in the archive")
+        member = info.filename
+        parts = PurePosixPath(member.replace("\\", "/")).parts
+        if member.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+            raise GeodataError(f"{name}: unsafe path {member!r} in the archive")
         total += info.file_size
         if (
             info.compress_size
@@ -223,16 +300,18 @@ def _safe_zip_members(path: Path) -> list[str]:
             and info.file_size > 1 << 20
         ):
             raise GeodataError(
-                f"{path.name}: {name!r} expands {info.file_size // info.compress_size}× (zip bomb?)"
+                f"{name}: {member!r} expands {info.file_size // info.compress_size}× (zip bomb?)"
             )
     if total > MAX_ZIP_UNCOMPRESSED:
         raise GeodataError(
-            f"{path.name} expands to {total / 2**20:.0f} MiB; at most {MAX_ZIP_UNCOMPRESSED // 2**20} MiB accepted"
+            f"{name} expands to {total / 2**20:.0f} MiB; at most {MAX_ZIP_UNCOMPRESSED // 2**20} MiB accepted"
         )
     return [i.filename for i in infos if not i.is_dir()]
 
 
-def _read(source: str, name: str, source_format: str, layer: str | None) -> gpd.GeoDataFrame:
+def _read(
+    source: str, name: str, source_format: str, layer: str | None, max_features: int
+) -> gpd.GeoDataFrame:
     try:
         layers = [str(row[0]) for row in pyogrio.list_layers(source)]
     except Exception as exc:  # pyogrio raises several DataSourceError subclasses; all mean "unreadable"
@@ -249,10 +328,21 @@ def _read(source: str, name: str, source_format: str, layer: str | None) -> gpd.
         )
     else:
         chosen = layers[0]
+    too_many = (
+        f"{name} holds {{count}} features; at most {max_features:,} grids are accepted from one file "
+        "(MANGROVE_IMPORT_MAX_GRID_FEATURES)"
+    )
     try:
-        frame = pyogrio.read_dataframe(source, layer=chosen)
+        declared = int(pyogrio.read_info(source, layer=chosen)["features"])  # -1: not known cheaply
+        if declared > max_features:
+            raise GeodataError(too_many.format(count=f"{declared:,}"))
+        frame = pyogrio.read_dataframe(source, layer=chosen, max_features=max_features + 1)
+    except GeodataError:
+        raise
     except Exception as exc:
         raise GeodataError(f"{name} could not be read as {source_format}: {_gdal_message(exc)}") from None
+    if len(frame) > max_features:
+        raise GeodataError(too_many.format(count=f"more than {max_features:,}"))
     if not isinstance(frame, gpd.GeoDataFrame) or len(frame) == 0:
         raise GeodataError(f"{name} holds no features")
     return frame
@@ -339,6 +429,18 @@ def _attributes(frame: gpd.GeoDataFrame, field_map: Mapping[str, str]) -> pd.Dat
                 )
             ],
         )
+    too_long = [
+        Problem(
+            "too-long",
+            f"feature #{i + 1}: its {field} has {len(value):,} characters; at most {limit} are accepted",
+            {"feature": i + 1, "field": field},
+        )
+        for field, limit in FIELD_LENGTHS.items()
+        for i, value in enumerate(columns[field])
+        if isinstance(value, str) and len(value) > limit
+    ]
+    if too_long:
+        raise GeodataError(f"{len(too_long)} attribute value(s) too long: {too_long[0].message}", too_long)
     return pd.DataFrame(columns)
 
 

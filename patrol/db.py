@@ -67,7 +67,6 @@ def is_sqlite(engine_or_url) -> bool:
 SQLITE_BUSY_TIMEOUT_S = 30.0
 PG_CONNECT_TIMEOUT_S = 5
 # A request waits this long for a free pooled connection before it answers 503.
-POOL_TIMEOUT_S = 10
 
 
 def create_db_engine(
@@ -79,16 +78,17 @@ def create_db_engine(
     settings = settings or get_settings()
     url = url or settings.storage.resolved_database_url()
     if is_sqlite(url):
-        engine = _spatialite_engine(url, settings.storage.spatialite_library, busy_timeout_s)
+        engine = _spatialite_engine(
+            url, settings.storage.spatialite_library, busy_timeout_s, settings.storage.db_pool_timeout_s
+        )
     else:
         engine = create_engine(
             url,
             pool_pre_ping=True,
             pool_size=10,
             max_overflow=10,
-            pool_timeout=POOL_TIMEOUT_S,
-            # A server that does not answer at all (not refusing: gone from the network) fails fast.
-            connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
+            pool_timeout=settings.storage.db_pool_timeout_s,  # then 503, not a request left hanging
+            connect_args=_postgres_session(settings),
         )
     event.listen(engine, "before_cursor_execute", refuse_nul_text)
     return engine
@@ -119,7 +119,18 @@ def _refuse_nul() -> None:
     raise InvalidRequest("text holding a NUL character (U+0000) cannot be stored; remove it")
 
 
-def _spatialite_engine(url: str, library: str, busy_timeout_s: float) -> Engine:
+def _postgres_session(settings: Settings) -> dict:
+    """Set on every PostgreSQL connection the service opens: no statement runs longer than
+    MANGROVE_DB_STATEMENT_TIMEOUT_S (a runaway query is cancelled, its connection and locks freed)."""
+    milliseconds = round(settings.storage.db_statement_timeout_s * 1000)
+    # A server that does not answer at all (not refusing: gone from the network) fails fast.
+    args: dict = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    if milliseconds:
+        args["options"] = f"-c statement_timeout={milliseconds}"
+    return args
+
+
+def _spatialite_engine(url: str, library: str, busy_timeout_s: float, pool_timeout_s: float = 30) -> Engine:
     database = make_url(url).database
     if not database or database == ":memory:":
         raise ValueError("SpatiaLite needs a database file; in-memory databases are not supported")
@@ -129,7 +140,7 @@ def _spatialite_engine(url: str, library: str, busy_timeout_s: float) -> Engine:
         module=sqlite_driver(),
         # timeout: the busy timeout, how long a writer waits for another's write lock.
         connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
-        pool_timeout=POOL_TIMEOUT_S,
+        pool_timeout=pool_timeout_s,
     )
 
     @event.listens_for(engine, "connect")

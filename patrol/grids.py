@@ -18,7 +18,7 @@ from geodata.assign import GridIndex
 from geodata.border import EAST, WEST, side_of_border
 from geodata.crs import METRIC, WGS84, transformer
 from geodata.errors import GeodataError, Problem
-from geodata.gridfile import GridFileOptions, overlap_pairs, read_grid_file
+from geodata.gridfile import GridFileOptions, listed, overlap_pairs, read_grid_file
 from patrol import audit
 from patrol.accounts import Principal
 from patrol.errors import InvalidRequest, NotFound
@@ -192,7 +192,9 @@ def _resolve_references(session: Session, grids: gpd.GeoDataFrame, side: str) ->
             }
         )
     if problems:
-        raise GeodataError(f"{len(problems)} grid attribute(s) refer to unknown places or teams", problems)
+        raise GeodataError(
+            f"{len(problems)} grid attribute(s) refer to unknown places or teams", listed(problems)
+        )
     return rows
 
 
@@ -245,7 +247,9 @@ def _check_against_other_grids(
                     )
                 )
     if problems:
-        raise GeodataError(f"{len(problems)} problem(s) with the other side's grids or the border", problems)
+        raise GeodataError(
+            f"{len(problems)} problem(s) with the other side's grids or the border", listed(problems)
+        )
 
 
 def import_grids(
@@ -264,23 +268,26 @@ def import_grids(
     Everything is validated before anything is written. Grids whose code already exists are
     updated in place (so patrols and incidents keep pointing at them); grids missing from the file
     are retired, never deleted. An import (not a dry run) leaves one audit entry by ``principal``.
-    The caller owns the transaction: on any exception, roll back.
+    The caller owns the transaction: on any exception, roll back. Messages and the report call the
+    file ``source_name`` (the name it was uploaded under), never by the path it was saved to. A long
+    list of warnings or repairs is cut to its first entries.
     """
     if side not in SIDE_OF_BORDER:
         raise InvalidRequest(f"unknown side {side!r}; expected one of {', '.join(SIDE_OF_BORDER)}")
-    result = read_grid_file(path, options)
+    source_name = (source_name or Path(path).name)[:200]
+    result = read_grid_file(path, options, name=source_name)
     grids = result.grids
     _check_against_other_grids(session, grids, side, options.overlap_tolerance_m2)
     attributes = _resolve_references(session, grids, side)
 
     report = GridImportReport(
         side=side,
-        source_name=source_name or Path(path).name,
+        source_name=source_name,
         source_format=result.source_format,
         source_crs=result.source_crs,
         dry_run=dry_run,
-        repaired=[p.as_dict() for p in result.repaired],
-        warnings=[p.as_dict() for p in result.warnings],
+        repaired=[p.as_dict() for p in listed(result.repaired)],
+        warnings=[p.as_dict() for p in listed(result.warnings)],
         total_area_ha=round(float(grids.area_ha.sum()), 2),
     )
     existing = {g.code: g for g in session.scalars(select(Grid).where(Grid.side == side))}

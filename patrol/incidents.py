@@ -214,6 +214,14 @@ def can_work(principal: Principal, incident: Incident) -> bool:
     return principal.side in (incident.side, incident.referred_to) or incident.joint_case_id is not None
 
 
+def can_see_photos(principal: Principal, incident: Incident) -> bool:
+    """Photos are read by the reporter, those who may work the incident (managers and officers
+    of its side, of the side it was referred to, or of a joint case it is in) and admins. Seeing
+    an incident only because it lies near the border shows the incident, not its photos: they
+    may show the people and boats of the other side."""
+    return incident.reporter_id == principal.user_id or can_work(principal, incident)
+
+
 def get_incident(
     session: Session, principal: Principal, incident_id: int, settings: IncidentSettings
 ) -> Incident:
@@ -776,7 +784,7 @@ def incident_detail(
 ) -> dict[str, Any]:
     """One incident with its history and photos."""
     now = aware(now) or _now()
-    get_incident(session, principal, incident_id, settings)
+    incident = get_incident(session, principal, incident_id, settings)
     row = session.execute(
         select(*LIST_COLUMNS, Grid.code.label("grid"), User.username.label("reporter"))
         .outerjoin(Grid, Grid.id == Incident.grid_id)
@@ -789,9 +797,13 @@ def incident_detail(
         .where(IncidentEvent.incident_id == incident_id)
         .order_by(IncidentEvent.id)
     ).all()
-    photos = session.scalars(
-        select(IncidentPhoto).where(IncidentPhoto.incident_id == incident_id).order_by(IncidentPhoto.id)
-    ).all()
+    photos = (
+        session.scalars(
+            select(IncidentPhoto).where(IncidentPhoto.incident_id == incident_id).order_by(IncidentPhoto.id)
+        ).all()
+        if can_see_photos(principal, incident)
+        else []  # listed only to those who may read them
+    )
     return {
         **incident_row(row, now),
         "history": [

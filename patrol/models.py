@@ -45,6 +45,12 @@ class Base(DeclarativeBase):
     pass
 
 
+# For tables whose ids appear in links and tokens and whose rows can be deleted: on SQLite an id is
+# otherwise reused (max + 1) once the newest row is deleted, and an old link shows another object.
+# PostgreSQL sequences never reuse. (Migration 0008 rebuilds the tables made before.)
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 class Role(str, enum.Enum):
     PATROL_MEMBER = "patrol_member"  # in a team; uploads tracks, reports incidents
     STATION_MANAGER = "station_manager"  # of a station; sees its grids, patrols and incidents
@@ -169,6 +175,8 @@ class User(Base):
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
     )
 
+    __table_args__ = NEVER_REUSE_IDS
+
 
 class UserRole(Base):
     """A role held by a user, scoped to a team (patrol members) or station (station managers)."""
@@ -230,7 +238,10 @@ class Patrol(Base):
         Geometry("MULTILINESTRING", srid=SRID, spatial_index=False), nullable=True
     )
 
-    __table_args__ = (CheckConstraint("transport IN ('foot', 'boat')", name="ck_patrols_transport"),)
+    __table_args__ = (
+        CheckConstraint("transport IN ('foot', 'boat')", name="ck_patrols_transport"),
+        NEVER_REUSE_IDS,
+    )
 
 
 class PatrolMember(Base):
@@ -293,7 +304,10 @@ class JointCase(Base):
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
     __mapper_args__ = {"version_id_col": version}
-    __table_args__ = (CheckConstraint("status IN ('open', 'closed')", name="ck_joint_cases_status"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'closed')", name="ck_joint_cases_status"),
+        NEVER_REUSE_IDS,
+    )
 
 
 class JointCaseParticipant(Base):
@@ -374,6 +388,7 @@ class Incident(Base):
         CheckConstraint("severity IN ('low', 'medium', 'high', 'critical')", name="ck_incidents_severity"),
         CheckConstraint("level IN ('village', 'town', 'county')", name="ck_incidents_level"),
         CheckConstraint("grid_match IN ('inside', 'near', 'none')", name="ck_incidents_grid_match"),
+        NEVER_REUSE_IDS,
     )
 
 
@@ -400,12 +415,14 @@ class IncidentPhoto(Base):
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
     path: Mapped[str] = mapped_column(String(256))  # relative to the photo directory
     content_type: Mapped[str] = mapped_column(String(32))
-    size_bytes: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(Integer)  # of the stored (re-encoded) file
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
-    sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))  # of the file as sent: evidence, no photo twice
     uploaded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = NEVER_REUSE_IDS
 
 
 # --- the audit trail ------------------------------------------------------------------------------

@@ -28,6 +28,11 @@ class StorageSettings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str = ""
     spatialite_library: str = "mod_spatialite"
+    # PostgreSQL only. No statement of the service runs longer than this (0: no limit): a runaway
+    # query is cancelled instead of holding its connection, and its locks, for ever.
+    db_statement_timeout_s: float = Field(default=30.0, ge=0)
+    # How long a request waits for a free connection before it is answered 503 (both backends).
+    db_pool_timeout_s: float = Field(default=10.0, gt=0)
 
     @field_validator("database_url")
     @classmethod
@@ -66,6 +71,24 @@ class ImportSettings(BaseSettings):
 
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     overlap_tolerance_m2: float = Field(default=1.0, ge=0)
+    max_grid_features: int = Field(default=10_000, ge=1)  # far above any real survey (26 + 4 grids)
+
+
+class ServerSettings(BaseSettings):
+    """What one request may cost the running service, and how it gives memory back."""
+
+    model_config = SettingsConfigDict(env_prefix="MANGROVE_SERVER_", extra="ignore")
+
+    # Bodies of requests other than uploads and photos (JSON, forms) are refused above this.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # A request body that sends nothing for this long is abandoned (408), freeing what it holds.
+    body_idle_timeout_s: float = Field(default=60.0, gt=0)
+    # After a request whose body was at least this large, unused heap is handed back to the
+    # system (glibc malloc_trim); 0 never does.
+    trim_memory_after_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
+    # glibc malloc arenas for `mangrove serve` (fewer arenas: less memory kept per thread); 0 keeps
+    # glibc's default (8 × cores). MALLOC_ARENA_MAX in the environment wins.
+    malloc_arena_max: int = Field(default=2, ge=0)
 
 
 class PatrolSettings(BaseSettings):
@@ -179,6 +202,7 @@ class Settings:
         self.storage = _read(StorageSettings)
         self.auth = _read(AuthSettings)
         self.imports = _read(ImportSettings)
+        self.server = _read(ServerSettings)
         self.patrols = _read(PatrolSettings)
         self.incidents = _read(IncidentSettings)
         self.maps = _read(MapSettings)

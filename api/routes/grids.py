@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
@@ -90,27 +91,33 @@ async def import_grid_file(
         assume_crs=crs or None,
         repair=repair,
         overlap_tolerance_m2=settings.imports.overlap_tolerance_m2,
+        max_features=settings.imports.max_grid_features,
     )
     workdir = Path(tempfile.mkdtemp(prefix="mangrove-import-"))
     try:
         path = await save_upload(file, workdir, settings.imports.max_upload_bytes)
-        report = import_grids(
-            session,
-            path,
-            options,
-            side=side,
-            imported_by=admin.username,
-            source_name=file.filename,
-            dry_run=dry_run,
-            principal=admin,
-        )
+        # Reading and validating a survey takes seconds for a large file: off the event loop, so
+        # the service keeps answering meanwhile.
+        report = await run_in_threadpool(
+            _import, session, path, options, side=side, imported_by=admin.username,
+            source_name=file.filename or path.name, dry_run=dry_run, principal=admin,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return report.as_dict()
+
+
+def _import(session, path: Path, options: GridFileOptions, *, dry_run: bool, **kwargs):
+    try:
+        report = import_grids(session, path, options, dry_run=dry_run, **kwargs)
         if dry_run:
             session.rollback()
         else:
             session.commit()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return report.as_dict()
+    except BaseException:
+        session.rollback()
+        raise
+    return report
 
 
 def parse_field_map(pairs: list[str]) -> dict[str, str]:

@@ -317,18 +317,28 @@ async def photo(
     return await run_in_threadpool(idempotency.respond, session, principal, create, undo=undo)
 
 
+# A photo is only ever shown as an image: never sniffed as something else, never run as a page.
+PHOTO_HEADERS = {
+    "Cache-Control": "private, max-age=86400",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+}
+
+
 @router.get(
     "/incidents/{incident_id}/photos/{photo_id}",
-    summary="A photo of an incident",
+    summary="A photo of an incident (its reporter and those who may work it)",
     responses={200: content(*IMAGES, description="The photo")},
 )
 def photo_download(
     incident_id: RowId, photo_id: RowId, session: SessionDep, settings: SettingsDep, principal: SignedIn
 ):
-    path, content_type = photo_file(
+    path, content_type, name = photo_file(
         session, principal, incident_id, photo_id, settings.incidents, settings.photo_dir()
     )
-    return FileResponse(path, media_type=content_type, headers={"Cache-Control": "private, max-age=86400"})
+    return FileResponse(
+        path, media_type=content_type, filename=name, content_disposition_type="inline", headers=PHOTO_HEADERS
+    )
 
 
 # --- joint cases ------------------------------------------------------------------------------
