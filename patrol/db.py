@@ -66,7 +66,6 @@ def is_sqlite(engine_or_url) -> bool:
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 PG_CONNECT_TIMEOUT_S = 5
-# A request waits this long for a free pooled connection before it answers 503.
 
 
 def create_db_engine(
