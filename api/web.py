@@ -112,7 +112,7 @@ def login(
     session: SessionDep,
     settings: SettingsDep,
     now: NowDep,
-    _: PublicForm,
+    before: PublicForm,
     username: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
     csrf_token_: Annotated[str, Form(alias="csrf_token")] = "",
@@ -129,6 +129,8 @@ def login(
             address=client_address(request),
             settings=settings.auth,
             now=now,
+            # Whoever was signed in in this browser before is signed out: no session is left behind.
+            replaces=before.session_id if before is not None else None,
         )
     except PermissionDenied as exc:
         return _login_page(request, error=exc.message, status=403, **page)

@@ -256,6 +256,7 @@ def create_user(
 ) -> User:
     """Create a user with roles (audited as ``user.create`` by ``by``; None: the service itself,
     e.g. the demo). Raises InvalidRequest / Conflict; flushes, does not commit."""
+    grants = list(dict.fromkeys(grants))
     problems: list[Problem] = []
     if not USERNAME_PATTERN.match(username):
         problems.append(
@@ -303,6 +304,7 @@ def update_user(
     user = get_user(session, username)
     problems = _check_display_name(display_name) if display_name is not None else []
     if grants is not None:
+        grants = list(dict.fromkeys(grants))
         problems += _check_grants(session, user.side, grants)
     _refuse(problems)
     before = _snapshot(user)
@@ -492,10 +494,12 @@ def sign_in(
     address: str | None,
     settings: AuthSettings,
     now: datetime | None = None,
+    replaces: str | None = None,
 ) -> SignIn:
     """Check the credentials under the login throttle and open a session of ``kind`` ("token":
     the API's bearer token; "page": the pages' cookie). A wrong name and a wrong password get the
-    same answer after the same work. Commits (a failure must be counted though the request fails).
+    same answer after the same work. ``replaces``: the id of the session the browser held before,
+    ended with this sign-in. Commits (a failure must be counted though the request fails).
 
     Raises AuthenticationFailed, TooManyAttempts (with the wait) or AccountLocked."""
     if kind not in SESSION_KINDS:
@@ -526,6 +530,13 @@ def sign_in(
     session.add(row)
     principal = Principal.of(user, channel=channel, address=address, session_id=row.id)
     changes = {"kind": [None, kind], "expires_at": [None, row.expires_at]}
+    if replaces is not None:
+        session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == replaces, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        changes["replaces"] = [replaces, None]
     _record(session, principal, "auth.sign_in", "auth", row.id, changes)
     session.commit()
     return SignIn(secret, row.id, row.expires_at, principal)

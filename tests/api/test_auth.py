@@ -74,7 +74,12 @@ def test_token_flow_and_me(client, sessions):
 
 def test_bad_credentials_are_refused_with_problem_json(client, sessions):
     add_users(sessions, "member")
-    for username, password in [("member", "wrong password!"), ("nobody", PASSWORD), ("", "")]:
+    for username, password in [
+        ("member", "wrong password!"),
+        ("nobody", PASSWORD),
+        ("", ""),
+        ("mem\x00ber", PASSWORD),
+    ]:
         response = sign_in_as(client, username, password)
         assert response.status_code in (401, 422), response.text
         assert response.headers["content-type"].startswith("application/problem+json")
@@ -109,6 +114,16 @@ def test_a_copied_page_cookie_is_refused_after_sign_out(app, client, sessions):
     with TestClient(app, cookies=copied) as thief:
         assert me(thief).status_code == 401
         assert thief.get("/", follow_redirects=False).headers["location"] == "/login?next=/"
+
+
+def test_signing_in_again_in_a_browser_ends_the_session_it_held(app, client, sessions):
+    add_users(sessions, "admin", "member")
+    sign_in(client, "admin")
+    copied = dict(client.cookies)
+    sign_in(client, "member")
+    assert me(client).json()["username"] == "member"
+    with TestClient(app, cookies=copied) as thief:
+        assert me(thief).status_code == 401
 
 
 def test_page_sessions_expire_on_the_server(app, client, sessions, settings):
@@ -148,6 +163,7 @@ def test_a_disabled_accounts_token_is_refused_at_once(client, sessions):
     assert me(client, member).status_code == 401
     assert sign_in_as(client, "member").status_code == 401
     assert client.patch("/api/v1/users/member", json={"is_active": True}, headers=admin).status_code == 200
+    assert me(client, member).status_code == 401  # enabling again does not bring old tokens back
     assert sign_in_as(client, "member").status_code == 200
 
 

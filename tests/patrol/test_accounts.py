@@ -212,7 +212,7 @@ def test_password_change_disable_and_role_change_end_every_session(session, chan
     change(session)
     session.commit()
     for secret, kind in ((token, "token"), (page, "page")):
-        with pytest.raises(AuthenticationFailed):
+        with pytest.raises(AuthenticationFailed, match="ended"):
             _resolve(session, secret, kind=kind)
 
 
