@@ -266,7 +266,7 @@ def create_user(
                 f"(lower case, starting and ending with a letter or digit), got {username[:80]!r}",
             )
         )
-    if display_name is not None:
+    if display_name:  # none or empty: the username
         problems += _check_display_name(display_name)
     problems += password_problems(password, username)
     problems += _check_grants(session, side, grants)
@@ -498,8 +498,8 @@ def sign_in(
 ) -> SignIn:
     """Check the credentials under the login throttle and open a session of ``kind`` ("token":
     the API's bearer token; "page": the pages' cookie). A wrong name and a wrong password get the
-    same answer after the same work. ``replaces``: the id of the session the browser held before,
-    ended with this sign-in. Commits (a failure must be counted though the request fails).
+    same answer after the same work. ``replaces``: the id of the page session the browser held
+    before, ended with this sign-in. Commits (a failure must be counted though the request fails).
 
     Raises AuthenticationFailed, TooManyAttempts (with the wait) or AccountLocked."""
     if kind not in SESSION_KINDS:
@@ -533,7 +533,7 @@ def sign_in(
     if replaces is not None:
         session.execute(
             update(AuthSession)
-            .where(AuthSession.id == replaces, AuthSession.revoked_at.is_(None))
+            .where(AuthSession.id == replaces, AuthSession.kind == "page", AuthSession.revoked_at.is_(None))
             .values(revoked_at=now)
         )
         changes["replaces"] = [replaces, None]

@@ -44,12 +44,22 @@ class PasswordChange(BaseModel):
     new_password: str = Field(repr=False, description="checked against the password policy")
 
 
+def _problem(description: str) -> dict:
+    return {"description": description, "content": {"application/problem+json": {}}}
+
+
 @router.post(
     "/token",
     response_model=Token,
     summary="Exchange username and password for a bearer token",
     description="Throttled per account name and per client address: after a few failures the "
-    "answer is 429 with `Retry-After`; after many, 423 until an admin unlocks the account.",
+    "answer is 429 with `Retry-After`; after many, 423 until an admin unlocks the account. "
+    "A name that does not exist is answered exactly as a wrong password.",
+    responses={
+        401: _problem("incorrect username or password"),
+        423: _problem("the account is locked after too many failed sign-ins; an admin unlocks it"),
+        429: _problem("too many failed sign-ins: wait `Retry-After` seconds (also in `retry_after`)"),
+    },
 )
 def token(
     request: Request,
