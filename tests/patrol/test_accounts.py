@@ -391,3 +391,23 @@ def test_audit_entries_hold_no_secret(session):
     assert "auth.sign_in" in text
     for secret in ("a brand new passphrase", user.password_hash, signed.secret, stored.secret_hash):
         assert secret not in text
+
+
+# --- settings ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "variable, value, says",
+    [
+        ("MANGROVE_AUTH_LOCK_AFTER_FAILURES", "3", "must be more than MANGROVE_AUTH_FREE_ATTEMPTS (5)"),
+        ("MANGROVE_AUTH_FREE_ATTEMPTS", "0", "greater than or equal to 1"),
+        ("MANGROVE_AUTH_MAX_DELAY_SECONDS", "soon", "valid integer"),
+    ],
+)
+def test_throttle_settings_are_checked_at_start_up(monkeypatch, variable, value, says):
+    from patrol.settings import Settings, SettingsError
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=variable) as refused:
+        Settings()
+    assert says in str(refused.value)
