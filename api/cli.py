@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 from geodata.errors import InputError
 from geodata.gridfile import GRID_FIELDS, GridFileOptions
 from patrol import migrate
-from patrol.accounts import Principal, RoleGrant, create_user, list_users
+from patrol.accounts import Principal, RoleGrant, create_user, list_users, role_labels, sign_in_states
 from patrol.db import create_db_engine, make_session_factory
 from patrol.errors import DomainError
 from patrol.models import Role
@@ -182,24 +182,75 @@ def cmd_users_add(args) -> int:
             side=args.side,
             grants=args.role,
             display_name=args.display_name,
+            by=_operator(),
         )
         session.commit()
-        roles = ", ".join(
-            r.role + (f":{r.team or r.station}" if (r.team or r.station) else "") for r in user.roles
-        )
-        print(f"created user {user.username} ({user.side}; {roles})")
+        print(f"created user {user.username} ({user.side}; {', '.join(role_labels(user))})")
     return 0
 
 
 def cmd_users_list(args) -> int:
     engine = _engine()
     with make_session_factory(engine)() as session:
-        for user in list_users(session):
-            roles = ", ".join(
-                r.role + (f":{r.team or r.station}" if (r.team or r.station) else "") for r in user.roles
-            )
-            state = "" if user.is_active else " (disabled)"
-            print(f"{user.username:<20} {user.side:<6} {roles}{state}")
+        users = list_users(session)
+        states = sign_in_states(session, users)
+        for user in users:
+            flags = [] if user.is_active else ["disabled"]
+            state = states.get(user.username)
+            if state and state.locked:
+                flags.append("locked: mangrove users unlock " + user.username)
+            elif state and state.failures:
+                flags.append(f"{state.failures} failed sign-ins")
+            note = f" ({'; '.join(flags)})" if flags else ""
+            print(f"{user.username:<20} {user.side:<6} {', '.join(role_labels(user))}{note}")
+    return 0
+
+
+def cmd_users_passwd(args) -> int:
+    from patrol.accounts import set_password
+
+    password = _read_password(args)
+    with make_session_factory(_engine())() as session:
+        ended = set_password(session, _operator(), args.username, password)
+        session.commit()
+    print(f"password of {args.username} changed; {ended} session(s) ended")
+    return 0
+
+
+def cmd_users_enable(args, *, active: bool = True) -> int:
+    from patrol.accounts import update_user
+
+    with make_session_factory(_engine())() as session:
+        update_user(session, _operator(), args.username, is_active=active)
+        session.commit()
+    print(f"{args.username} {'enabled' if active else 'disabled; its sessions have ended'}")
+    return 0
+
+
+def cmd_users_disable(args) -> int:
+    return cmd_users_enable(args, active=False)
+
+
+def cmd_users_delete(args) -> int:
+    from patrol.accounts import delete_user
+
+    with make_session_factory(_engine())() as session:
+        delete_user(session, _operator(), args.username)
+        session.commit()
+    print(f"{args.username} deleted")
+    return 0
+
+
+def cmd_users_unlock(args) -> int:
+    from patrol.accounts import unlock_user
+
+    with make_session_factory(_engine())() as session:
+        was = unlock_user(session, _operator(), args.username)
+        session.commit()
+    if was.locked:
+        print(f"{args.username} unlocked (after {was.failures} failed sign-ins)")
+    else:
+        print(f"{args.username} was not locked; its {was.failures} failed sign-in(s) are forgotten")
     return 0
 
 
@@ -784,7 +835,22 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--display-name")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.set_defaults(handler=cmd_users_add)
-    users.add_parser("list", help="list users").set_defaults(handler=cmd_users_list)
+    users.add_parser("list", help="list users (disabled and locked ones are marked)").set_defaults(
+        handler=cmd_users_list
+    )
+    passwd = users.add_parser("passwd", help="set a user's password; their sessions end")
+    passwd.add_argument("username")
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    passwd.set_defaults(handler=cmd_users_passwd)
+    for name, handler, text in (
+        ("disable", cmd_users_disable, "disable an account: it cannot sign in and its sessions end"),
+        ("enable", cmd_users_enable, "enable a disabled account"),
+        ("delete", cmd_users_delete, "delete an account nothing refers to (else: disable it)"),
+        ("unlock", cmd_users_unlock, "lift the lock after too many failed sign-ins"),
+    ):
+        command = users.add_parser(name, help=text)
+        command.add_argument("username")
+        command.set_defaults(handler=handler)
 
     grids = commands.add_parser("grids", help="protection grids").add_subparsers(
         dest="grids_command", required=True

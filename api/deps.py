@@ -4,21 +4,23 @@ Every route declares who may call it with exactly one :class:`Access` dependency
 ``SignedIn``, or ``Allow(Role…)``. A test walks all routes and fails if one has none.
 
 Callers authenticate with a bearer token (apps, scripts) or with the browser session the login
-page sets; a session-authenticated write must also carry the session's CSRF token.
+page sets; both name a server-side session (``patrol.accounts``), so signing out, a password
+change or disabling the account ends them at once. A session-authenticated write must also carry
+the session's CSRF token.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
-from patrol.accounts import Principal, active_user, user_for_token
+from patrol.accounts import Principal, principal_for_secret
 from patrol.errors import AuthenticationFailed, PermissionDenied
 from patrol.models import Role
 from patrol.settings import Settings
@@ -39,8 +41,18 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_now(request: Request) -> datetime:
+    """The time now, from ``app.state.clock`` when one is set (tests move it instead of sleeping)."""
+    clock = getattr(request.app.state, "clock", None)
+    return clock() if clock is not None else datetime.now(UTC)
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+NowDep = Annotated[datetime, Depends(get_now)]
+
+# The key in the pages' signed cookie that holds the secret of their server-side session.
+PAGE_SESSION_KEY = "sid"
 
 
 def csrf_token(request: Request) -> str:
@@ -67,22 +79,34 @@ def client_address(request: Request) -> str | None:
 
 
 def principal_from_request(
-    request: Request, session: Session, settings: Settings, token: str | None, *, header_csrf: bool = True
+    request: Request,
+    session: Session,
+    token: str | None,
+    *,
+    header_csrf: bool = True,
+    public: bool = False,
+    now: datetime | None = None,
 ) -> Principal | None:
+    """Who the request's bearer token or page session signs in (None: neither). A page session
+    that has ended is dropped from the cookie: public pages then see an anonymous visitor (and
+    send them to sign in), everything else answers 401."""
     where = {"channel": request_channel(request), "address": client_address(request)}
+    now = now or get_now(request)
     if token:
-        return Principal.of(user_for_token(session, token, settings.secret_key()), **where)
-    uid = request.session.get("uid")
-    if uid is None:
+        return principal_for_secret(session, token, kind="token", now=now, **where)
+    secret = request.session.get(PAGE_SESSION_KEY)
+    if not secret:
         return None
     try:
-        user = active_user(session, uid, request.session.get("cv"))
+        principal = principal_for_secret(session, secret, kind="page", now=now, **where)
     except AuthenticationFailed:
-        request.session.clear()
+        request.session.pop(PAGE_SESSION_KEY, None)
+        if public:
+            return None
         raise
     if header_csrf and request.method not in SAFE_METHODS:
         check_csrf(request, request.headers.get(CSRF_HEADER))
-    return Principal.of(user, **where)
+    return principal
 
 
 class Access:
@@ -103,10 +127,12 @@ class Access:
         self,
         request: Request,
         session: SessionDep,
-        settings: SettingsDep,
+        now: NowDep,
         token: Annotated[str | None, Depends(oauth2_scheme)],
     ) -> Principal | None:
-        principal = principal_from_request(request, session, settings, token, header_csrf=not self.form_csrf)
+        principal = principal_from_request(
+            request, session, token, header_csrf=not self.form_csrf, public=self.public, now=now
+        )
         if self.form_csrf:
             # These routes read their form (a track, a photo) after this, as it arrives: end the
             # transaction so that no database connection waits on a slow or stalled upload.
@@ -126,7 +152,3 @@ Public = Annotated[Principal | None, Depends(Access(public=True))]
 PublicForm = Annotated[Principal | None, Depends(Access(public=True, form_csrf=True))]
 SignedIn = Annotated[Principal, Depends(Access())]
 AdminOnly = Annotated[Principal, Depends(Access(Role.ADMIN))]
-
-
-def token_ttl(settings: Settings) -> timedelta:
-    return timedelta(minutes=settings.auth.token_ttl_minutes)

@@ -51,6 +51,9 @@ def problem_response(
 
 def _domain_error(request: Request, exc: DomainError | InputError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationFailed) else None
+    retry_after = getattr(exc, "retry_after", None)  # e.g. login throttling: seconds to wait
+    if retry_after is not None:
+        headers = {**(headers or {}), "Retry-After": str(retry_after)}
     problems = [p.as_dict() for p in exc.problems] or None
     return problem_response(
         exc.status,
@@ -60,6 +63,7 @@ def _domain_error(request: Request, exc: DomainError | InputError) -> JSONRespon
         instance=request.url.path,
         headers=headers,
         problems=problems,
+        retry_after=retry_after,
     )
 
 

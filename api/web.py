@@ -1,7 +1,9 @@
 """The service's own HTML pages: sign in and out with a browser session, and the home page.
 
-The session is a signed, HttpOnly, SameSite=Lax cookie; every form that changes state carries the
-session's CSRF token (checked here and, for API calls made with the cookie, in ``api.deps``).
+The session is a signed, HttpOnly, SameSite=Lax cookie holding the secret of a server-side session
+(``patrol.accounts``; signing out ends it, so a copied cookie is refused after) and the CSRF
+token; every form that changes state carries that token (checked here and, for API calls made with
+the cookie, in ``api.deps``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,17 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
-from api.deps import Public, PublicForm, SessionDep, SettingsDep, check_csrf, csrf_token
+from api.deps import (
+    PAGE_SESSION_KEY,
+    NowDep,
+    Public,
+    PublicForm,
+    SessionDep,
+    SettingsDep,
+    check_csrf,
+    client_address,
+    csrf_token,
+)
 from api.idempotency import from_form, new_form_key
 from api.params import CHINA
 from api.routes.patrols import parse_upload_options
@@ -29,8 +41,16 @@ from api.uploads import human_size, save_upload
 from geodata.datum import to_wgs84
 from geodata.errors import InputError
 from maps.svg import tappable_map
-from patrol.accounts import authenticate
-from patrol.errors import AuthenticationFailed, DomainError, InvalidRequest, NotFound, PermissionDenied
+from patrol.accounts import sign_in, sign_out
+from patrol.errors import (
+    AccountLocked,
+    AuthenticationFailed,
+    DomainError,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    TooManyAttempts,
+)
 from patrol.grids import BORDER_CODE, list_grids
 from patrol.idempotency import IdempotencyKeyReused, StoredResponse
 from patrol.incidents import (
@@ -59,7 +79,13 @@ def safe_next(target: str | None) -> str:
 
 
 def _login_page(
-    request: Request, *, error: str | None = None, username: str = "", next_: str = "/", status: int = 200
+    request: Request,
+    *,
+    error: str | None = None,
+    username: str = "",
+    next_: str = "/",
+    status: int = 200,
+    retry_after: int | None = None,
 ):
     return templates.TemplateResponse(
         request,
@@ -67,11 +93,13 @@ def _login_page(
         {
             "csrf": csrf_token(request),
             "error": error,
+            "retry_after": retry_after,
             "username": username,
             "next": safe_next(next_),
             "principal": None,
         },
         status_code=status,
+        headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
     )
 
 
@@ -84,39 +112,67 @@ def login_form(request: Request, _: Public, next: str = "/"):
 def login(
     request: Request,
     session: SessionDep,
-    _: PublicForm,
+    settings: SettingsDep,
+    now: NowDep,
+    before: PublicForm,
     username: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
     csrf_token_: Annotated[str, Form(alias="csrf_token")] = "",
     next: Annotated[str, Form()] = "/",
 ):
+    page = {"username": username, "next_": next}
     try:
         check_csrf(request, csrf_token_)
-        user = authenticate(session, username.strip(), password)
-    except PermissionDenied as exc:
-        return _login_page(request, error=exc.message, username=username, next_=next, status=403)
-    except AuthenticationFailed:
-        return _login_page(
-            request,
-            error="用户名或密码错误 Incorrect username or password",
-            username=username,
-            next_=next,
-            status=401,
+        signed_in = sign_in(
+            session,
+            username,
+            password,
+            kind="page",
+            address=client_address(request),
+            settings=settings.auth,
+            now=now,
+            # Whoever was signed in in this browser before is signed out: no session is left behind.
+            replaces=before.session_id if before is not None else None,
         )
-    session.commit()
+    except PermissionDenied as exc:
+        return _login_page(request, error=exc.message, status=403, **page)
+    except TooManyAttempts as exc:
+        wait = exc.retry_after
+        error = (
+            f"登录失败次数过多，请等待 {wait} 秒后再试 "
+            f"Too many failed sign-ins: wait {wait} second{'' if wait == 1 else 's'} before trying again"
+        )
+        return _login_page(request, error=error, status=429, retry_after=exc.retry_after, **page)
+    except AccountLocked:
+        error = (
+            "账号因多次登录失败已被锁定，请联系管理员解锁 "
+            "This account is locked after too many failed sign-ins: ask an administrator to unlock it"
+        )
+        return _login_page(request, error=error, status=423, **page)
+    except AuthenticationFailed:
+        error = "用户名或密码错误 Incorrect username or password"
+        return _login_page(request, error=error, status=401, **page)
     request.session.clear()  # a fresh session (and CSRF token) for the signed-in user
-    request.session.update({"uid": user.id, "cv": user.credentials_version})
+    request.session[PAGE_SESSION_KEY] = signed_in.secret
     csrf_token(request)
     return RedirectResponse(safe_next(next), status_code=303)
 
 
 @router.post("/logout")
-async def logout(request: Request, _: PublicForm):
+async def logout(request: Request, session: SessionDep, now: NowDep, principal: PublicForm):
     # Read the form directly: a lone aliased Form() parameter is not filled in by FastAPI 0.12x.
     submitted = (await request.form()).get("csrf_token")
     check_csrf(request, submitted if isinstance(submitted, str) else None)
+    if principal is not None and principal.session_id is not None:
+        # The server-side session ends, so a copy of the cookie signs no one in any more.
+        await run_in_threadpool(_end_session, session, principal, now)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
+
+
+def _end_session(session, principal, now) -> None:
+    sign_out(session, principal, now=now)
+    session.commit()
 
 
 def home_links(principal, latest_patrol: int | None = None) -> list[dict[str, str]]:

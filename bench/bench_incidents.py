@@ -705,7 +705,7 @@ class Runner:
 
     def __init__(self, backend: Backend, world: World, args, client, factory):
         from api.routes.incidents import incident_query
-        from patrol.accounts import Principal, user_for_token
+        from patrol.accounts import principal_for_secret
 
         self.backend, self.world, self.args, self.client, self.factory = backend, world, args, client, factory
         self.incident_query = incident_query
@@ -717,8 +717,9 @@ class Runner:
             assert r.status_code == 200, r.text
             self.tokens[who] = r.json()["access_token"]
             with factory() as s:
-                user = user_for_token(s, self.tokens[who], backend.settings.secret_key())
-                self.principals[who] = Principal.of(user)
+                self.principals[who] = principal_for_secret(
+                    s, self.tokens[who], kind="token", channel="api", address=None
+                )
         self.run, self.end, self.close = bare_runner(backend)
         self._captured: dict = {}
 
@@ -832,11 +833,10 @@ class Runner:
         from fastapi.responses import JSONResponse
 
         from api.routes.incidents import GEOJSON
-        from patrol.accounts import Principal, user_for_token
+        from patrol.accounts import principal_for_secret
         from patrol.incidents import LIST_COLUMNS, _filters, incident_row
         from patrol.models import Grid, Incident, User
 
-        secret = self.backend.settings.secret_key()
         items, captured = self.items(kind), self.captured(kind, "officer")
         parts: dict[str, list[float]] = {}
 
@@ -849,7 +849,7 @@ class Runner:
                 break
             start = time.perf_counter()
             with self.factory() as s:
-                Principal.of(user_for_token(s, self.tokens["officer"], secret))
+                principal_for_secret(s, self.tokens["officer"], kind="token", channel="api", address=None)
             add("auth", time.perf_counter() - start)
             start = time.perf_counter()
             result = self.domain(kind, "officer", *items[k][1])

@@ -101,7 +101,7 @@ def main() -> None:
     with factory() as session:
         load_reference(session)
         user = create_user(
-            session, username="bench", password="bench-password-1", side="GD-LJ",
+            session, username="bench", password="mudflat-tide-5417", side="GD-LJ",
             grants=[RoleGrant(Role.PATROL_MEMBER, team="LJ-T-GQ")],
         )  # fmt: skip
         session.commit()

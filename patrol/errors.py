@@ -38,3 +38,21 @@ class PermissionDenied(DomainError):
 class InvalidRequest(DomainError):
     title = "Invalid request"
     status = 422
+
+
+class TooManyAttempts(DomainError):
+    """Sign-in refused for now after failed attempts; ``retry_after`` seconds until the next try."""
+
+    title = "Too many failed sign-ins"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AccountLocked(DomainError):
+    """Sign-in refused until an administrator unlocks the account."""
+
+    title = "Account locked"
+    status = 423

@@ -166,8 +166,7 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(128))
     side: Mapped[str] = mapped_column(ForeignKey("sides.code"))
     password_hash: Mapped[str] = mapped_column(String(256))
-    # Bumped on each password change: tokens and sessions issued before it stop working.
-    credentials_version: Mapped[int] = mapped_column(Integer, default=1)
+    # A disabled account cannot sign in; disabling it also ends its sessions (see AuthSession).
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -205,6 +204,50 @@ class UserRole(Base):
             name="ck_user_roles_manager_station",
         ),
     )
+
+
+class AuthSession(Base):
+    """One sign-in: a bearer token for apps (kind ``token``) or the pages' browser session (``page``).
+
+    The client keeps a random secret; only its SHA-256 is stored, so a copy of this table signs
+    no one in. ``id`` is a random public name (for the audit trail), never an integer that SQLite
+    could hand out again. A session ends when it expires or when ``revoked_at`` is set: by sign-out,
+    a password change, disabling the account or changing its roles. Expired rows are purged at
+    sign-in."""
+
+    __tablename__ = "auth_sessions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Updated at most every few minutes, not on every request (see patrol.accounts.TOUCH_EVERY).
+    last_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    channel: Mapped[str] = mapped_column(String(8))  # api or page: where it was signed in
+    address: Mapped[str | None] = mapped_column(String(64))  # the client's address then
+
+    __table_args__ = (CheckConstraint("kind IN ('token', 'page')", name="ck_auth_sessions_kind"),)
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins per account name and per client address, shared by every service process.
+
+    ``subject`` is the SHA-256 of the lower-cased name typed (scope ``account``; names that exist
+    and names that do not are counted alike, and a password typed into the name field is not kept
+    in clear) or the client's address (scope ``address``). Failed attempts are kept here only, not
+    in the audit trail; the lock of an account is audited."""
+
+    __tablename__ = "login_throttle"
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (CheckConstraint("scope IN ('account', 'address')", name="ck_login_throttle_scope"),)
 
 
 class Patrol(Base):

@@ -28,7 +28,7 @@ from geodata.fixes import TrackFixes
 from geodata.split import OUTSIDE, split_by_polygons
 from geodata.trackfile import NaiveTimes, read_track
 from patrol import audit
-from patrol.accounts import Principal
+from patrol.accounts import USERNAME_PATTERN, Principal
 from patrol.db import geometry_from_wkb
 from patrol.errors import InvalidRequest, NotFound, PermissionDenied
 from patrol.grids import metric_grid_index, project, unproject
@@ -70,16 +70,44 @@ def file_sha256(path: str | Path) -> str:
 # --- who may upload for whom --------------------------------------------------------------------
 
 
+def _names(names: list[str], most: int = 10) -> str:
+    """Names for a message: the first few, each cut short (they are echoed from the request)."""
+    shown = ", ".join(name if len(name) <= 64 else name[:63] + "…" for name in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def _resolve_crew(session: Session, principal: Principal, options: UploadOptions) -> tuple[str, list[User]]:
-    """The team credited and the members who walked it, checked against the uploader's roles."""
+    """The team credited and the members who walked it, checked against the uploader's roles.
+
+    Non-admins learn nothing about accounts they may not know of: every name that is not their
+    own nor a patrol member of a team they upload for gets the same answer, whether it does not
+    exist, is no patrol member, or belongs to another team or side."""
     usernames = list(dict.fromkeys(options.members)) or [principal.username]
-    users = session.scalars(select(User).where(User.username.in_(usernames))).all()
-    missing = sorted(set(usernames) - {u.username for u in users})
-    if missing:
-        raise InvalidRequest(f"unknown member(s): {', '.join(missing)}")
+    # A name that cannot exist is never looked up (and never reaches SQL with odd characters).
+    lookup = [name for name in usernames if USERNAME_PATTERN.match(name)]
+    users = session.scalars(select(User).where(User.username.in_(lookup))).all() if lookup else []
     member_teams = {
         u.username: {r.team for r in u.roles if r.role == Role.PATROL_MEMBER.value and r.team} for u in users
     }
+    if not principal.has(Role.ADMIN):
+        teams = set(principal.teams)
+        if principal.stations:
+            teams |= set(session.scalars(select(Team.code).where(Team.station.in_(principal.stations))))
+        knowable = {
+            u.username
+            for u in users
+            if u.username == principal.username
+            or (u.side == principal.side and member_teams[u.username] & teams)
+        }
+        hidden = sorted(set(usernames) - knowable)
+        if hidden:
+            raise PermissionDenied(
+                "you may name only yourself and the patrol members of the teams you upload for; "
+                f"not: {_names(hidden)}"
+            )
+    missing = sorted(set(usernames) - {u.username for u in users})
+    if missing:
+        raise InvalidRequest(f"unknown member(s): {_names(missing)}")
     not_members = sorted(name for name, teams in member_teams.items() if not teams)
     if not_members:
         raise InvalidRequest(f"not patrol members of any team: {', '.join(not_members)}")

@@ -51,17 +51,39 @@ class StorageSettings(BaseSettings):
 
 
 class AuthSettings(BaseSettings):
-    """Tokens for the API and sessions for the service's own pages."""
+    """Tokens for the API, sessions for the service's own pages, and login throttling."""
 
     model_config = SettingsConfigDict(env_prefix="MANGROVE_AUTH_", extra="ignore")
 
-    # Empty: a random key is generated once and kept in the data directory (mode 0600).
+    # Empty: a random key is generated once and kept in the data directory (mode 0600). It signs
+    # the pages' cookie (which names a server-side session and holds the CSRF token).
     secret_key: str = ""
     # Patrol members upload from the field over a working day or more; a week keeps them signed in.
     token_ttl_minutes: int = Field(default=7 * 24 * 60, ge=5)
     session_ttl_minutes: int = Field(default=12 * 60, ge=5)
     # Set to true behind HTTPS so the session cookie is never sent in clear.
     secure_cookies: bool = False
+    # Login throttling, per account name and per client address: this many failures go free, then
+    # each further failure doubles the wait (1, 2, 4 … seconds) up to max_delay_seconds.
+    free_attempts: int = Field(default=5, ge=1, le=1000)
+    # A station's phones may share one address: it gets more free failures than one account.
+    address_free_attempts: int = Field(default=20, ge=1, le=10_000)
+    max_delay_seconds: int = Field(default=300, ge=1, le=24 * 3600)
+    # After this many failures in a row an account is locked until an admin unlocks it.
+    lock_after_failures: int = Field(default=20, ge=2, le=10_000)
+    # Failures are forgotten after this long without another one (a lock is not).
+    forget_after_minutes: int = Field(default=24 * 60, ge=1)
+
+    @field_validator("lock_after_failures")
+    @classmethod
+    def _lock_after_the_free_attempts(cls, value: int, info) -> int:
+        free = info.data.get("free_attempts")
+        if free is not None and value <= free:
+            raise ValueError(
+                f"must be more than MANGROVE_AUTH_FREE_ATTEMPTS ({free}), or an account locks "
+                f"before it is ever slowed down; got {value}"
+            )
+        return value
 
 
 class ImportSettings(BaseSettings):

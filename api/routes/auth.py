@@ -1,15 +1,24 @@
-"""OAuth2 password flow: a phone app posts username and password, gets a bearer token."""
+"""Signing in and out: the OAuth2 password flow gives an app a bearer token naming a server-side
+session; signing out ends it. A user changes their own password here too."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from api.deps import Public, SessionDep, SettingsDep, SignedIn, token_ttl
-from patrol.accounts import authenticate, issue_token
+from api.deps import (
+    PAGE_SESSION_KEY,
+    NowDep,
+    Public,
+    SessionDep,
+    SettingsDep,
+    SignedIn,
+    client_address,
+)
+from patrol.accounts import change_own_password, sign_in, sign_out
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -30,20 +39,76 @@ class Me(BaseModel):
     stations: list[str]
 
 
-@router.post("/token", response_model=Token, summary="Exchange username and password for a bearer token")
+class PasswordChange(BaseModel):
+    current_password: str = Field(repr=False)
+    new_password: str = Field(repr=False, description="checked against the password policy")
+
+
+def _problem(description: str) -> dict:
+    return {"description": description, "content": {"application/problem+json": {}}}
+
+
+@router.post(
+    "/token",
+    response_model=Token,
+    summary="Exchange username and password for a bearer token",
+    description="Throttled per account name and per client address: after a few failures the "
+    "answer is 429 with `Retry-After`; after many, 423 until an admin unlocks the account. "
+    "A name that does not exist is answered exactly as a wrong password.",
+    responses={
+        401: _problem("incorrect username or password"),
+        423: _problem("the account is locked after too many failed sign-ins; an admin unlocks it"),
+        429: _problem("too many failed sign-ins: wait `Retry-After` seconds (also in `retry_after`)"),
+    },
+)
 def token(
+    request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     settings: SettingsDep,
+    now: NowDep,
     _: Public,
 ) -> Token:
-    user = authenticate(session, form.username, form.password)
-    session.commit()  # a rehashed password is kept
-    ttl = token_ttl(settings)
-    access_token, expires = issue_token(user, settings.secret_key(), ttl)
-    return Token(
-        access_token=access_token, expires_in=int(ttl.total_seconds()), expires_at=expires.isoformat()
+    signed_in = sign_in(
+        session,
+        form.username,
+        form.password,
+        kind="token",
+        address=client_address(request),
+        settings=settings.auth,
+        now=now,
     )
+    return Token(
+        access_token=signed_in.secret,
+        expires_in=int((signed_in.expires_at - now).total_seconds()),
+        expires_at=signed_in.expires_at.isoformat(),
+    )
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Sign out: end the session of this token (or browser session)",
+)
+def logout(request: Request, session: SessionDep, now: NowDep, principal: SignedIn) -> Response:
+    sign_out(session, principal, now=now)
+    session.commit()
+    request.session.pop(PAGE_SESSION_KEY, None)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Change your own password (the current one is needed); your other sessions end",
+)
+def change_password(
+    body: PasswordChange, session: SessionDep, settings: SettingsDep, now: NowDep, principal: SignedIn
+) -> Response:
+    change_own_password(
+        session, principal, body.current_password, body.new_password, settings=settings.auth, now=now
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/me", response_model=Me, summary="Who the token or session belongs to")

@@ -72,8 +72,8 @@ def insert_old_rows(conn) -> None:
         "INSERT INTO sides (code, name_zh, name_en) VALUES ('GD-LJ', '广东·廉江', 'Lianjiang')",
         "INSERT INTO incident_categories (code, label_zh, label_en, sort_order, active) "
         "VALUES ('rubbish', '垃圾', 'Rubbish', 1, true)",
-        "INSERT INTO users (username, display_name, side, password_hash, credentials_version, is_active, "
-        "created_at) VALUES ('member', 'm', 'GD-LJ', 'x', 1, true, '2026-03-01')",
+        "INSERT INTO users (username, display_name, side, password_hash, is_active, created_at) "
+        "VALUES ('member', 'm', 'GD-LJ', 'x', true, '2026-03-01')",
         *(
             "INSERT INTO patrols (side, uploaded_by, uploaded_at, file_sha256, source_name, source_format, "
             "datum, transport, fix_count, flagged_count, distance_m, outside_distance_m, summary, geom) VALUES "
