@@ -86,12 +86,19 @@ def read_track(
     try:
         return _settle_naive_times(_read(path, name, max_fixes), naive_times)
     except GeodataError as exc:
-        # Name the user's file, not our temporary copy, in every message.
-        exc.message = f"{name}: {exc.message}"
+        # Name the user's file, not our temporary copy, in every message (briefly, and without
+        # control characters, whatever the name sent).
+        shown = _shown_name(name)
+        exc.message = f"{shown}: {exc.message}"
         exc.args = (exc.message,)
         for problem in exc.problems:
-            problem.details.setdefault("file", name)
+            problem.details.setdefault("file", shown)
         raise
+
+
+def _shown_name(name: str, limit: int = 80) -> str:
+    name = "".join("?" if not ch.isprintable() else ch for ch in str(name))
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def _read(path: Path, name: str, max_fixes: int) -> TrackFixes:

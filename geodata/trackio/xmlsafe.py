@@ -18,6 +18,9 @@ from geodata.trackio.sink import refuse
 
 # Every parser that touches user XML gets these.
 SAFE = {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": False}
+# libxml2's own limits without XML_PARSE_HUGE, named in refusals.
+MAX_DEPTH = 256
+MAX_TEXT_BYTES = 10_000_000
 PROLOG_LIMIT = 1024 * 1024  # the root element must start within the first MiB
 _DECLARATION = re.compile(rb"<!(?:DOCTYPE|ENTITY)")
 _ELEMENT_START = re.compile(rb"<[^?!]")
@@ -76,11 +79,17 @@ def malformed(exc: etree.XMLSyntaxError):
     what = _TRAILING_POSITION.sub("", exc.msg or str(exc)).strip()
     where = f"line {line}, column {column}" if column else f"line {line}"
     if "XML_PARSE_HUGE" in what:  # huge_tree=False: a text over 10 MB or nesting over 256 deep
-        what = re.sub(r",? (?:try|use) XML_PARSE_HUGE( option)?", "", what)
+        what = re.sub(r",? (?:try|use) XML_PARSE_HUGE( option)?", "", what).strip()
+        if "depth" in what.lower():
+            advice = f"elements are nested more than {MAX_DEPTH} deep, which no GPS track needs"
+        else:
+            advice = (
+                f"a text or attribute longer than {MAX_TEXT_BYTES // 2**20} MB; a single LineString of "
+                "several hundred thousand points is: split it into several"
+            )
         return refuse(
             "xml-limit",
-            f"the file goes beyond a safety limit of the XML reader at {where} ({what}); "
-            "a single LineString of several hundred thousand points does: split it into several",
+            f"the file goes beyond a safety limit of the XML reader at {where} ({what}): {advice}",
             line=line,
             column=column,
         )
