@@ -37,6 +37,10 @@ from patrol.settings import PatrolSettings
 # A WGS84-declared track is suspected to be GCJ-02 when correcting it puts this much more of it
 # inside the grids (patrols keep to the mangroves, so most of a true track lies in some grid).
 SHIFT_SUSPECT_GAIN = 0.25
+# The simplified copy of a line (maps, the patrol list) has at most this many vertices: the
+# tolerance is doubled until it fits, so a track that retraces itself a hundred times costs no more.
+SIMPLIFIED_MAX_VERTICES = 2000
+SOURCE_NAME_CHARS = 256  # the stored file name (patrols.source_name) is cut to this
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,7 @@ def upload_patrol(
             f"no usable track: {int(good.sum())} of {len(fixes)} fixes passed cleaning "
             f"({', '.join(f'{k}: {v}' for k, v in cleaned.summary.items() if v) or 'no fixes'})"
         )
+    _check_some_segment_has_a_line(cleaned.fixes.segment[good], len(fixes))
     index, grid_ids = metric_grid_index(session)
     warnings = [w.as_dict() for w in wgs84.warnings]
     if options.datum in (Datum.WGS84, Datum.CGCS2000):
@@ -190,7 +195,7 @@ def upload_patrol(
         uploaded_by=principal.user_id,
         uploaded_at=datetime.now(UTC),
         file_sha256=digest,
-        source_name=filename[:256],
+        source_name=stored_name(filename),
         source_format=fixes.source_format[:32],
         datum=options.datum.value,
         transport=options.transport.value,
@@ -298,13 +303,67 @@ def _iso(seconds: float) -> str:
     return _datetime(seconds).isoformat().replace("+00:00", "Z")
 
 
+def stored_name(filename: str) -> str:
+    """The uploaded file's name as stored and shown: control characters (NUL included, which
+    PostgreSQL refuses in text) replaced, cut to ``SOURCE_NAME_CHARS`` characters."""
+    name = "".join("\ufffd" if ch < " " or "\x7f" <= ch < "\xa0" else ch for ch in str(filename))
+    name = name.encode("utf-8", "replace").decode("utf-8")  # lone surrogates
+    return name if len(name) <= SOURCE_NAME_CHARS else name[: SOURCE_NAME_CHARS - 1] + "…"
+
+
+def _runs(segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first index, length) of each run of equal consecutive segment numbers."""
+    if not len(segment):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
+    return starts, np.diff(np.r_[starts, len(segment)])
+
+
+def _check_some_segment_has_a_line(segment: np.ndarray, total: int) -> None:
+    """A patrol needs a line: two good fixes in a row in one segment. Refused otherwise (a stored
+    empty line would break every later read of the patrol)."""
+    _, lengths = _runs(segment)
+    if not (lengths >= 2).any():
+        raise InvalidRequest(
+            f"no usable track: each of the {len(lengths):,} segments left after cleaning holds a single "
+            f"fix ({total:,} fixes in the file), so there is no line to draw or to measure; a file that "
+            "writes every fix as its own track segment must be exported again as one track"
+        )
+
+
 def _patrol_lines(lon, lat, x, y, segment, tolerance_m: float):
-    """The cleaned line (one part per segment with ≥ 2 fixes) and a simplified copy for maps."""
-    keep = np.isin(segment, np.unique(segment)[np.bincount(np.unique(segment, return_inverse=True)[1]) >= 2])
-    parts = shapely.linestrings(lon[keep], lat[keep], indices=segment[keep])
-    metric = shapely.linestrings(x[keep], y[keep], indices=segment[keep])
-    simple = shapely.transform(shapely.simplify(metric, tolerance_m), unproject, interleaved=False)
+    """The cleaned line (one part per segment with ≥ 2 fixes) and a simplified copy for maps.
+
+    The copy is simplified without preserving topology (Douglas–Peucker): a track that retraces
+    itself keeps its shape, not every vertex. Its size is bounded: the tolerance doubles until it
+    has at most ``SIMPLIFIED_MAX_VERTICES`` vertices, and where many tiny segments still exceed
+    that, only the longest parts are kept in the copy (the full line keeps them all)."""
+    starts, lengths = _runs(segment)
+    lines = lengths >= 2
+    keep = np.repeat(lines, lengths)
+    part = np.repeat(np.arange(int(lines.sum())), lengths[lines])  # parts numbered 0, 1, 2… without gaps
+    parts = shapely.linestrings(lon[keep], lat[keep], indices=part)
+    metric = shapely.linestrings(x[keep], y[keep], indices=part)
+    simple = _simplified(metric, tolerance_m)
+    simple = shapely.transform(simple, unproject, interleaved=False)
     return shapely.MultiLineString(list(parts)), shapely.MultiLineString(list(simple))
+
+
+def _simplified(metric: np.ndarray, tolerance_m: float) -> np.ndarray:
+    tolerance = max(tolerance_m, 0.0)
+    simple = shapely.simplify(metric, tolerance, preserve_topology=False)
+    total = int(shapely.get_num_coordinates(simple).sum())
+    # Each part keeps its two ends: past 2 vertices a part, only dropping parts helps.
+    while SIMPLIFIED_MAX_VERTICES < total > 2 * len(simple) and tolerance < 10_000:
+        tolerance = max(tolerance * (4 if total > 4 * SIMPLIFIED_MAX_VERTICES else 2), 1.0)
+        simple = shapely.simplify(metric, tolerance, preserve_topology=False)
+        total = int(shapely.get_num_coordinates(simple).sum())
+    counts = shapely.get_num_coordinates(simple)
+    if counts.sum() > SIMPLIFIED_MAX_VERTICES:
+        longest = np.argsort(-shapely.length(metric), kind="stable")
+        fits = longest[np.cumsum(counts[longest]) <= SIMPLIFIED_MAX_VERTICES]
+        simple = simple[np.sort(fits if fits.size else longest[:1])]
+    return simple
 
 
 def _shift_warnings(lon: np.ndarray, lat: np.ndarray, index: GridIndex) -> list[dict[str, Any]]:
@@ -503,8 +562,17 @@ def list_patrols(session: Session, principal: Principal, q: PatrolQuery, *, simp
         .offset(q.offset)
     ).all()
     patrols = [r[0] for r in rows]
-    geoms = [shapely.from_wkb(bytes(r[1])) if r[1] is not None else None for r in rows]
+    geoms = [_stored_line(r[1]) for r in rows]
     return patrols, geoms, member_names(session, [p.id for p in patrols]), total
+
+
+def _stored_line(wkb) -> shapely.Geometry | None:
+    """A stored line as shapely; None (a feature without geometry) for NULL, empty or unreadable
+    values, which uploads before the line checks may have left: a read never fails on them."""
+    if wkb is None:
+        return None
+    geom = shapely.from_wkb(bytes(wkb), on_invalid="ignore")
+    return None if geom is None or geom.is_empty else geom
 
 
 def patrol_properties(patrol: Patrol, members: list[str]) -> dict[str, Any]:
