@@ -132,7 +132,7 @@ class RuleContext:
         n = len(fixes)
         lon = np.asarray(fixes.lon, dtype=float)
         lat = np.asarray(fixes.lat, dtype=float)
-        time = np.asarray(fixes.time).astype("datetime64[ms]")
+        time = np.asarray(fixes.time).astype("datetime64[ms]", copy=False)
         segment = np.asarray(fixes.segment)
         x, y = metric_xy(lon, lat)
         run = np.zeros(n, dtype=np.int64)
@@ -143,7 +143,7 @@ class RuleContext:
             lat=lat,
             x=x,
             y=y,
-            time_ms=time.astype(np.int64),
+            time_ms=time.view(np.int64),
             timed=~np.isnat(time),
             run=run,
             good=np.ones(n, dtype=bool),

@@ -19,6 +19,8 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+import numpy as np
+
 from geodata.trackio.sink import refuse
 
 MAX_VALUE_CHARS = 16 * 1024 * 1024
@@ -27,6 +29,10 @@ READ_BYTES = 1024 * 1024
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _NEAR_END = 16  # a decoding error this close to the end of the text read so far may be a cut-off
+SCAN_CHARS = 1024 * 1024
+_BRACKET_STEP = np.zeros(256, dtype=np.int8)
+_BRACKET_STEP[[ord("["), ord("{")]] = 1
+_BRACKET_STEP[[ord("]"), ord("}")]] = -1
 
 
 def _size(chars: int) -> str:
@@ -66,6 +72,7 @@ class JsonStream:
         self.line = 1  # of buf[0]
         self.column = 1  # of buf[0]
         self.offset = 0  # bytes read so far, for encoding errors
+        self._scanned = self._depth = 0  # bracket scan of a big value (see _closes)
         self._decode(head)
         if self.buf.startswith("\ufeff"):
             self.buf = self.buf[1:]
@@ -137,6 +144,11 @@ class JsonStream:
             except json.JSONDecodeError as exc:
                 cut_off = exc.pos >= len(self.buf) - _NEAR_END or exc.msg.startswith("Unterminated string")
                 if cut_off and self._grow(start):
+                    # A big value: read on without decoding until its brackets close (each failed
+                    # decode of megabytes of text would cost its objects in memory).
+                    self._scanned, self._depth = 0, 0
+                    while not self.eof and not self._closes() and self._grow(self.pos):
+                        pass
                     continue
                 raise self._malformed(exc.pos, exc.msg) from None
             except _IntTooLong as exc:
@@ -155,6 +167,23 @@ class JsonStream:
                 continue  # a number may go on in the text not yet read
             self.pos = end
             return value
+
+    def _closes(self) -> bool:
+        """Whether the array or object at ``pos`` closes in the text read so far, scanning only
+        what was not scanned before. Brackets inside strings count too: a guess that the decode
+        then confirms (or the size limit ends)."""
+        if self.buf[self.pos : self.pos + 1] not in ("[", "{"):
+            return True  # a string or a number: nothing to count
+        while self.pos + self._scanned < len(self.buf):
+            at = self.pos + self._scanned
+            piece = self.buf[at : at + SCAN_CHARS]
+            steps = _BRACKET_STEP[np.frombuffer(piece.encode("utf-8", "surrogatepass"), dtype=np.uint8)]
+            depth = self._depth + np.cumsum(steps, dtype=np.int64)
+            if depth.size and (depth <= 0).any():
+                return True
+            self._depth = int(depth[-1]) if depth.size else self._depth
+            self._scanned += len(piece)
+        return False
 
     def _grow(self, start: int) -> bool:
         """Read more for the value starting at ``buf[start]``; refuse it once over the size limit."""

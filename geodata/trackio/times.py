@@ -203,4 +203,4 @@ class TimeBuffer:
 
     def array(self) -> np.ndarray:
         self.flush()
-        return np.frombuffer(self.ms, dtype=np.int64).copy().view("datetime64[ms]")
+        return np.frombuffer(self.ms, dtype=np.int64).view("datetime64[ms]")

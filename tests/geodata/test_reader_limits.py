@@ -216,6 +216,15 @@ def test_geojson_errors_name_the_line_across_read_boundaries(tmp_path, monkeypat
     assert exc.problems[0].kind == "malformed-json" and "at line 4, column 3" in exc.message
 
 
+def test_brackets_inside_strings_do_not_confuse_the_streaming(tmp_path, monkeypatch):
+    monkeypatch.setattr(jsonstream, "READ_BYTES", 7)
+    features = [line_feature(name="[[[{{{ walk", note=']]} \\" [') for _ in range(3)]
+    fixes = read_track(
+        write(tmp_path, "t.geojson", json.dumps({"type": "FeatureCollection", "features": features}))
+    )
+    assert len(fixes) == 6 and fixes.segment.tolist() == [0, 0, 1, 1, 2, 2]
+
+
 def test_geojson_trailing_data_is_refused(tmp_path):
     exc = refused(write(tmp_path, "t.geojson", json.dumps(line_feature()) + " {}"))
     assert "Extra data" in exc.message
