@@ -206,6 +206,40 @@ def _big_geojson_line(target_bytes: int) -> Callable[[BinaryIO], None]:
     return write
 
 
+def _max_csv(count: int) -> Callable[[BinaryIO], None]:
+    """``count`` fixes 1 s apart, in the shortest rows a CSV track can have (Unix seconds)."""
+
+    def write(f: BinaryIO) -> None:
+        lon, lat, times = walk()
+        start = int(times[0].timestamp())
+        order = np.r_[np.arange(len(lon)), np.arange(len(lon))[::-1]]
+        rows = [f"{lon[k]:.6f},{lat[k]:.6f}" for k in order]
+        f.write(b"time,lon,lat\n")
+        for first in range(0, count, len(rows)):
+            block = range(first, min(count, first + len(rows)))
+            f.write("".join(f"{start + i},{rows[i % len(rows)]}\n" for i in block).encode())
+
+    return write
+
+
+def _many_fixes_kmz(count: int) -> Callable[[BinaryIO], None]:
+    """A KMZ whose KML holds ``count`` fixes: the walk again and again, one LineString each time,
+    a little shifted each time (so that deflate packs it like a real track, not like a bomb)."""
+
+    def write(f: BinaryIO) -> None:
+        lon, lat, _ = walk()
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as archive, archive.open("doc.kml", "w") as member:
+            member.write(KML_HEAD.encode())
+            for p in range(count // len(lon) + 1):
+                coords = " ".join(f"{x + p * 1e-6:.7f},{y - p * 1e-6:.7f}" for x, y in zip(lon, lat))
+                member.write(
+                    f"<Placemark><LineString><coordinates>{coords}</coordinates></LineString></Placemark>\n".encode()
+                )
+            member.write(b"</Document></kml>")
+
+    return write
+
+
 def _zip_bomb(expanded: int) -> Callable[[BinaryIO], None]:
     """A KMZ whose doc.kml claims (and holds) ``expanded`` bytes of spaces: deflate shrinks them ~1000×."""
 
@@ -816,7 +850,14 @@ def _big() -> Iterator[Hostile]:
         "line 2 is longer",
         big=True,
     )
-    yield Hostile("gpx-100-mb-walk", "big.gpx", _big_gpx(100 * MIB), 201, big=True)
+    yield Hostile("gpx-40-mb-walk", "big40.gpx", _big_gpx(40 * MIB), 201, big=True)
+    yield Hostile(
+        "gpx-100-mb-walk", "big100.gpx", _big_gpx(100 * MIB), 422, "more than 500,000 fixes", big=True
+    )
+    yield Hostile("csv-the-most-fixes-allowed", "max.csv", _max_csv(500_000), 201, big=True)
+    yield Hostile(
+        "kmz-of-600000-fixes", "many.kmz", _many_fixes_kmz(600_000), 422, "more than 500,000 fixes", big=True
+    )
     yield Hostile(
         "gpx-12-mb-chinese-track-name",
         "name12.gpx",
@@ -843,5 +884,13 @@ def _big() -> Iterator[Hostile]:
     yield Hostile(
         "geojson-30-mb-timed-points", "points30.geojson", _big_geojson_points(30 * MIB), 201, big=True
     )
-    yield Hostile("geojson-30-mb-line", "line30.geojson", _big_geojson_line(30 * MIB), 201, big=True)
+    yield Hostile(
+        "geojson-30-mb-line",
+        "line30.geojson",
+        _big_geojson_line(30 * MIB),
+        422,
+        "larger than 16 mib",
+        big=True,
+    )
+    yield Hostile("geojson-10-mb-line", "line10.geojson", _big_geojson_line(10 * MIB), 201, big=True)
     yield Hostile("kmz-zip-bomb-of-1-gb", "bomb1g.kmz", _zip_bomb(1024 * MIB), 422, "zip bomb", big=True)
