@@ -34,9 +34,16 @@ from patrol.grids import metric_grid_index, project, unproject
 from patrol.models import Grid, Patrol, PatrolFixes, PatrolMember, PatrolVisit, Role, Team, User, iso_utc
 from patrol.settings import PatrolSettings
 
-# A WGS84-declared track is suspected to be GCJ-02 when correcting it puts this much more of it
-# inside the grids (patrols keep to the mangroves, so most of a true track lies in some grid).
+# A WGS84-declared track is suspected to be GCJ-02 (see ``gcj02_suspected``) when undoing the
+# offset puts this much more of it inside the grids (patrols keep to the mangroves) …
 SHIFT_SUSPECT_GAIN = 0.25
+# … or, on foot, this much more of it along a grid's edge (inside, within EDGE_BAND_M of the
+# boundary: patrols walk the mangrove edge), with at least SHIFT_MIN_INSIDE of it inside grids.
+# Chosen by simulation (bench/bench_gcj02_detection.py): ≥ 95 % of GCJ-02 foot patrols of 10
+# minutes or more are caught, and no true WGS84 walk was flagged.
+EDGE_BAND_M = 60.0
+SHIFT_EDGE_GAIN = 0.3
+SHIFT_MIN_INSIDE = 0.8
 # The simplified copy of a line (maps, the patrol list) has at most this many vertices: the
 # tolerance is doubled until it fits, so a track that retraces itself a hundred times costs no more.
 SIMPLIFIED_MAX_VERTICES = 2000
@@ -156,25 +163,20 @@ def upload_patrol(
             f"no usable track: {int(good.sum())} of {len(fixes)} fixes passed cleaning "
             f"({', '.join(f'{k}: {v}' for k, v in cleaned.summary.items() if v) or 'no fixes'})"
         )
-    _check_some_segment_has_a_line(cleaned.fixes.segment[good], len(fixes))
+    # The good fixes, taken once (a long track's arrays are tens of MB each).
+    gx, gy, gseg = cleaned.x[good], cleaned.y[good], cleaned.fixes.segment[good]
+    _check_some_segment_has_a_line(gseg, len(fixes))
     index, grid_ids = metric_grid_index(session)
     warnings = [w.as_dict() for w in wgs84.warnings]
     if options.datum in (Datum.WGS84, Datum.CGCS2000):
-        warnings += _shift_warnings(fixes.lon[good], fixes.lat[good], index)
+        warnings += _shift_warnings(fixes.lon[good], fixes.lat[good], index, options.transport)
 
-    seconds = _seconds(fixes.time)
-    visits = split_by_polygons(
-        cleaned.x[good],
-        cleaned.y[good],
-        seconds[good],
-        cleaned.fixes.segment[good],
-        index,
-        min_pass_m=settings.min_pass_m,
-    )
+    seconds = _seconds(fixes.time[good])
+    visits = split_by_polygons(gx, gy, seconds, gseg, index, min_pass_m=settings.min_pass_m)
     visit_grids = np.where(visits.polygon == OUTSIDE, -1, grid_ids[np.maximum(visits.polygon, 0)])
     side = session.get(Team, team_code).side
 
-    timed = seconds[good][~np.isnan(seconds[good])]
+    timed = seconds[~np.isnan(seconds)]
     started = _datetime(timed.min()) if timed.size else None
     ended = _datetime(timed.max()) if timed.size else None
     outside = visits.polygon == OUTSIDE
@@ -183,12 +185,12 @@ def upload_patrol(
         "fixes": len(fixes),
         "flagged": int((~good).sum()),
         "flags": {k: int(v) for k, v in cleaned.summary.items()},
-        "segments": int(len(np.unique(cleaned.fixes.segment[good]))),
+        "segments": int(len(np.unique(gseg))),
         "grids": per_grid,
         "warnings": warnings,
     }
-    lines, simplified = _patrol_lines(lon[good], lat[good], cleaned.x[good], cleaned.y[good],
-                                      cleaned.fixes.segment[good], settings.simplify_tolerance_m)  # fmt: skip
+    lines, simplified = _patrol_lines(lon[good], lat[good], gx, gy, gseg, settings.simplify_tolerance_m)
+    del gx, gy, seconds, timed
     patrol = Patrol(
         side=side,
         team=team_code,
@@ -366,26 +368,70 @@ def _simplified(metric: np.ndarray, tolerance_m: float) -> np.ndarray:
     return simple
 
 
-def _shift_warnings(lon: np.ndarray, lat: np.ndarray, index: GridIndex) -> list[dict[str, Any]]:
-    """Warn when a track declared WGS84 fits the grids far better after undoing GCJ-02."""
-    step = max(1, len(lon) // 2000)  # a sample is plenty to compare two fractions
+@dataclass(frozen=True)
+class GridFit:
+    """How a track sits on the grids: the fraction of its fixes inside a grid, and the fraction
+    inside a grid and within ``EDGE_BAND_M`` of its boundary (where walks along the mangrove run)."""
+
+    inside: float
+    along_edge: float
+
+
+def grid_fit(lon: np.ndarray, lat: np.ndarray, index: GridIndex) -> GridFit:
+    x, y = project(lon, lat)
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if not len(x):
+        return GridFit(0.0, 0.0)
+    inside = index.assign_index(x, y) >= 0
+    _, distance = index.edges.tree.query_nearest(
+        shapely.points(x, y), return_distance=True, all_matches=False
+    )
+    return GridFit(float(inside.mean()), float((inside & (distance <= EDGE_BAND_M)).mean()))
+
+
+def gcj02_suspected(
+    lon: np.ndarray, lat: np.ndarray, index: GridIndex, transport: Transport | str = Transport.FOOT
+) -> tuple[bool, GridFit, GridFit]:
+    """Whether a track declared WGS84 fits the grids clearly better with the GCJ-02 offset undone:
+    (suspected, fit as given, fit if GCJ-02). The grids are contiguous, so a shift of 300–700 m
+    often lands in another grid and the fraction inside barely changes; a walk along the mangrove
+    edge, though, follows a boundary only where it really was. Boat runs through the middle of
+    grids carry no such trace, and only the fraction inside counts for them."""
+    step = max(1, len(lon) // 2000)  # a sample is plenty to compare fractions
     lon, lat = lon[::step], lat[::step]
-    as_given = np.mean(index.assign_index(*project(lon, lat)) >= 0)
-    corrected = np.mean(index.assign_index(*project(*gcj02_to_wgs84(lon, lat))) >= 0)
-    if corrected - as_given >= SHIFT_SUSPECT_GAIN:
-        return [
-            {
-                "kind": "looks-gcj02",
-                "message": (
-                    f"this track was declared WGS84 but looks shifted: {corrected:.0%} of it lies in grids after "
-                    f"undoing the GCJ-02 offset, against {as_given:.0%} as given. If it was exported from a "
-                    "Chinese map app (Amap/Gaode, Tencent, or Baidu), delete this patrol and upload it again declaring that datum."
-                ),
-                "inside_as_given": round(float(as_given), 3),
-                "inside_if_gcj02": round(float(corrected), 3),
-            }
-        ]
-    return []
+    as_given = grid_fit(lon, lat, index)
+    if_gcj02 = grid_fit(*gcj02_to_wgs84(lon, lat), index)
+    suspected = if_gcj02.inside - as_given.inside >= SHIFT_SUSPECT_GAIN or (
+        Transport.parse(transport) is Transport.FOOT
+        and if_gcj02.inside >= SHIFT_MIN_INSIDE
+        and if_gcj02.along_edge - as_given.along_edge >= SHIFT_EDGE_GAIN
+    )
+    return suspected, as_given, if_gcj02
+
+
+def _shift_warnings(
+    lon: np.ndarray, lat: np.ndarray, index: GridIndex, transport: Transport
+) -> list[dict[str, Any]]:
+    """Warn when a track declared WGS84 fits the grids far better after undoing GCJ-02."""
+    suspected, as_given, if_gcj02 = gcj02_suspected(lon, lat, index, transport)
+    if not suspected:
+        return []
+    return [
+        {
+            "kind": "looks-gcj02",
+            "message": (
+                f"this track was declared WGS84 but looks shifted: after undoing the GCJ-02 offset "
+                f"{if_gcj02.inside:.0%} of it lies in grids ({if_gcj02.along_edge:.0%} along a grid's edge), "
+                f"against {as_given.inside:.0%} ({as_given.along_edge:.0%}) as given. If it was exported from a "
+                "Chinese map app (Amap/Gaode, Tencent, or Baidu), delete this patrol and upload it again "
+                "declaring that datum."
+            ),
+            "inside_as_given": round(as_given.inside, 3),
+            "inside_if_gcj02": round(if_gcj02.inside, 3),
+            "along_edge_as_given": round(as_given.along_edge, 3),
+            "along_edge_if_gcj02": round(if_gcj02.along_edge, 3),
+        }
+    ]
 
 
 def _pack_fixes(fixes: TrackFixes, cleaned) -> bytes:
@@ -421,7 +467,10 @@ def patrol_fixes(session: Session, patrol_id: int) -> dict[str, np.ndarray]:
     times = arrays.pop("time").astype("datetime64[ms]")
     times[~arrays.pop("time_known")] = np.datetime64("NaT")
     arrays["time"] = times
-    arrays["flag_names"] = np.array([", ".join(describe_flags(f)) for f in arrays["flags"]], dtype=object)
+    # One string per distinct bitmask, shared by every fix that carries it (a few, not a million).
+    values, which = np.unique(arrays["flags"], return_inverse=True)
+    names = np.array([", ".join(describe_flags(f)) for f in values], dtype=object)
+    arrays["flag_names"] = names[which.reshape(-1)] if len(values) else np.array([], dtype=object)
     return arrays
 
 
