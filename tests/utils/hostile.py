@@ -71,10 +71,11 @@ def gpx_doc(segments: list[str], *, name: str = "walk", head: str = GPX_HEAD, ex
     return f"{head}{extra}<trk><name>{name}</name>\n{body}</trk></gpx>\n".encode()
 
 
-def walk_points(times=None, *, every: int = 1) -> str:
-    lon, lat, default = walk()
-    times = default if times is None else times
-    return "".join(trkpt(x, y, w) for x, y, w in list(zip(lon, lat, times))[::every])
+def walk_points(times: list[str] | None = None, *, count: int | None = None) -> str:
+    """The walk's ``<trkpt>``s (the first ``count``), with ``times`` (default: its own, in UTC)."""
+    lon, lat, _ = walk()
+    times = stamps() if times is None else times
+    return "".join(trkpt(x, y, w) for x, y, w in list(zip(lon, lat, times))[:count])
 
 
 def stamps(**shift) -> list[str]:
@@ -350,6 +351,9 @@ def _gpx() -> Iterator[Hostile]:
         422,
         "usable",
     )
+    still = "".join(trkpt(lon[0], lat[0], z(t)) for t in times)
+    yield Hostile("gpx-standing-still", "still.gpx", fixed(gpx_doc([still])), 201)
+    yield Hostile("gpx-two-fixes", "two.gpx", fixed(gpx_doc([walk_points(count=2)])), 201)
     doubled = "".join(trkpt(x, y, z(t)) * 2 for x, y, t in zip(lon, lat, times))
     yield Hostile("gpx-every-fix-twice", "doubled.gpx", fixed(gpx_doc([doubled])), 201)
     yield Hostile(
