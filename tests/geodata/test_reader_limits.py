@@ -262,3 +262,17 @@ def test_a_file_name_in_a_message_is_short_and_printable(tmp_path):
         read_track(path, filename="\x00\x1b[31m" + "红" * 500 + ".gpx")
     shown = info.value.problems[0].details["file"]
     assert len(shown) == 80 and shown.startswith("??[31m红") and info.value.message.startswith(shown)
+
+
+def test_a_tag_of_a_million_attributes_is_refused_before_the_parser_holds_it(tmp_path):
+    attributes = " ".join(f'a{i}="1"' for i in range(20_000))
+    text = GPX_HEAD + f'<trkpt lat="21.6" lon="109.9"\n {attributes}/>' + "</trkseg></trk></gpx>"
+    exc = refused(write(tmp_path, "t.gpx", text))
+    assert exc.problems[0].kind == "xml-limit"
+    assert "the tag starting on line 3 is longer than 65,536 bytes" in exc.message
+
+
+def test_long_comments_and_cdata_are_not_tags(tmp_path):
+    long_text = "x" * 100_000
+    body = f'<!-- {long_text} --><trkpt lat="21.6" lon="109.9"><desc><![CDATA[{long_text}]]></desc></trkpt>'
+    assert len(read_track(write(tmp_path, "t.gpx", GPX_HEAD + body + "</trkseg></trk></gpx>"))) == 1

@@ -450,6 +450,14 @@ def _gpx() -> Iterator[Hostile]:
         422,
         "nested more than 256",
     )
+    attributes = " ".join(f'a{i}="1"' for i in range(200_000))
+    yield Hostile(
+        "gpx-a-tag-of-200000-attributes",
+        "attributes.gpx",
+        fixed(gpx_doc([f'<trkpt lat="21.5" lon="109.8" {attributes}/>' + points])),
+        422,
+        "longer than 65,536 bytes",
+    )
     laughs = (
         '<?xml version="1.0"?>\n<!DOCTYPE gpx [<!ENTITY a "hahahahahahahahahaha">'
         + "".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(9))
@@ -852,6 +860,19 @@ def _big() -> Iterator[Hostile]:
         _repeat(b"time,lon,lat\n", b"1," * 1_000_000 + b"\n", 10),
         422,
         "line 2 is longer",
+        big=True,
+    )
+    yield Hostile(
+        "gpx-a-tag-of-2-million-attributes",
+        "attributes2m.gpx",
+        _repeat(
+            GPX_HEAD.encode() + b'<trk><trkseg><trkpt lat="21.5" lon="109.8" ',
+            b'a="1" ' * 1000,
+            2000,
+            b"/></trkseg></trk></gpx>",
+        ),
+        422,
+        "longer than 65,536 bytes",
         big=True,
     )
     yield Hostile("gpx-40-mb-walk", "big40.gpx", _big_gpx(40 * MIB), 201, big=True)
