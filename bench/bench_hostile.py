@@ -1,7 +1,7 @@
 """The hostile corpus against the real service: answers, time and the server's memory, per file.
 
     .venv/bin/python bench/bench_hostile.py [--backend spatialite|postgis|both] [--only NAME ...]
-                                            [--no-big] [--max-upload-mib 110]
+                                            [--no-big] [--max-upload-mib 110] [--mmap-threshold 131072]
 
 For each backend the service runs as it runs in production: ``uvicorn`` in a child process
 (``api.app.create_app`` on a SpatiaLite file in a temporary directory, or on a throw-away PostGIS
@@ -17,6 +17,11 @@ and one request; each file's peak is VmHWM after resetting it (``/proc/PID/clear
 just before the upload, read again after it (the upload's peak) and, reset once more, after the
 read-back of an accepted patrol (shown apart). The corpus peak is the largest upload peak.
 Target (issue 14): peak ≤ 500 MB over the whole corpus, never a 5xx.
+
+glibc keeps freed memory in its heap once it has raised its mmap threshold (it does so the first
+time a large block is freed), so each big upload starts from the RSS the previous ones left;
+``--mmap-threshold 131072`` fixes the threshold in the server (``MALLOC_MMAP_THRESHOLD_``) to
+show the peaks without that carry-over.
 """
 
 from __future__ import annotations
@@ -239,16 +244,25 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="members whose name contains one of these")
     parser.add_argument("--no-big", action="store_true", help="leave out the members over 16 MB")
     parser.add_argument("--max-upload-mib", type=int, default=110)
+    parser.add_argument(
+        "--mmap-threshold",
+        type=int,
+        help="MALLOC_MMAP_THRESHOLD_ for the server (glibc): allocations this large or larger are "
+        "unmapped when freed; unset, glibc raises the threshold and keeps freed arrays in its heap",
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
         return 0
     members = [m for m in corpus(big=not args.no_big) if not args.only or any(o in m.name for o in args.only)]
+    allocator = f"MALLOC_MMAP_THRESHOLD_={args.mmap_threshold}" if args.mmap_threshold else "glibc defaults"
     print(f"machine: {platform.machine()}, Python {platform.python_version()}; {len(members)} corpus files; "
-          f"upload limit {args.max_upload_mib} MiB")  # fmt: skip
+          f"upload limit {args.max_upload_mib} MiB; allocator: {allocator}")  # fmt: skip
     backends = ["spatialite", "postgis"] if args.backend == "both" else [args.backend]
     workdir = Path(tempfile.mkdtemp(prefix="bench-hostile-"))
     try:
+        if args.mmap_threshold:
+            os.environ["MALLOC_MMAP_THRESHOLD_"] = str(args.mmap_threshold)  # the server inherits it
         summary = [run(b, members, workdir, args.max_upload_mib * MB) for b in backends]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
