@@ -22,11 +22,18 @@ class EmptyUpload(InputError):
     status = 422
 
 
+MAX_NAME_BYTES = 200  # file systems allow 255 bytes in a name; a long Chinese name passes that
+
+
 def safe_filename(name: str | None, default: str = "upload") -> str:
-    """Keep the extension (formats are recognised by it) but nothing that could be a path."""
+    """Keep the extension (formats are recognised by it) but nothing that could be a path, and
+    no more than ``MAX_NAME_BYTES`` bytes of UTF-8."""
     base = Path(name or default).name
     base = re.sub(r"[^\w.\-]", "_", base).lstrip(".")
-    return base or default
+    stem, dot, suffix = base.rpartition(".") if "." in base else (base, "", "")
+    suffix = (dot + suffix)[:16]
+    stem = stem.encode()[: MAX_NAME_BYTES - len(suffix.encode())].decode("utf-8", "ignore")
+    return (stem + suffix) or default
 
 
 def human_size(n: int) -> str:

@@ -75,6 +75,7 @@ class Flag(IntFlag):
     TIME_BACKWARDS = 8  # earlier than a previous good fix of the same segment
     IMPOSSIBLE_SPEED = 16  # reached at a speed the transport cannot do: a spike or a short excursion
     JUMP = 32  # without usable time, far from both neighbours that are close together: a spike
+    REPEATED = 64  # the time of an earlier good fix elsewhere in the file: a second copy of the track
 
 
 def describe_flags(flags: int) -> list[str]:
@@ -131,7 +132,7 @@ class RuleContext:
         n = len(fixes)
         lon = np.asarray(fixes.lon, dtype=float)
         lat = np.asarray(fixes.lat, dtype=float)
-        time = np.asarray(fixes.time).astype("datetime64[ms]")
+        time = np.asarray(fixes.time).astype("datetime64[ms]", copy=False)
         segment = np.asarray(fixes.segment)
         x, y = metric_xy(lon, lat)
         run = np.zeros(n, dtype=np.int64)
@@ -142,7 +143,7 @@ class RuleContext:
             lat=lat,
             x=x,
             y=y,
-            time_ms=time.astype(np.int64),
+            time_ms=time.view(np.int64),
             timed=~np.isnat(time),
             run=run,
             good=np.ones(n, dtype=bool),
@@ -207,6 +208,26 @@ class Duplicate:
         same_place = ~timed_a & ~timed_b & (ctx.lon[a] == ctx.lon[b]) & (ctx.lat[a] == ctx.lat[b])
         out = np.zeros(len(ctx.lon), dtype=bool)
         out[b[same_time | same_place]] = True
+        return out
+
+
+class RepeatedTime:
+    """The same time as an earlier good fix anywhere before it in the file (another segment, or
+    further back in the same one): the second copy of a track written twice, as a KML holding the
+    same flight in two ``gx:Track``s. One person is in one place at a time, so the later copy is
+    flagged and its metres and minutes count once. (Consecutive equal times are ``Duplicate``'s.)"""
+
+    flag = Flag.REPEATED
+
+    def apply(self, ctx: RuleContext) -> np.ndarray:
+        out = np.zeros(len(ctx.lon), dtype=bool)
+        idx = np.flatnonzero(ctx.good & ctx.timed)
+        if idx.size < 2:
+            return out
+        order = np.argsort(ctx.time_ms[idx], kind="stable")  # equal times stay in file order
+        times = ctx.time_ms[idx][order]
+        again = np.r_[False, times[1:] == times[:-1]]
+        out[idx[order[again]]] = True
         return out
 
 
@@ -337,7 +358,7 @@ class Jump:
         return out
 
 
-RULES = (ZeroIsland(), OutOfRegion(), Duplicate(), TimeBackwards(), ImpossibleSpeed(), Jump())
+RULES = (ZeroIsland(), OutOfRegion(), Duplicate(), RepeatedTime(), TimeBackwards(), ImpossibleSpeed(), Jump())
 
 
 class GapSplit:

@@ -19,8 +19,9 @@ def to_rfc7946(geometries: Sequence | np.ndarray) -> np.ndarray:
     return shapely.transform(geoms, lambda xy: np.round(xy, DECIMALS))
 
 
-def geometry_dicts(geometries: Sequence | np.ndarray) -> list[dict[str, Any]]:
-    return [json.loads(s) for s in shapely.to_geojson(to_rfc7946(geometries))]
+def geometry_dicts(geometries: Sequence | np.ndarray) -> list[dict[str, Any] | None]:
+    """GeoJSON geometry objects; None (``"geometry": null``, RFC 7946 §3.2) for a missing one."""
+    return [None if s is None else json.loads(s) for s in shapely.to_geojson(to_rfc7946(geometries))]
 
 
 def feature_collection(

@@ -21,6 +21,9 @@ import shapely
 from geodata.assign import EDGE, NO_GRID, GridIndex
 
 OUTSIDE = NO_GRID  # visits outside every polygon carry this index
+# Legs (and visit pieces) handled at a time: the cutting makes a few dozen arrays per leg, so a
+# track of a million fixes is cut in pieces of this size instead of all at once (memory).
+CHUNK_LEGS = 131_072
 
 
 @dataclass
@@ -53,17 +56,13 @@ def split_by_polygons(
     x, y = np.asarray(x, float), np.asarray(y, float)
     t, segment = np.asarray(t, float), np.asarray(segment)
     leg = np.flatnonzero(segment[:-1] == segment[1:]) if len(x) > 1 else np.array([], dtype=np.int64)
-    x0, y0, x1, y1 = x[leg], y[leg], x[leg + 1], y[leg + 1]
-    dt = t[leg + 1] - t[leg]
-    length = np.hypot(x1 - x0, y1 - y0)
-
-    pieces = _pieces(x0, y0, x1, y1, length, index)
-    p_leg, p_poly, f0, f1 = pieces
-    # A piece's share of its leg gives its length and duration; its ends give entry and exit.
-    p_len = (f1 - f0) * length[p_leg]
-    p_t0 = t[leg][p_leg] + f0 * dt[p_leg]
-    p_t1 = t[leg][p_leg] + f1 * dt[p_leg]
-    p_seg = segment[leg][p_leg]
+    chunks = [_leg_pieces(x, y, t, segment, leg, a, index) for a in range(0, len(leg), CHUNK_LEGS)]
+    if chunks:
+        p_leg, p_poly, f0, f1, p_len, p_t0, p_t1, p_seg = (np.concatenate(c) for c in zip(*chunks))
+    else:
+        p_leg, p_poly, p_seg = (np.array([], dtype=np.int64) for _ in range(3))
+        f0, f1, p_len, p_t0, p_t1 = (np.array([]) for _ in range(5))
+    del chunks
     if min_pass_m > 0 and len(p_leg) > 1:
         p_poly = _absorb_short_passes(p_poly, p_seg, p_leg, p_len, min_pass_m)
     visit, starts = _runs(p_poly, p_seg, p_leg)
@@ -80,7 +79,7 @@ def split_by_polygons(
         enter = np.fmin.reduceat(p_t0, starts)
         leave = np.fmax.reduceat(p_t1, starts)
 
-    geometry = _visit_lines(x0, y0, x1, y1, p_leg, f0, f1, visit, starts, distance)
+    geometry = _visit_lines(x, y, leg, p_leg, f0, f1, visit, starts, distance)
     return Visits(
         polygon=p_poly[starts] if n else np.array([], dtype=np.int64),
         segment=p_seg[starts].astype(np.int32) if n else np.array([], dtype=np.int32),
@@ -89,6 +88,29 @@ def split_by_polygons(
         enter_time=enter,
         exit_time=leave,
         geometry=geometry,
+    )
+
+
+def _leg_pieces(x, y, t, segment, leg, first: int, index: GridIndex):
+    """The pieces of legs ``leg[first : first + CHUNK_LEGS]``: (leg, polygon, start and end
+    fraction, length, start and end time, segment) per piece, legs numbered as in ``leg``."""
+    ids = leg[first : first + CHUNK_LEGS]
+    x0, y0, x1, y1 = x[ids], y[ids], x[ids + 1], y[ids + 1]
+    length = np.hypot(x1 - x0, y1 - y0)
+    p_leg, p_poly, f0, f1 = _pieces(x0, y0, x1, y1, length, index)
+    del x0, y0, x1, y1
+    # A piece's share of its leg gives its length and duration; its ends give entry and exit.
+    start = t[ids][p_leg]
+    dt = (t[ids + 1] - t[ids])[p_leg]
+    return (
+        p_leg + first,
+        p_poly,
+        f0,
+        f1,
+        (f1 - f0) * length[p_leg],
+        start + f0 * dt,
+        start + f1 * dt,
+        segment[ids][p_leg],
     )
 
 
@@ -314,20 +336,33 @@ def _subtract(a: float, b: float, covered: list[tuple[float, float]], eps: float
     return parts
 
 
-def _visit_lines(x0, y0, x1, y1, p_leg, f0, f1, visit, starts, distance):
-    """One LineString per visit through its pieces' ends (None for visits of zero length)."""
-    if not len(p_leg):
-        return np.array([], dtype=object)
-    dx, dy = x1[p_leg] - x0[p_leg], y1[p_leg] - y0[p_leg]
-    sx, sy = x0[p_leg] + f0 * dx, y0[p_leg] + f0 * dy
-    ex, ey = x0[p_leg] + f1 * dx, y0[p_leg] + f1 * dy
+def _visit_lines(x, y, leg, p_leg, f0, f1, visit, starts, distance):
+    """One LineString per visit through its pieces' ends (None for visits of zero length), built
+    for about ``CHUNK_LEGS`` pieces at a time."""
+    n = len(starts)
+    lines = np.empty(n, dtype=object)
+    bounds = np.r_[starts, len(p_leg)]
+    v = 0
+    while v < n:
+        w = min(n, max(v + 1, int(np.searchsorted(bounds, bounds[v] + CHUNK_LEGS, side="right")) - 1))
+        a, b = bounds[v], bounds[w]
+        lines[v:w] = _lines_of(x, y, leg[p_leg[a:b]], f0[a:b], f1[a:b], visit[a:b] - v, starts[v:w] - a)
+        v = w
+    lines[distance <= 0] = None
+    return lines
+
+
+def _lines_of(x, y, first_fix, f0, f1, visit, starts):
+    """The lines of consecutive visits (numbered from 0) from their pieces (the leg of each
+    piece given by its first fix)."""
+    x0, y0 = x[first_fix], y[first_fix]
+    dx, dy = x[first_fix + 1] - x0, y[first_fix + 1] - y0
+    sx, sy = x0 + f0 * dx, y0 + f0 * dy
+    ex, ey = x0 + f1 * dx, y0 + f1 * dy
     # Coordinates: the start of each visit's first piece, then the end of every piece.
     xs = np.concatenate([sx[starts], ex])
     ys = np.concatenate([sy[starts], ey])
     owner = np.concatenate([np.arange(len(starts)), visit])
-    position = np.concatenate([np.full(len(starts), -1), np.arange(len(p_leg))])
+    position = np.concatenate([np.full(len(starts), -1), np.arange(len(f0))])
     order = np.lexsort((position, owner))
-    lines = shapely.linestrings(xs[order], ys[order], indices=owner[order])
-    lines = np.asarray(lines, dtype=object)
-    lines[distance <= 0] = None
-    return lines
+    return shapely.linestrings(xs[order], ys[order], indices=owner[order])

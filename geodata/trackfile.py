@@ -22,7 +22,7 @@ from geodata.trackio.geojson import read_geojson
 from geodata.trackio.gpx import read_gpx
 from geodata.trackio.kml import open_kmz, read_kml
 from geodata.trackio.sink import refuse
-from geodata.trackio.xmlsafe import local_name, root_tag
+from geodata.trackio.xmlsafe import TagGuard, guarded, local_name, root_tag
 
 __all__ = ["TRACK_FORMATS", "read_track"]
 
@@ -86,12 +86,19 @@ def read_track(
     try:
         return _settle_naive_times(_read(path, name, max_fixes), naive_times)
     except GeodataError as exc:
-        # Name the user's file, not our temporary copy, in every message.
-        exc.message = f"{name}: {exc.message}"
+        # Name the user's file, not our temporary copy, in every message (briefly, and without
+        # control characters, whatever the name sent).
+        shown = _shown_name(name)
+        exc.message = f"{shown}: {exc.message}"
         exc.args = (exc.message,)
         for problem in exc.problems:
-            problem.details.setdefault("file", name)
+            problem.details.setdefault("file", shown)
         raise
+
+
+def _shown_name(name: str, limit: int = 80) -> str:
+    name = "".join("?" if not ch.isprintable() else ch for ch in str(name))
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def _read(path: Path, name: str, max_fixes: int) -> TrackFixes:
@@ -105,15 +112,16 @@ def _read(path: Path, name: str, max_fixes: int) -> TrackFixes:
         with open_kmz(path) as open_member:
             if local_name(root_tag(open_member)) != "kml":
                 raise refuse("no-track", "no track in file: the document inside the KMZ is not KML")
-            with open_member() as member:
+            with TagGuard(open_member()) as member:
                 return read_kml(member, max_fixes=max_fixes, source_format="KMZ")
     if kind == "XML":
         root = local_name(root_tag(lambda: open(path, "rb")))
-        if root == "gpx":
-            return read_gpx(str(path), max_fixes=max_fixes)
-        if root == "kml":
-            return read_kml(str(path), max_fixes=max_fixes)
-        raise _unsupported(f"an XML document of type <{root}>")
+        if root not in ("gpx", "kml"):
+            raise _unsupported(f"an XML document of type <{root}>")
+        with guarded(path) as source:
+            if root == "gpx":
+                return read_gpx(source, max_fixes=max_fixes)
+            return read_kml(source, max_fixes=max_fixes)
     if kind == "GeoJSON":
         return read_geojson(path, max_fixes=max_fixes)
     return read_csv(path, max_fixes=max_fixes)

@@ -118,7 +118,9 @@ class PatrolSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MANGROVE_PATROL_", extra="ignore")
 
-    max_fixes: int = Field(default=2_000_000, ge=10)
+    # Nearly six days at one fix a second. Memory of an upload grows with its fixes (about 250 bytes
+    # each at the peak): this keeps the largest one allowed well inside the service's 500 MB.
+    max_fixes: int = Field(default=500_000, ge=10)
     max_speed_foot_mps: float = Field(default=4.0, gt=0)  # brisk walk on mudflats, with margin
     max_speed_boat_mps: float = Field(default=20.0, gt=0)  # small outboard boat, ~39 knots
     gap_split_s: float = Field(default=600, gt=0)  # a new track segment after 10 minutes without fixes

@@ -4,6 +4,11 @@ The header row is found among the first lines by its column names (English or Ch
 units in brackets ignored); it also decides the delimiter. Rows are then read one at a time with
 the ``csv`` module. Text must be UTF-8 (BOM or not) or UTF-16 with a BOM; otherwise GB18030, the
 encoding of Chinese Windows exports, is tried, with a warning.
+
+Every line is read at most ``MAX_LINE_CHARS`` (+1) characters at a time, so a file made of one
+40 MB line is refused after reading 64 KiB of it, and a row may have at most ``MAX_COLUMNS`` cells
+and a cell at most ``MAX_FIELD_CHARS`` characters (the ``csv`` module's own limit, for a quoted cell
+that spans lines).
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ DELIMITERS = (",", ";", "\t")
 HEADER_SEARCH_LINES = 10  # a title line or two above the header is common in handheld exports
 _UNITS = re.compile(r"[(\[（【].*?[)\]）】]")
 NAN = float("nan")
+# A track's row is well under 1 KiB; these are far above any export and far below what would hurt.
+MAX_LINE_CHARS = 64 * 1024
+MAX_COLUMNS = 1000
+MAX_FIELD_CHARS = csv.field_size_limit()  # 128 Ki characters unless the process changed it
 
 
 def read_csv(path, *, max_fixes: int) -> TrackFixes:
@@ -36,13 +45,23 @@ def read_csv(path, *, max_fixes: int) -> TrackFixes:
     if warning:
         sink.warnings.append(warning)
     with open(path, encoding=encoding, newline="") as f:
-        header_line, delimiter, columns = _find_header(f)
+        header_line, delimiter, columns = _find_header(_bounded_lines(f))
         f.seek(0)
-        rows = csv.reader(f, delimiter=delimiter)
-        for _ in rows:
-            if rows.line_num >= header_line:
-                break
-        _read_rows(rows, sink, columns, delimiter)
+        rows = csv.reader(_bounded_lines(f), delimiter=delimiter)
+        try:
+            for _ in rows:
+                if rows.line_num >= header_line:
+                    break
+            _read_rows(rows, sink, columns, delimiter)
+        except csv.Error as exc:
+            # A quoted cell running on over many lines (the only thing left for csv to refuse).
+            raise refuse(
+                "field-too-long",
+                f"line {rows.line_num}: the CSV cannot be read ({exc}); a cell may have at most "
+                f'{MAX_FIELD_CHARS:,} characters — check for an unclosed quote (")',
+                line=rows.line_num,
+                limit=MAX_FIELD_CHARS,
+            ) from None
     if not len(sink):
         raise refuse("no-track", "no track in file: the CSV has a header but no rows of fixes")
     return sink.finish()
@@ -54,6 +73,13 @@ def _read_rows(rows, sink: FixSink, columns: dict[str, int], delimiter: str) -> 
     lon_add, lat_add, ele_add, time_add, line_add = sink.appenders()
     last_segment = None
     for row in rows:
+        if len(row) > MAX_COLUMNS:
+            raise refuse(
+                "too-many-columns",
+                f"line {rows.line_num} has {len(row):,} columns; a CSV track may have at most {MAX_COLUMNS:,}",
+                line=rows.line_num,
+                limit=MAX_COLUMNS,
+            )
         if not any(cell.strip() for cell in row):
             continue  # blank lines, trailing delimiters
         if i_seg is not None:
@@ -97,11 +123,28 @@ def _normalise(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name)
 
 
-def _find_header(f) -> tuple[int, str, dict[str, int]]:
+def _bounded_lines(f):
+    """The lines of text file ``f``, none read whole if longer than ``MAX_LINE_CHARS``: such a line
+    is refused after reading ``MAX_LINE_CHARS + 1`` characters of it."""
+    number = 0
+    while line := f.readline(MAX_LINE_CHARS + 1):
+        number += 1
+        if len(line) > MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
+            raise refuse(
+                "line-too-long",
+                f"line {number} is longer than {MAX_LINE_CHARS:,} characters, the most a CSV line "
+                "may have (a track's row is a few dozen)",
+                line=number,
+                limit=MAX_LINE_CHARS,
+            )
+        yield line
+
+
+def _find_header(lines) -> tuple[int, str, dict[str, int]]:
     """(1-based line of the header, delimiter, field → column index), or a refusal naming what was seen."""
     seen = []
     for number in range(1, HEADER_SEARCH_LINES + 1):
-        line = f.readline()
+        line = next(lines, "")
         if not line:
             break
         if not line.strip():
@@ -109,6 +152,14 @@ def _find_header(f) -> tuple[int, str, dict[str, int]]:
         seen.append(line.strip())
         best = None
         for delimiter in DELIMITERS:
+            if line.count(delimiter) >= MAX_COLUMNS:
+                raise refuse(
+                    "too-many-columns",
+                    f"line {number} has more than {MAX_COLUMNS:,} columns; a CSV track may have at most "
+                    f"{MAX_COLUMNS:,}",
+                    line=number,
+                    limit=MAX_COLUMNS,
+                )
             cells = next(csv.reader([line], delimiter=delimiter), [])
             columns: dict[str, int] = {}
             for index, cell in enumerate(cells):

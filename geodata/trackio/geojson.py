@@ -1,181 +1,197 @@
 """GeoJSON tracks: LineString/MultiLineString features (each line a segment), or timed Point features.
 
-GeoJSON has no streaming form worth the name, so the file is read with the ``json`` module under
-a size cap. Per-vertex times are taken from ``properties.coordTimes`` or
-``properties.coordinateProperties.times`` (what togeojson and Mapbox tools write) where present.
+The file is streamed (``jsonstream``): the features of a FeatureCollection are decoded one at a
+time and their positions go straight into flat arrays, so a file of a million point features
+costs about as much memory as its fixes. One feature may hold at most
+``jsonstream.MAX_VALUE_CHARS`` characters. Per-vertex times are taken from
+``properties.coordTimes`` or ``properties.coordinateProperties.times`` (what togeojson and Mapbox
+tools write) where present.
+
+Anything that is not the GeoJSON a track needs — properties that are not an object, coordinates
+that are not lists, features that are not objects — is skipped or refused with its feature number,
+never met with an exception of Python's.
 """
 
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 
+from geodata.errors import GeodataError
 from geodata.fixes import TrackFixes
+from geodata.trackio.jsonstream import JsonStream
 from geodata.trackio.sink import FixSink, refuse
-from geodata.trackio.times import BadTime, parse_times
+from geodata.trackio.times import CHUNK, BadTime, excerpt
 
-# json.loads needs ~8× the file size in memory (a 28 MB track peaked at 230 MB RSS): this keeps a
-# GeoJSON read under ~300 MB. GPX and CSV stream and have no such cap.
-MAX_GEOJSON_BYTES = 32 * 1024 * 1024
 TIME_KEYS = {"time", "timestamp", "datetime", "date_time", "时间", "定位时间", "when"}
+MAX_COLLECTION_DEPTH = 8  # GeometryCollections inside GeometryCollections (RFC 7946 discourages any)
 
 
 def read_geojson(path, *, max_fixes: int) -> TrackFixes:
-    size = os.path.getsize(path)
-    if size > MAX_GEOJSON_BYTES:
-        raise refuse(
-            "file-too-large",
-            f"the GeoJSON file is {size / 2**20:,.0f} MiB; at most {MAX_GEOJSON_BYTES // 2**20} MiB "
-            "can be read (GPX or CSV have no such limit)",
-        )
+    collector = _Collector(max_fixes)
     with open(path, "rb") as f:
-        data = f.read()
-    try:
-        doc = json.loads(data)  # bytes: json detects UTF-8 (with or without BOM), UTF-16 and UTF-32
-    except UnicodeDecodeError as exc:
-        raise refuse(
-            "encoding", f"not UTF-8 text: the byte at offset {exc.start} is not valid UTF-8", offset=exc.start
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise refuse(
-            "malformed-json",
-            f"the file is not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-            line=exc.lineno,
-            column=exc.colno,
-        ) from None
-    del data
-
-    lines: list[tuple[object, object, int]] = []  # (coordinates, per-vertex times or None, feature no.)
-    points: list[tuple[object, object, int]] = []  # (coordinates, time value or None, feature no.)
-    for number, (geometry, properties) in enumerate(_features(doc), 1):
-        _collect(geometry, properties, number, lines, points)
-
-    sink = FixSink(max_fixes=max_fixes, source_format="GeoJSON", where_label="feature")
-    if lines:
-        for coords, times, number in lines:
-            _add_line(sink, coords, times, number)
-            sink.end_segment()
-        if any(t is not None for _, t, _ in points):
-            sink.warn("points-ignored", f"{len(points):,} point features were left out: the file has lines")
-        return sink.finish()
-    timed = [p for p in points if p[1] is not None]
-    if timed:
-        _add_points(sink, points)
-        return sink.finish()
-    if points:
-        raise refuse(
-            "no-track",
-            f"no track in file: only {len(points):,} points without times (no LineString, and no "
-            "point has a time property such as 'time' or 'timestamp')",
-            points=len(points),
-        )
-    raise refuse("no-track", "no track in file: it has no LineString, MultiLineString or timed points")
-
-
-def _features(doc):
-    """(geometry, properties) for a FeatureCollection, a Feature or a bare geometry."""
-    if not isinstance(doc, dict):
+        top = JsonStream(f).members("features", collector.feature)
+    if top is None:
         raise refuse("no-track", "no track in file: the JSON is not a GeoJSON object")
-    kind = doc.get("type")
-    if kind == "FeatureCollection":
-        for feature in doc.get("features") or []:
-            if isinstance(feature, dict):
-                yield feature.get("geometry"), feature.get("properties") or {}
-    elif kind == "Feature":
-        yield doc.get("geometry"), doc.get("properties") or {}
-    else:
-        yield doc, {}
+    kind = top.get("type")
+    if kind == "Feature":
+        collector.feature(top)
+    elif kind != "FeatureCollection":
+        collector.geometry(top, {}, 1, 0)  # a bare geometry
+    return collector.finish()
 
 
-def _collect(geometry, properties, number, lines, points) -> None:
-    if not isinstance(geometry, dict):
-        return
-    kind = geometry.get("type")
-    coords = geometry.get("coordinates")
-    times = properties.get("coordTimes")
-    if times is None and isinstance(properties.get("coordinateProperties"), dict):
-        times = properties["coordinateProperties"].get("times")
-    if kind == "LineString":
-        lines.append((coords, times, number))
-    elif kind == "MultiLineString":
-        for k, part in enumerate(coords or []):
-            part_times = times[k] if isinstance(times, list) and k < len(times) else None
-            lines.append((part, part_times if isinstance(part_times, list) else None, number))
-    elif kind == "Point":
-        when = next((v for k, v in properties.items() if str(k).strip().lower() in TIME_KEYS), None)
-        points.append((coords, when, number))
-    elif kind == "GeometryCollection":
-        for part in geometry.get("geometries") or []:
-            _collect(part, properties, number, lines, points)
+class _Collector:
+    """Lines and timed points, as the features go by. Points are only used when the file has no
+    line, so a problem with a point is kept and raised only then."""
+
+    def __init__(self, max_fixes: int):
+        self.lines = FixSink(max_fixes=max_fixes, source_format="GeoJSON", where_label="feature")
+        self.points = FixSink(max_fixes=max_fixes, source_format="GeoJSON", where_label="feature")
+        self.point_problem: GeodataError | None = None
+        self._point_adders = self.points.appenders()
+        self.timed_points = 0
+        self.features = 0
+
+    def feature(self, feature) -> None:
+        self.features += 1
+        if isinstance(feature, dict):
+            properties = feature.get("properties")
+            self.geometry(
+                feature.get("geometry"), properties if isinstance(properties, dict) else {}, self.features, 0
+            )
+
+    def geometry(self, geometry, properties: dict, number: int, depth: int) -> None:
+        if not isinstance(geometry, dict):
+            return
+        kind = geometry.get("type")
+        coords = geometry.get("coordinates")
+        times = properties.get("coordTimes")
+        if times is None and isinstance(properties.get("coordinateProperties"), dict):
+            times = properties["coordinateProperties"].get("times")
+        if kind == "LineString":
+            self._line(coords, times, number)
+        elif kind == "MultiLineString":
+            if not isinstance(coords, list):
+                raise _not_positions(number)
+            for k, part in enumerate(coords):
+                part_times = times[k] if isinstance(times, list) and k < len(times) else None
+                self._line(part, part_times if isinstance(part_times, list) else None, number)
+        elif kind == "Point":
+            when = next((v for k, v in properties.items() if str(k).strip().lower() in TIME_KEYS), None)
+            self._point(coords, when, number)
+        elif kind == "GeometryCollection":
+            if depth >= MAX_COLLECTION_DEPTH:
+                raise refuse(
+                    "geometry-too-deep",
+                    f"feature {number}: GeometryCollections are nested more than {MAX_COLLECTION_DEPTH} deep",
+                    feature=number,
+                    limit=MAX_COLLECTION_DEPTH,
+                )
+            parts = geometry.get("geometries")
+            for part in parts if isinstance(parts, list) else ():
+                self.geometry(part, properties, number, depth + 1)
+
+    def _line(self, coords, times, number: int) -> None:
+        sink = self.lines
+        values = _vertices(coords, number, len(sink))
+        ms = None
+        if isinstance(times, list) and len(times) == len(values):
+            try:
+                ms = sink.times.convert(["" if v is None else str(v) for v in times])
+            except BadTime as exc:
+                i = len(sink) + exc.index
+                message = f"fix {i + 1} (feature {number}): the time {excerpt(exc.text)} {exc.reason}"
+                raise refuse("bad-time", message, fix=i + 1, feature=number) from None
+        elif times is not None:
+            sink.warn(
+                "times-ignored",
+                f"feature {number}: its coordinate times do not pair up with its {len(values)} positions "
+                "and were ignored",
+                feature=number,
+            )
+        sink.extend(values[:, 0], values[:, 1], values[:, 2], number, ms)
+        sink.end_segment()
+
+    def _point(self, coords, when, number: int) -> None:
+        sink = self.points
+        i = len(sink)
+        try:
+            x, y, ele = _position(coords, i, number)
+        except GeodataError as exc:
+            self.point_problem = self.point_problem or exc
+            x = y = ele = np.nan
+        lon_add, lat_add, ele_add, time_add, line_add = self._point_adders
+        lon_add(x)
+        lat_add(y)
+        ele_add(ele)
+        line_add(number)
+        time_add("" if when is None else str(when))
+        self.timed_points += when is not None
+        if not len(sink) % CHUNK:
+            sink.check_count()
+            self._flush_point_times()
+
+    def _flush_point_times(self) -> None:
+        try:
+            self.points.flush_times(full_chunks_only=False)
+        except GeodataError as exc:
+            self.point_problem = self.point_problem or exc
+            self.points.times.pending = [""] * len(self.points.times.pending)
+            self.points.times.flush()
+
+    def finish(self) -> TrackFixes:
+        if len(self.lines):
+            if self.timed_points:
+                self.lines.warn(
+                    "points-ignored", f"{len(self.points):,} point features were left out: the file has lines"
+                )
+            return self.lines.finish()
+        if self.timed_points:
+            self._flush_point_times()
+            if self.point_problem:
+                raise self.point_problem
+            self.points.end_segment()
+            return self.points.finish()
+        if len(self.points):
+            raise refuse(
+                "no-track",
+                f"no track in file: only {len(self.points):,} points without times (no LineString, and no "
+                "point has a time property such as 'time' or 'timestamp')",
+                points=len(self.points),
+            )
+        raise refuse("no-track", "no track in file: it has no LineString, MultiLineString or timed points")
 
 
-def _vertices(coords, number: int, sink: FixSink) -> np.ndarray:
+def _not_positions(number: int) -> GeodataError:
+    return refuse(
+        "bad-number", f"feature {number}: the coordinates are not a list of positions", feature=number
+    )
+
+
+def _vertices(coords, number: int, first: int) -> np.ndarray:
     """An (n, 3) float array (elevation NaN where absent) from a GeoJSON position list."""
+    if not isinstance(coords, list):
+        raise _not_positions(number)
     try:
         values = np.array(coords, dtype=np.float64)
         if values.ndim != 2 or values.shape[1] < 2:
             raise ValueError
-    except (ValueError, TypeError):
-        values = _vertices_one_by_one(coords, number, sink)
+    except (ValueError, TypeError, OverflowError):
+        values = np.array([_position(p, first + k, number) for k, p in enumerate(coords)]).reshape(-1, 3)
     if values.shape[1] == 2:
         values = np.column_stack([values, np.full(len(values), np.nan)])
     return values[:, :3]
 
 
-def _vertices_one_by_one(coords, number: int, sink: FixSink) -> np.ndarray:
-    if not isinstance(coords, list):
-        raise refuse(
-            "bad-number", f"feature {number}: the coordinates are not a list of positions", feature=number
-        )
-    return np.array([_position(p, len(sink) + k, number) for k, p in enumerate(coords)]).reshape(-1, 3)
-
-
-def _position(position, i: int, number: int) -> list[float]:
-    """[lon, lat, ele or NaN] from one GeoJSON position; fix ``i`` (0-based) for the message."""
+def _position(position, i: int, number: int) -> tuple[float, float, float]:
+    """(lon, lat, ele or NaN) from one GeoJSON position; fix ``i`` (0-based) for the message."""
     try:
         if not isinstance(position, list) or len(position) < 2:
             raise ValueError
-        return [float(position[0]), float(position[1]), float(position[2]) if len(position) > 2 else np.nan]
-    except (ValueError, TypeError):
-        message = f"fix {i + 1} (feature {number}): the position {position!r} is not [lon, lat(, ele)]"
+        if not all(isinstance(p, int | float) and not isinstance(p, bool) for p in position[:3]):
+            raise ValueError
+        return float(position[0]), float(position[1]), float(position[2]) if len(position) > 2 else np.nan
+    except (ValueError, TypeError, OverflowError):
+        shown = excerpt(repr(position))
+        message = f"fix {i + 1} (feature {number}): the position {shown} is not [lon, lat(, ele)]"
         raise refuse("bad-number", message, fix=i + 1, feature=number) from None
-
-
-def _times_ms(values: list, first: int, numbers) -> tuple[np.ndarray, int]:
-    """Times (ISO strings or Unix seconds/milliseconds) of fixes ``first``…; ``numbers`` gives
-    each one's feature number (or one number for all)."""
-    try:
-        return parse_times(["" if v is None else str(v) for v in values])
-    except BadTime as exc:
-        i = first + exc.index
-        number = numbers if isinstance(numbers, int) else int(numbers[exc.index])
-        message = (
-            f"fix {i + 1} (feature {number}): the time {exc.text!r} is not a date and time that can be read"
-        )
-        raise refuse("bad-time", message, fix=i + 1, feature=number) from None
-
-
-def _add_line(sink: FixSink, coords, times, number: int) -> None:
-    values = _vertices(coords, number, sink)
-    ms = None
-    if isinstance(times, list) and len(times) == len(values):
-        ms, naive = _times_ms(times, len(sink), number)
-        sink.times.naive += naive
-    elif times is not None:
-        sink.warn(
-            "times-ignored",
-            f"feature {number}: its coordinate times do not pair up with its {len(values)} positions "
-            "and were ignored",
-            feature=number,
-        )
-    sink.extend(values[:, 0], values[:, 1], values[:, 2], number, ms)
-
-
-def _add_points(sink: FixSink, points) -> None:
-    values = np.array([_position(c, k, n) for k, (c, _, n) in enumerate(points)]).reshape(-1, 3)
-    numbers = np.array([n for _, _, n in points], dtype=np.int32)
-    ms, naive = _times_ms([t for _, t, _ in points], 0, numbers)
-    sink.times.naive += naive
-    sink.extend(values[:, 0], values[:, 1], values[:, 2], numbers, ms)

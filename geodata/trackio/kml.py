@@ -25,7 +25,7 @@ from lxml import etree
 
 from geodata.fixes import TrackFixes
 from geodata.trackio.sink import FixSink, refuse
-from geodata.trackio.times import CHUNK, NAT, BadTime, parse_times
+from geodata.trackio.times import CHUNK, NAT, BadTime, excerpt
 from geodata.trackio.xmlsafe import drop_previous, iterparse, local_name, malformed
 
 # KMZ guards: far above a real track, far below what would hurt the server.
@@ -75,6 +75,8 @@ def read_kml(source, *, max_fixes: int, source_format: str = "KML") -> TrackFixe
                 drop_previous(el)
     except etree.XMLSyntaxError as exc:
         raise malformed(exc) from None
+    if track.ncoord:  # <gx:coord>s outside any <gx:Track>: read as one more track
+        track.end(track.last_line)
 
     if len(tracks):
         if len(lines):
@@ -109,6 +111,7 @@ class _TrackState:
         self.ncoord = 0
         self.nwhen = 0
         self.empty: list[int] = []  # positions (among this track's coords) of empty <coord/>
+        self.last_line = 0
 
     def when(self, text: str | None) -> None:
         if len(self.pending) >= CHUNK:  # before appending, so that forget_when can always undo
@@ -124,11 +127,11 @@ class _TrackState:
 
     def _convert(self) -> None:
         try:
-            ms, naive = parse_times(self.pending)
+            ms = self.sink.times.convert(self.pending)
         except BadTime as exc:
             i = self.start + sum(len(t) for t in self.times) + exc.index
-            raise self.sink.bad_time(min(i, len(self.sink) - 1) if len(self.sink) else 0, exc.text) from None
-        self.sink.times.naive += naive
+            i = min(i, len(self.sink) - 1) if len(self.sink) else 0
+            raise self.sink.bad_time(i, exc.text, exc.reason) from None
         self.times.append(ms)
         self.pending = []
 
@@ -136,6 +139,7 @@ class _TrackState:
         sink = self.sink
         parts = text.split() if text else ()
         self.ncoord += 1
+        self.last_line = line
         if not parts:
             # A time without a position (OpenTracks writes these at pauses): skip it, and do not
             # join the fixes either side of it into one line.
@@ -152,7 +156,7 @@ class _TrackState:
             lon, lat = float(parts[0]), float(parts[1])
         except ValueError:
             sink.lines.append(line)
-            raise sink.bad_value(len(sink.lon), "coordinate", text.strip()) from None
+            raise sink.bad_value(len(sink.lon), "coordinate", text) from None
         sink.lines.append(line)
         sink.lon.append(lon)
         sink.lat.append(lat)
@@ -222,7 +226,9 @@ def _parse_tuples(sink: FixSink, text: str, line: int) -> np.ndarray:
                 rows.append([float(p) for p in parts] + [np.nan] * (3 - len(parts)))
             except ValueError:
                 i = len(sink) + len(rows)
-                message = f"fix {i + 1} (line {line + offset}): the coordinate {tup!r} is not lon,lat[,alt]"
+                message = (
+                    f"fix {i + 1} (line {line + offset}): the coordinate {excerpt(tup)} is not lon,lat[,alt]"
+                )
                 raise refuse("bad-number", message, fix=i + 1, line=line + offset) from None
     return np.array(rows, dtype=np.float64)
 

@@ -10,9 +10,10 @@ import numpy as np
 from geodata.errors import GeodataError, Problem
 from geodata.fixes import TrackFixes
 from geodata.region import in_region
-from geodata.trackio.times import CHUNK, NAT, BadTime, TimeBuffer
+from geodata.trackio.times import CHUNK, NAT, SENTINELS, BadTime, TimeBuffer, excerpt
 
 MAX_LISTED = 10  # fixes named one by one in an error's problem list
+MAX_WARNINGS_PER_KIND = 5  # e.g. one per feature whose times do not pair up: the rest are counted
 
 
 def refuse(kind: str, message: str, **details) -> GeodataError:
@@ -37,6 +38,7 @@ class FixSink:
         self.max_fixes = max_fixes
         self.source_format = source_format
         self.warnings: list[Problem] = []
+        self._warned: dict[str, int] = {}  # warnings recorded per kind
         self._bounds: list[int] = []  # fix indices where a new segment starts
         self._seg_start = 0
 
@@ -86,10 +88,24 @@ class FixSink:
         try:
             self.times.flush()
         except BadTime as exc:
-            raise self.bad_time(exc.index, exc.text) from None
+            raise self.bad_time(exc.index, exc.text, exc.reason) from None
 
     def warn(self, kind: str, message: str, **details) -> None:
-        self.warnings.append(Problem(kind, message, details))
+        """Record a warning; past ``MAX_WARNINGS_PER_KIND`` of one kind they are only counted, so
+        that what is stored with the patrol stays small whatever the file holds."""
+        same = self._warned[kind] = self._warned.get(kind, 0) + 1
+        if same <= MAX_WARNINGS_PER_KIND:
+            self.warnings.append(Problem(kind, message, details))
+
+    def _warnings(self) -> list[Problem]:
+        more = [
+            Problem(
+                kind, f"… and {count - MAX_WARNINGS_PER_KIND:,} more warnings like these", {"count": count}
+            )
+            for kind, count in self._warned.items()
+            if count > MAX_WARNINGS_PER_KIND
+        ]
+        return [*self.warnings, *more]
 
     # -- messages ---------------------------------------------------------------------------------
 
@@ -107,11 +123,13 @@ class FixSink:
 
     def bad_value(self, i: int, what: str, text) -> GeodataError:
         """An unreadable number for fix ``i`` (0-based; may be the fix being read)."""
-        message = f"{self.where(i)}: the {what} {text!r} is not a number"
+        message = f"{self.where(i)}: the {what} {excerpt(text)} is not a number"
         return refuse("bad-number", message, **self._details(i))
 
-    def bad_time(self, i: int, text: str) -> GeodataError:
-        message = f"{self.where(i)}: the time {text.strip()!r} is not a date and time that can be read"
+    def bad_time(
+        self, i: int, text: str, reason: str = "is not a date and time that can be read"
+    ) -> GeodataError:
+        message = f"{self.where(i)}: the time {excerpt(text)} {reason}"
         return refuse("bad-time", message, **self._details(i))
 
     def _fixes_refused(self, kind: str, bad: np.ndarray, describe) -> GeodataError:
@@ -129,19 +147,29 @@ class FixSink:
         """Check the fixes and return them as ``TrackFixes`` (raises ``GeodataError`` if bad)."""
         self.check_count()
         n = len(self.lon)
-        lon = np.frombuffer(self.lon, dtype=np.float64).copy()
-        lat = np.frombuffer(self.lat, dtype=np.float64).copy()
-        ele = np.frombuffer(self.ele, dtype=np.float64).copy()
+        # Views on the collected arrays, not copies (the sink is done growing): a million fixes
+        # would otherwise briefly cost twice their 30 MB.
+        lon = np.frombuffer(self.lon, dtype=np.float64)
+        lat = np.frombuffer(self.lat, dtype=np.float64)
+        ele = np.frombuffer(self.ele, dtype=np.float64)
         try:
             time = self.times.array()
         except BadTime as exc:
-            raise self.bad_time(exc.index, exc.text) from None
+            raise self.bad_time(exc.index, exc.text, exc.reason) from None
         if len(time) != n:  # a reader bug, not a user error
             raise AssertionError(f"{len(time)} times for {n} fixes")
         self._check(lon, lat, ele)
 
         starts = [0, *(b for b in self._bounds if b < n)]
         counts = np.diff([*starts, n])
+        if self.times.sentinels:
+            self.warn(
+                "placeholder-time",
+                f"{self.times.sentinels:,} fixes carry a placeholder instead of a time "
+                f"({', '.join(f'{t} {what}' for t, what in SENTINELS.items())}, as devices write before "
+                "they know the time); they were read as fixes without a time",
+                count=self.times.sentinels,
+            )
         segment = np.repeat(np.arange(len(starts), dtype=np.int32), counts)
         return TrackFixes(
             lon,
@@ -150,7 +178,7 @@ class FixSink:
             ele,
             segment,
             self.source_format,
-            list(self.warnings),
+            self._warnings(),
             naive_times=self.times.naive,
         )
 

@@ -18,9 +18,14 @@ from geodata.trackio.sink import refuse
 
 # Every parser that touches user XML gets these.
 SAFE = {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": False}
+# libxml2's own limits without XML_PARSE_HUGE, named in refusals.
+MAX_DEPTH = 256
+MAX_TEXT_BYTES = 10_000_000
+MAX_TAG_BYTES = 64 * 1024  # a start or end tag with its attributes (see TagGuard)
 PROLOG_LIMIT = 1024 * 1024  # the root element must start within the first MiB
 _DECLARATION = re.compile(rb"<!(?:DOCTYPE|ENTITY)")
 _ELEMENT_START = re.compile(rb"<[^?!]")
+_LONG_TAG = re.compile(rb"<[^!?][^>]{%d}" % MAX_TAG_BYTES)
 _TRAILING_POSITION = re.compile(r",? line \d+, column \d+\s*$")
 
 Opener = Callable[[], BinaryIO]
@@ -76,11 +81,17 @@ def malformed(exc: etree.XMLSyntaxError):
     what = _TRAILING_POSITION.sub("", exc.msg or str(exc)).strip()
     where = f"line {line}, column {column}" if column else f"line {line}"
     if "XML_PARSE_HUGE" in what:  # huge_tree=False: a text over 10 MB or nesting over 256 deep
-        what = re.sub(r",? (?:try|use) XML_PARSE_HUGE( option)?", "", what)
+        what = re.sub(r",? (?:try|use) XML_PARSE_HUGE( option)?", "", what).strip()
+        if "depth" in what.lower():
+            advice = f"elements are nested more than {MAX_DEPTH} deep, which no GPS track needs"
+        else:
+            advice = (
+                f"a text or attribute longer than {MAX_TEXT_BYTES // 1_000_000} MB; a single LineString of "
+                "several hundred thousand points is: split it into several"
+            )
         return refuse(
             "xml-limit",
-            f"the file goes beyond a safety limit of the XML reader at {where} ({what}); "
-            "a single LineString of several hundred thousand points does: split it into several",
+            f"the file goes beyond a safety limit of the XML reader at {where} ({what}): {advice}",
             line=line,
             column=column,
         )
@@ -90,8 +101,54 @@ def malformed(exc: etree.XMLSyntaxError):
 
 
 def iterparse(source, tag=None) -> etree.iterparse:
-    """Streaming ``end`` events (filtered by ``tag`` if given) with the safe options."""
+    """Streaming ``end`` events (filtered by ``tag`` if given) with the safe options. ``source``
+    should be a ``TagGuard``."""
     return etree.iterparse(source, events=("end",), tag=tag, **SAFE)
+
+
+class TagGuard:
+    """A binary reader in front of lxml that refuses a start or end tag longer than
+    ``MAX_TAG_BYTES`` before the parser sees it: libxml2 stops a tag only at 10 MB, and a tag of
+    two million short attributes costs it 500 MB first. (``<!…>`` and ``<?…?>`` are not tags.)"""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+        self.tail = b""  # a tag begun but not ended in what was read
+        self.newlines = 0  # before ``tail``
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n if n and n > 0 else 65536)
+        window = self.tail + data
+        found = _LONG_TAG.search(window)
+        if found:
+            line = self.newlines + window.count(b"\n", 0, found.start()) + 1
+            raise refuse(
+                "xml-limit",
+                f"the tag starting on line {line} is longer than {MAX_TAG_BYTES:,} bytes (a GPS track's "
+                "are a few dozen): the file is not a track",
+                line=line,
+                limit=MAX_TAG_BYTES,
+            )
+        # Only a tag still open at the end can grow too long with the next read.
+        start = window.rfind(b"<")
+        keep = window[start:] if start > window.rfind(b">") else b""
+        self.newlines += window.count(b"\n", 0, len(window) - len(keep))
+        self.tail = keep
+        return data
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def guarded(path) -> TagGuard:
+    """``path`` opened for lxml behind a ``TagGuard``."""
+    return TagGuard(open(path, "rb"))  # noqa: SIM115 (closed by the caller's with)
 
 
 def local_name(tag) -> str:

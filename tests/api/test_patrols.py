@@ -5,15 +5,21 @@ import csv
 import io
 import re
 import zipfile
+from datetime import timedelta
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+import shapely
+from sqlalchemy import func, select, update
 from utils.factories import add_users, auth
-from utils.tracks import START, crossing, csv_chinese, geojson_points, gpx, kml, kmz
+from utils.tracks import START, crossing, csv_chinese, geojson_points, gpx, grid_metric, kml, kmz
 
+from geodata import reference
+from geodata.assign import GridIndex
+from geodata.crs import METRIC, WGS84, transformer
 from geodata.datum import wgs84_to_gcj02
 from patrol.models import Patrol, PatrolFixes, PatrolMember, PatrolVisit
+from patrol.patrols import SIMPLIFIED_MAX_VERTICES, gcj02_suspected
 
 GRID = "LJ-GQ-03"
 
@@ -346,3 +352,152 @@ def test_a_wrong_upload_can_be_deleted_and_uploaded_again(client, sessions):
     assert client.delete(f"/api/v1/patrols/{first['id']}", headers=auth(client, "manager")).status_code == 404
     again = upload(client, auth(client, "member"), track, filename="t.csv")
     assert again.status_code == 201 and again.json()["started_at"] == START.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- GCJ-02 detection ------------------------------------------------------------------------------
+
+
+def edge_walk(code: str, minutes: float, *, start: float = 0.0, inset_m: float = 25.0, speed: float = 1.1):
+    """A walk along the mangrove edge of grid ``code`` (its boundary, ``inset_m`` inside), a fix
+    every 2 s from ``start`` (a fraction of the way round), as WGS84 lon/lat and times."""
+    ring = shapely.get_exterior_ring(shapely.buffer(grid_metric(code), -inset_m))
+    along = (start * ring.length + np.arange(0, minutes * 60, 2) * speed) % ring.length
+    points = shapely.line_interpolate_point(ring, along)
+    lon, lat = transformer(METRIC, WGS84).transform(shapely.get_x(points), shapely.get_y(points))
+    return np.asarray(lon), np.asarray(lat), [START + timedelta(seconds=2 * i) for i in range(len(along))]
+
+
+def test_a_30_minute_gcj02_walk_along_the_edge_declared_wgs84_is_warned(client, sessions):
+    """The short walk of the issue got no warning: the grids are contiguous, so the shifted track
+    still lay inside grids. Along the mangrove edge it is caught (bench/bench_gcj02_detection.py:
+    ≥ 95 % of foot patrols from 15 minutes, 94 % at 10)."""
+    add_users(sessions, "member")
+    headers = auth(client, "member")
+    lon, lat, times = edge_walk(GRID, 30, start=0.5)  # shifted, it lies wholly in grids all the same
+    shifted = upload(client, headers, gpx(*wgs84_to_gcj02(lon, lat), times), datum="wgs84").json()
+    warning = next(w for w in shifted["warnings"] if w["kind"] == "looks-gcj02")
+    assert warning["inside_as_given"] == warning["inside_if_gcj02"] == 1.0  # all the old check saw
+    assert warning["along_edge_if_gcj02"] - warning["along_edge_as_given"] > 0.9
+    true = upload(client, headers, gpx(lon, lat, times), filename="true.gpx", datum="wgs84").json()
+    assert true["warnings"] == []
+
+
+def test_true_wgs84_walks_are_never_called_gcj02_and_shifted_ones_mostly_are():
+    """20-minute walks along every grid's edge, from 4 places each, and boat runs through each
+    grid: no true WGS84 track is suspected; of the same walks shifted to GCJ-02, ≥ 95 % are."""
+    grids = reference.load_grids().to_crs(METRIC)
+    index = GridIndex(grids.code.values, grids.geometry.values)
+    caught, walks = 0, 0
+    for code in grids.code:
+        for start in (0.0, 0.25, 0.5, 0.75):
+            lon, lat, _ = edge_walk(code, 20, start=start)
+            assert not gcj02_suspected(lon, lat, index, "foot")[0], (code, start)
+            caught += gcj02_suspected(*wgs84_to_gcj02(lon, lat), index, "foot")[0]
+            walks += 1
+        centre = grid_metric(code).representative_point()
+        x = centre.x + np.linspace(-300, 300, 200)
+        blon, blat = transformer(METRIC, WGS84).transform(x, np.full_like(x, centre.y))
+        assert not gcj02_suspected(np.asarray(blon), np.asarray(blat), index, "boat")[0], code
+    assert caught / walks >= 0.95, f"{caught} of {walks}"
+
+
+# --- hostile tracks: what is stored and read back ----------------------------------------------------
+
+
+def test_two_copies_of_one_flight_in_a_kml_count_once(client, sessions):
+    add_users(sessions, "member")
+    headers = auth(client, "member")
+    lon, lat, times, _ = crossing(GRID)
+    once = upload(client, headers, kml(lon, lat, times), filename="once.kml").json()
+    doc = kml(lon, lat, times).decode()
+    placemark = doc[doc.index("<Placemark>") : doc.index("</Placemark>") + len("</Placemark>")]
+    twice = upload(
+        client, headers, doc.replace(placemark, placemark * 2).encode(), filename="twice.kml"
+    ).json()
+    assert twice["fixes"] == 2 * once["fixes"] and twice["flags"]["repeated"] == once["fixes"]
+    assert twice["distance_km"] == once["distance_km"] and twice["duration_min"] == once["duration_min"]
+    assert grid_row(twice, GRID) == grid_row(once, GRID)
+
+
+def test_a_track_whose_segments_each_hold_one_fix_is_refused_and_nothing_stored(client, sessions):
+    add_users(sessions, "member")
+    lon, lat, times, _ = crossing(GRID)
+    segments = "".join(
+        f'<trkseg><trkpt lat="{y}" lon="{x}"><time>{t:%Y-%m-%dT%H:%M:%SZ}</time></trkpt></trkseg>'
+        for x, y, t in zip(lon, lat, times)
+    )
+    content = f'<gpx version="1.1" xmlns="http://www.topografix.com/GPX/1/1"><trk>{segments}</trk></gpx>'
+    before = counts(sessions)
+    response = upload(client, auth(client, "member"), content.encode())
+    assert response.status_code == 422
+    assert (
+        f"each of the {len(lon):,} segments left after cleaning holds a single fix"
+        in response.json()["detail"]
+    )
+    assert counts(sessions) == before
+
+
+def test_patrols_stored_without_a_line_still_read_back(client, sessions):
+    """Uploads before the line check could store an empty or missing line: reading them must not fail."""
+    add_users(sessions, "member")
+    headers = auth(client, "member")
+    lon, lat, times, _ = crossing(GRID)
+    ids = [upload(client, headers, gpx(lon, lat, times, name=name)).json()["id"] for name in ("a", "b")]
+    with sessions() as session:
+        empty = func.ST_GeomFromText("MULTILINESTRING EMPTY", 4326)
+        session.execute(update(Patrol).where(Patrol.id == ids[0]).values(geom=None, geom_simplified=None))
+        session.execute(update(Patrol).where(Patrol.id == ids[1]).values(geom=empty, geom_simplified=empty))
+        session.commit()
+    listed = client.get("/api/v1/patrols", headers=headers)
+    assert listed.status_code == 200
+    assert [f["geometry"] for f in listed.json()["features"]] == [None, None]
+    for pid in ids:
+        one = client.get(f"/api/v1/patrols/{pid}", headers=headers)
+        assert one.status_code == 200 and one.json()["geometry"] in (
+            None,
+            {"type": "MultiLineString", "coordinates": []},
+        )
+
+
+def test_the_simplified_line_of_a_track_that_retraces_itself_is_small(client, sessions):
+    """Walking the same 1 km back and forth 40 times: the map copy keeps the turns, not every fix
+    (topology-preserving simplification kept almost all of them)."""
+    add_users(sessions, "member")
+    lon, lat, times, _ = crossing(GRID, margin=0, interval=4)
+    forth_and_back = np.r_[np.arange(len(lon)), np.arange(len(lon))[::-1]]
+    order = np.tile(forth_and_back, 20)
+    stamps = [times[0] + timedelta(seconds=4 * i) for i in range(len(order))]
+    body = upload(client, auth(client, "member"), gpx(lon[order], lat[order], stamps)).json()
+    listed = client.get("/api/v1/patrols", headers=auth(client, "member")).json()["features"][0]
+    vertices = sum(len(part) for part in listed["geometry"]["coordinates"])
+    assert body["fixes"] == len(order) > 10_000 and vertices <= 2 * 40 + 10
+
+
+def test_the_simplified_line_is_bounded_however_winding_the_track(client, sessions):
+    add_users(sessions, "member")
+    rng = np.random.default_rng(3)
+    lon, lat, times, _ = crossing(GRID, speed=0.5, interval=1)
+    x, y = transformer(WGS84, METRIC).transform(lon, lat)
+    x, y = np.asarray(x) + rng.normal(0, 15, len(lon)), np.asarray(y) + rng.normal(0, 15, len(lon))  # zig-zag
+    wlon, wlat = transformer(METRIC, WGS84).transform(x, y)
+    body = upload(client, auth(client, "member"), gpx(wlon, wlat, times), transport="boat").json()
+    listed = client.get("/api/v1/patrols", headers=auth(client, "member")).json()["features"][0]
+    vertices = sum(len(part) for part in listed["geometry"]["coordinates"])
+    assert body["fixes"] > SIMPLIFIED_MAX_VERTICES and vertices <= SIMPLIFIED_MAX_VERTICES
+
+
+def test_placeholder_times_are_stored_as_unknown_with_a_warning(client, sessions):
+    add_users(sessions, "member")
+    lon, lat, _, _ = crossing(GRID)
+    content = gpx(lon, lat).replace(b"</trkpt>", b"<time>1901-12-13T20:45:52Z</time></trkpt>")
+    body = upload(client, auth(client, "member"), content).json()
+    assert body["started_at"] is None and body["duration_min"] is None and body["flagged_fixes"] == 0
+    assert [w["kind"] for w in body["warnings"]] == ["placeholder-time"]
+
+
+def test_the_stored_file_name_is_printable_and_bounded(client, sessions):
+    add_users(sessions, "member")
+    lon, lat, times, _ = crossing(GRID)
+    name = "a\x1b[31mb" + "林" * 400 + ".gpx"  # an escape sequence (and a name past the column's 256)
+    body = upload(client, auth(client, "member"), gpx(lon, lat, times), filename=name).json()
+    assert body["source_name"] == "a\ufffd[31mb" + "林" * 248 + "…"

@@ -13,6 +13,7 @@ from geodata.cleaning import (
     Duplicate,
     Flag,
     ImpossibleSpeed,
+    RepeatedTime,
     RuleContext,
     Transport,
     clean,
@@ -136,6 +137,34 @@ def test_duplicate_compares_with_the_previous_good_fix():
 def test_duplicate_rule_alone():
     ctx = RuleContext.build(track([(0, 0), (0, 0), (1, 0)], [0, 0, 1]), Transport.FOOT)
     assert Duplicate().apply(ctx).tolist() == [False, True, False]
+
+
+# --- repeated times ------------------------------------------------------------------------------------------
+
+
+def test_a_track_written_twice_counts_once():
+    """Two copies of one flight (a KML with the same gx:Track twice): the second copy is flagged."""
+    xy = [(i * 1.0, 0.0) for i in range(5)]
+    cleaned = clean(track(xy + xy, [0, 1, 2, 3, 4] * 2, segment=[0] * 5 + [1] * 5), Transport.FOOT)
+    assert flags_of(cleaned) == [OK] * 5 + [Flag.REPEATED] * 5
+
+
+def test_a_time_repeated_later_in_the_same_segment_is_flagged_as_repeated():
+    xy = [(i * 1.0, 0.0) for i in range(6)]
+    cleaned = clean(track(xy, [0, 1, 2, 0, 1, 3]), Transport.FOOT)
+    assert flags_of(cleaned) == [OK, OK, OK, Flag.REPEATED, Flag.REPEATED, OK]
+
+
+def test_overlapping_segments_without_equal_times_are_not_repeats():
+    cleaned = clean(track([(i, 0) for i in range(4)], [0, 2, 1, 3], segment=[0, 0, 1, 1]), Transport.FOOT)
+    assert cleaned.good.all()
+
+
+def test_repeated_time_rule_alone_keeps_the_first_in_file_order():
+    ctx = RuleContext.build(
+        track([(0, 0), (5, 0), (9, 0), (2, 0)], [3, 1, 2, 1], segment=[0, 0, 1, 1]), Transport.FOOT
+    )
+    assert RepeatedTime().apply(ctx).tolist() == [False, False, False, True]
 
 
 # --- time running backwards --------------------------------------------------------------------------------
@@ -356,6 +385,7 @@ def test_rules_run_in_the_documented_order():
         Flag.ZERO_ISLAND,
         Flag.OUT_OF_REGION,
         Flag.DUPLICATE,
+        Flag.REPEATED,
         Flag.TIME_BACKWARDS,
         Flag.IMPOSSIBLE_SPEED,
         Flag.JUMP,

@@ -4,13 +4,16 @@ GDAL (through pyogrio) is the oracle. GPX: the ``track_points`` layer (``route_p
 with only a route) gives the number of fixes, their positions, elevations and times, and its
 ``track_fid``/``track_seg_id`` the segments. KML: GDAL here reads KML with its LIBKML driver, which
 turns both ``LineString`` and ``gx:Track`` into line features; the fixes are the vertices of those
-lines, over all layers. Three documented differences are bridged in the oracle, not hidden:
+lines, over all layers. Four documented differences are bridged in the oracle, not hidden:
 
 * a file with timed tracks (LIBKML fills ``begin`` for a ``gx:Track``) also holding untimed lines:
   GPS apps draw the same track twice, and we read only the timed one (warning "lines-ignored");
 * an empty ``<gx:coord/>`` (a time with no position) becomes a vertex at 0, 0 in GDAL; we skip it;
 * LIBKML does not read the KML 2.3 ``<Track>`` (no ``gx:`` prefix): the oracle then reads the same
-  file with the elements renamed to ``gx:Track``/``gx:coord``.
+  file with the elements renamed to ``gx:Track``/``gx:coord``;
+* a device's "no time" placeholder (1901-12-13T20:45:52, the 32-bit Unix minimum; 1970-01-01T00:00:00;
+  the GPS epoch 1980-01-06T00:00:00; any fraction of those seconds) is a time to GDAL and a missing
+  time to us (``geodata.trackio.times.SENTINELS``): the oracle's placeholders become NaT.
 
 The corpus lives outside the repository (its files carry their projects' licences): it is found at
 ``$MANGROVE_CORPUS_DIR/tracks``, else ``X/shared/corpus`` beside the checkout ``X/main``; where it is
@@ -32,6 +35,9 @@ import shapely
 
 from geodata.errors import GeodataError
 from geodata.trackfile import read_track
+from geodata.trackio.times import SENTINELS
+
+PLACEHOLDERS = pd.to_datetime([t[:-1] for t in SENTINELS])
 
 CORPUS = (
     Path(os.environ["MANGROVE_CORPUS_DIR"]) if os.environ.get("MANGROVE_CORPUS_DIR")
@@ -62,6 +68,7 @@ def gdal_gpx(path: Path) -> dict | None:
                 + (df["track_seg_id"].astype(str) if layer == "track_points" else "")
             )
             times = pd.to_datetime(df["time"], utc=True).astype("datetime64[ms, UTC]").dt.tz_localize(None)
+            times = times.where(~times.dt.floor("s").isin(PLACEHOLDERS))
             return {
                 "lon": shapely.get_x(df.geometry.values),
                 "lat": shapely.get_y(df.geometry.values),

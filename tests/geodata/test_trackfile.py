@@ -16,7 +16,7 @@ import pytest
 
 from geodata.errors import GeodataError, InputError, UnsupportedFormat
 from geodata.trackfile import TRACK_FORMATS, NaiveTimes, read_track
-from geodata.trackio import geojson as geojson_reader
+from geodata.trackio import jsonstream
 from geodata.trackio import kml as kml_reader
 
 GPX11 = "http://www.topografix.com/GPX/1/1"
@@ -702,10 +702,26 @@ def test_geojson_non_finite_and_bad_positions_are_refused(tmp_path):
     assert kinds(exc) == ["bad-number"] and "fix 3 (feature 1)" in exc.message
 
 
-def test_geojson_over_the_size_cap_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(geojson_reader, "MAX_GEOJSON_BYTES", 10)
-    exc = refused(write(tmp_path, "big.geojson", '{"type": "LineString", "coordinates": []}'))
-    assert kinds(exc) == ["file-too-large"]
+def test_geojson_is_streamed_one_feature_at_a_time_under_a_cap_per_feature(tmp_path, monkeypatch):
+    """The file as a whole has no size cap (only the upload's); one feature may hold at most
+    MAX_VALUE_CHARS characters."""
+    monkeypatch.setattr(jsonstream, "MAX_VALUE_CHARS", 400)
+    monkeypatch.setattr(jsonstream, "READ_BYTES", 64)  # many reads, features cut across them
+    small = [
+        feature({"type": "Point", "coordinates": [109.9 + i / 1e4, 21.6]}, time=f"2026-03-02T00:00:{i:02d}Z")
+        for i in range(40)
+    ]
+    fixes = read_track(
+        write(tmp_path, "points.geojson", json.dumps({"type": "FeatureCollection", "features": small}))
+    )
+    assert len(fixes) == 40 and fixes.time[-1] == ms("2026-03-02T00:00:39")
+    big = feature({"type": "LineString", "coordinates": [[109.9, 21.6 + i / 1e4] for i in range(100)]})
+    doc = json.dumps({"type": "FeatureCollection", "features": [small[0], big]}, indent=1)
+    exc = refused(write(tmp_path, "big.geojson", doc))
+    assert kinds(exc) == ["feature-too-large"]
+    second_feature = [n for n, line in enumerate(doc.split("\n"), 1) if line == "  {"][1]
+    assert exc.problems[0].details["line"] == second_feature
+    assert f"feature starting at line {second_feature}, column 3 is larger than 400 characters" in exc.message
 
 
 # -- CSV --------------------------------------------------------------------------------------------
