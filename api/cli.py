@@ -83,7 +83,7 @@ def cmd_serve(args) -> int:
 
     # Before any worker thread exists: glibc gives each thread up to 8 × cores arenas, each
     # keeping the memory a large upload once needed (bench/bench_memory_return.py).
-    memory.limit_arenas(get_settings().server.malloc_arena_max)
+    memory.configure(get_settings().server)
     engine = _engine()
     ensure_database(engine, demo=args.demo, patrol_days=args.patrol_days)
     record_settings_at_start(engine)

@@ -3,8 +3,10 @@
 After a large upload is parsed and stored, its arrays are freed, but glibc keeps the freed pages
 in its heaps (raising its mmap threshold as large blocks are freed, so later large blocks land in
 the heap too), and the server's RSS stays at its peak. ``malloc_trim(0)`` returns the free pages
-of every arena; fewer arenas (``M_ARENA_MAX``) keep less memory stranded per worker thread.
-Figures: bench/bench_memory_return.py.
+of every arena; fewer arenas (``M_ARENA_MAX``) keep less memory stranded per worker thread; and a
+fixed mmap threshold keeps large blocks (the arrays of a track) out of the heaps altogether, so
+each is returned the moment it is freed and one large upload does not start from what the last
+one left. Figures: bench/bench_memory_return.py, bench/bench_hostile.py.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import gc
 import os
 from functools import lru_cache
 
-M_ARENA_MAX = -8  # mallopt parameter, from glibc's malloc.h
+# mallopt parameters, from glibc's malloc.h
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 
 
 @lru_cache(maxsize=1)
@@ -46,3 +50,20 @@ def limit_arenas(count: int) -> bool:
     if libc is None or count <= 0 or os.environ.get("MALLOC_ARENA_MAX"):
         return False
     return bool(libc.mallopt(M_ARENA_MAX, count))
+
+
+def fix_mmap_threshold(size: int) -> bool:
+    """Serve blocks of at least ``size`` bytes by mmap, whatever was freed before (glibc otherwise
+    raises the threshold as large blocks are freed); 0 leaves glibc's dynamic threshold, and so
+    does a MALLOC_MMAP_THRESHOLD_ the operator set."""
+    libc = _glibc()
+    if libc is None or size <= 0 or os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, size))
+
+
+def configure(server) -> None:
+    """What ``mangrove serve`` sets before any worker thread starts (``server``: the
+    ServerSettings); the per-request trim is the RequestLimits middleware's."""
+    limit_arenas(server.malloc_arena_max)
+    fix_mmap_threshold(server.malloc_mmap_threshold)

@@ -1,7 +1,7 @@
 """The hostile corpus against the real service: answers, time and the server's memory, per file.
 
     .venv/bin/python bench/bench_hostile.py [--backend spatialite|postgis|both] [--only NAME ...]
-                                            [--no-big] [--max-upload-mib 110] [--mmap-threshold 131072]
+                                            [--no-big] [--max-upload-mib 110] [--glibc-defaults]
 
 For each backend the service runs as it runs in production: ``uvicorn`` in a child process
 (``api.app.create_app`` on a SpatiaLite file in a temporary directory, or on a throw-away PostGIS
@@ -18,10 +18,11 @@ just before the upload, read again after it (the upload's peak) and, reset once 
 read-back of an accepted patrol (shown apart). The corpus peak is the largest upload peak.
 Target (issue 14): peak ≤ 500 MB over the whole corpus, never a 5xx.
 
+The server sets up its allocator as ``mangrove serve`` does (``api.memory.configure``: a fixed
+mmap threshold and two malloc arenas; freed memory trimmed after large bodies). Without that,
 glibc keeps freed memory in its heap once it has raised its mmap threshold (it does so the first
-time a large block is freed), so each big upload starts from the RSS the previous ones left;
-``--mmap-threshold 131072`` fixes the threshold in the server (``MALLOC_MMAP_THRESHOLD_``) to
-show the peaks without that carry-over.
+time a large block is freed), so each big upload starts from the RSS the previous ones left:
+``--glibc-defaults`` turns the three off, to show the difference.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def serve(port: int) -> None:
     """Child: migrate, load the reference data, add the patrol member, then serve on ``port``."""
     import uvicorn
 
+    from api import memory
     from api.app import create_app
     from api.cli import ensure_database
     from patrol.accounts import RoleGrant, create_user
@@ -67,6 +69,7 @@ def serve(port: int) -> None:
     from patrol.models import Role
     from patrol.settings import get_settings
 
+    memory.configure(get_settings().server)  # as `mangrove serve` does
     engine = create_db_engine(settings=get_settings())
     ensure_database(engine)
     with make_session_factory(engine)() as session:
@@ -245,24 +248,28 @@ def main() -> int:
     parser.add_argument("--no-big", action="store_true", help="leave out the members over 16 MB")
     parser.add_argument("--max-upload-mib", type=int, default=110)
     parser.add_argument(
-        "--mmap-threshold",
-        type=int,
-        help="MALLOC_MMAP_THRESHOLD_ for the server (glibc): allocations this large or larger are "
-        "unmapped when freed; unset, glibc raises the threshold and keeps freed arrays in its heap",
+        "--glibc-defaults",
+        action="store_true",
+        help="serve without the service's allocator settings (no fixed mmap threshold, glibc's "
+        "arenas, no trim after large bodies)",
     )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
         return 0
     members = [m for m in corpus(big=not args.no_big) if not args.only or any(o in m.name for o in args.only)]
-    allocator = f"MALLOC_MMAP_THRESHOLD_={args.mmap_threshold}" if args.mmap_threshold else "glibc defaults"
+    allocator = "glibc defaults" if args.glibc_defaults else "as mangrove serve sets it"
     print(f"machine: {platform.machine()}, Python {platform.python_version()}; {len(members)} corpus files; "
           f"upload limit {args.max_upload_mib} MiB; allocator: {allocator}")  # fmt: skip
     backends = ["spatialite", "postgis"] if args.backend == "both" else [args.backend]
     workdir = Path(tempfile.mkdtemp(prefix="bench-hostile-"))
     try:
-        if args.mmap_threshold:
-            os.environ["MALLOC_MMAP_THRESHOLD_"] = str(args.mmap_threshold)  # the server inherits it
+        if args.glibc_defaults:  # the server inherits these
+            os.environ.update(
+                MANGROVE_SERVER_MALLOC_MMAP_THRESHOLD="0",
+                MANGROVE_SERVER_MALLOC_ARENA_MAX="0",
+                MANGROVE_SERVER_TRIM_MEMORY_AFTER_BYTES="0",
+            )
         summary = [run(b, members, workdir, args.max_upload_mib * MB) for b in backends]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

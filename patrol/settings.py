@@ -111,6 +111,10 @@ class ServerSettings(BaseSettings):
     # glibc malloc arenas for `mangrove serve` (fewer arenas: less memory kept per thread); 0 keeps
     # glibc's default (8 × cores). MALLOC_ARENA_MAX in the environment wins.
     malloc_arena_max: int = Field(default=2, ge=0)
+    # Blocks this large or larger are mmapped and returned when freed (glibc's threshold is fixed
+    # instead of rising after large frees); 0 keeps glibc's dynamic threshold.
+    # MALLOC_MMAP_THRESHOLD_ in the environment wins.
+    malloc_mmap_threshold: int = Field(default=128 * 1024, ge=0, le=32 * 1024 * 1024)
 
 
 class PatrolSettings(BaseSettings):
