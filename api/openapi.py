@@ -199,6 +199,10 @@ def complete(schema: dict, routes) -> dict:
             _true_success_content(responses)
             for status in error_statuses(route.path_format, method.lower(), operation, access, token_urls):
                 responses[str(status)] = _problem_response(status)
+            for status, response in responses.items():  # errors a route declared itself (423…)
+                problem = response.get("content", {}).get(PROBLEM_JSON)
+                if status[0] in "45" and problem is not None and not problem.get("schema"):
+                    problem["schema"] = _ref("Problem")
             operation["responses"] = dict(sorted(responses.items()))
     # FastAPI's own validation-error shapes are no longer answered.
     for name in ("HTTPValidationError", "ValidationError"):

@@ -131,11 +131,12 @@ def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         return _unexpected(request, exc)
     busy = _is_busy(cause)
     log.warning("database unavailable on %s: %s", request.url.path, _one_line(cause))
-    detail = (
-        "the database is busy with other writes; try again shortly"
-        if busy
-        else "the database cannot be reached (it may be restarting); try again shortly"
-    )
+    if isinstance(cause, SQLAlchemyTimeoutError):
+        detail = "every database connection is in use by other requests; try again shortly"
+    elif busy:
+        detail = "the database is busy with other writes; try again shortly"
+    else:
+        detail = "the database cannot be reached (it may be restarting); try again shortly"
     retry_after = RETRY_AFTER_BUSY_S if busy else RETRY_AFTER_S
     return problem_response(
         503,

@@ -10,7 +10,7 @@
   and no name, code or parameter has a use for the other C0 controls. They are refused here, for
   both backends, with a 422 naming the parameter or field: in the path, the query string, header
   values, JSON bodies and the text fields of forms (url-encoded and multipart; file contents are
-  the readers' business). Free text (descriptions, notes…) may hold tab, line feed and carriage
+  the readers' business, and file names are repaired, not refused: see ``geodata.filenames``). Free text (descriptions, notes…) may hold tab, line feed and carriage
   return. ``patrol.db`` keeps a backstop for text that reaches the database another way.
 """
 
@@ -220,8 +220,8 @@ def form_findings(body: bytes) -> Iterator[Finding]:
 
 class _MultipartWatch:
     """Reads a multipart body as it streams to the application and raises
-    :class:`ControlCharacters` at the first control character in a part's name, a file name or
-    a text (non-file) part. File contents pass unread; nothing is buffered."""
+    :class:`ControlCharacters` at the first control character in a part's name or a text
+    (non-file) part. File contents pass unread; nothing is buffered."""
 
     def __init__(self, receive: Receive, boundary: bytes):
         self.receive = receive
@@ -262,10 +262,10 @@ class _MultipartWatch:
         name = options.get(b"name", b"").decode("utf-8", "replace")
         self._name = name
         self._is_file = b"filename" in options
+        # A file's name is not checked: it comes from the uploader's device, and the service
+        # stores a printable version of it (geodata.filenames) rather than refuse the file.
         if char := _first(CONTROL, name):
             self._found(Finding("form", name, char))
-        elif self._is_file and (char := _first(CONTROL, options[b"filename"].decode("utf-8", "replace"))):
-            self._found(Finding("form", f"{name} (file name)", char))
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._is_file or self.finding:

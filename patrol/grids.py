@@ -18,6 +18,7 @@ from geodata.assign import GridIndex
 from geodata.border import EAST, WEST, side_of_border
 from geodata.crs import METRIC, WGS84, transformer
 from geodata.errors import GeodataError, Problem
+from geodata.filenames import printable_name
 from geodata.gridfile import GridFileOptions, listed, overlap_pairs, read_grid_file
 from patrol import audit
 from patrol.accounts import Principal
@@ -274,7 +275,7 @@ def import_grids(
     """
     if side not in SIDE_OF_BORDER:
         raise InvalidRequest(f"unknown side {side!r}; expected one of {', '.join(SIDE_OF_BORDER)}")
-    source_name = (source_name or Path(path).name)[:200]
+    source_name = printable_name(source_name or Path(path).name, 200)
     result = read_grid_file(path, options, name=source_name)
     grids = result.grids
     _check_against_other_grids(session, grids, side, options.overlap_tolerance_m2)

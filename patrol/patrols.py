@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from geodata.assign import GridIndex
 from geodata.cleaning import CleaningRules, Transport, clean, describe_flags
 from geodata.datum import Datum, gcj02_to_wgs84, to_wgs84
+from geodata.filenames import printable_name
 from geodata.fixes import TrackFixes
 from geodata.split import OUTSIDE, split_by_polygons
 from geodata.trackfile import NaiveTimes, read_track
@@ -350,9 +351,7 @@ def _iso(seconds: float) -> str:
 def stored_name(filename: str) -> str:
     """The uploaded file's name as stored and shown: control characters (NUL included, which
     PostgreSQL refuses in text) replaced, cut to ``SOURCE_NAME_CHARS`` characters."""
-    name = "".join("\ufffd" if ch < " " or "\x7f" <= ch < "\xa0" else ch for ch in str(filename))
-    name = name.encode("utf-8", "replace").decode("utf-8")  # lone surrogates
-    return name if len(name) <= SOURCE_NAME_CHARS else name[: SOURCE_NAME_CHARS - 1] + "…"
+    return printable_name(filename, SOURCE_NAME_CHARS)
 
 
 def _runs(segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

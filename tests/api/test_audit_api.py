@@ -28,7 +28,8 @@ def report(client, headers) -> dict:
 
 @pytest.fixture
 def activity(client, sessions) -> dict:
-    """Two reports by a member, one accepted by the manager, a category added by the admin."""
+    """Three accounts made and signed in (six entries), then two reports by a member, one accepted
+    by the manager, a category added by the admin."""
     add_users(sessions, "admin", "member", "manager")
     heads = {name: auth(client, name) for name in ("admin", "member", "manager")}
     first, second = report(client, heads["member"]), report(client, heads["member"])
@@ -70,6 +71,8 @@ def test_entries_come_newest_first_and_filter(client, activity):
         "incident.transition",
         "incident.report",
         "incident.report",
+        *["auth.sign_in"] * 3,
+        *["user.create"] * 3,
     ]
     seqs = [e["seq"] for e in everything["entries"]]
     assert seqs == sorted(seqs, reverse=True) and everything["links"] == []
@@ -80,13 +83,13 @@ def test_entries_come_newest_first_and_filter(client, activity):
     assert actions(listing(client, admin, action="incident.report")) == ["incident.report"] * 2
     both = listing(client, admin, action=["incident.report", "category.create"])
     assert actions(both) == ["category.create", "incident.report", "incident.report"]
-    assert actions(listing(client, admin, actor="manager")) == ["incident.transition"]
+    assert actions(listing(client, admin, actor="manager")) == ["incident.transition", "auth.sign_in"]
     one = listing(client, admin, object_type="incident", object_id=str(activity["first"]))
     assert actions(one) == ["incident.transition", "incident.report"]
     assert listing(client, admin, channel="page")["entries"] == []
     now = datetime.now(UTC)
     around = f"{(now - timedelta(hours=1)).isoformat()}/{(now + timedelta(hours=1)).isoformat()}"
-    assert len(listing(client, admin, datetime=around)["entries"]) == 4
+    assert len(listing(client, admin, datetime=around)["entries"]) == 10
     assert listing(client, admin, datetime="2020-01-01/2020-12-31")["entries"] == []
 
 
@@ -98,7 +101,7 @@ def test_pages_follow_the_next_link_to_the_oldest_entry(client, activity):
         body = client.get(url, params=params, headers=admin).json()
         seen += [e["seq"] for e in body["entries"]]
         url, params = next((link["href"] for link in body["links"] if link["rel"] == "next"), None), None
-    assert seen == [4, 3, 2, 1]
+    assert seen == list(range(10, 0, -1))
 
 
 @pytest.mark.parametrize(
@@ -134,7 +137,7 @@ def tamper(engine, statement: str) -> None:
 def test_verify_says_intact_then_names_the_edited_entry(client, engine, activity):
     admin = activity["headers"]["admin"]
     intact = client.get("/api/v1/audit/verify", headers=admin).json()
-    assert intact["ok"] and intact["entries"] == 4 and intact["head"]["seq"] == 4
+    assert intact["ok"] and intact["entries"] == 10 and intact["head"]["seq"] == 10
     assert intact["head"]["hash"] == listing(client, admin)["entries"][0]["hash"]
     tamper(engine, "UPDATE audit_log SET actor = 'somebody' WHERE seq = 2")
     found = client.get("/api/v1/audit/verify", headers=admin).json()

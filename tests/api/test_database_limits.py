@@ -16,6 +16,7 @@ from utils.server import page_session, serving
 from utils.tracks import crossing, gpx
 
 from api.app import create_app
+from api.problems import RETRY_AFTER_BUSY_S
 from patrol.db import create_db_engine
 from patrol.settings import StorageSettings
 
@@ -98,7 +99,9 @@ def test_a_request_that_finds_every_connection_in_use_is_answered_503(backend, e
             answer = httpx.get(f"{base}/api/v1/health", timeout=30)
             waited = time.monotonic() - started
         assert answer.status_code == 503 and answer.headers["content-type"] == "application/problem+json"
-        assert answer.headers["retry-after"] == "5" and "in use" in answer.json()["detail"]
+        assert (
+            answer.headers["retry-after"] == str(RETRY_AFTER_BUSY_S) and "in use" in answer.json()["detail"]
+        )
         assert waited < 5
     finally:
         for connection in held:

@@ -76,7 +76,8 @@ def test_a_jpeg_that_is_also_an_html_page_is_stored_and_served_as_an_image_only(
     assert served.status_code == 200 and served.content == data
     assert served.headers["content-type"] == "image/jpeg"
     assert served.headers["x-content-type-options"] == "nosniff"
-    assert served.headers["content-security-policy"] == "sandbox; default-src 'none'"
+    policy = served.headers["content-security-policy"]  # the photo's own, plus the edge's baseline
+    assert policy.startswith("sandbox; default-src 'none';") and "frame-ancestors 'none'" in policy
     disposition = served.headers["content-disposition"]
     assert (
         disposition.startswith("inline;") and f"incident-{incident['id']}-photo-{row.id}.jpg" in disposition
