@@ -15,6 +15,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from geoalchemy2.shape import to_shape
+from sqlalchemy.exc import IntegrityError
 
 from api import csvsafe
 from api.deps import SessionDep, SettingsDep, SignedIn
@@ -106,8 +107,17 @@ async def upload(
             }
             return StoredResponse(201 if result.created else 200, body, f"/api/v1/patrols/{patrol.id}")
 
+        def respond():
+            try:
+                return idempotency.respond(session, principal, create)
+            except IntegrityError:
+                # The same file sent by another request at the same moment committed first (the
+                # unique file hash): tried again, this upload finds that patrol and answers 200.
+                session.rollback()
+                return idempotency.respond(session, principal, create)
+
         # Parsing and splitting take a while for long tracks: keep the event loop serving others.
-        return await run_in_threadpool(idempotency.respond, session, principal, create)
+        return await run_in_threadpool(respond)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

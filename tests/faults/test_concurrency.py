@@ -12,7 +12,7 @@ from sqlalchemy import select
 from utils.browser import serving
 from utils.factories import add_users, auth
 from utils.faults import hold_write_lock
-from utils.phone import Crowd, TrackFiles, sign_in, upload_track
+from utils.phone import Crowd, TrackFiles, sign_in, track_file, upload_track
 
 from api.app import create_app
 from patrol.db import create_db_engine
@@ -96,3 +96,27 @@ def test_a_session_that_read_before_another_commit_can_still_write(sessions):
         session.commit()
     with sessions() as session:
         assert session.scalar(select(User.display_name).where(User.username == "member")) == "M"
+
+
+def test_the_same_file_sent_by_several_phones_at_once_makes_one_patrol(app, sessions):
+    """Two crew members upload the same track at the same moment: one upload creates the patrol,
+    the others are answered with it (200), never a 500 from the unique file hash."""
+    add_users(sessions, "member")
+    name, content = track_file(0)
+    with serving(app) as url:
+        token = sign_in(url, "member")
+        answers: list[httpx.Response] = []
+        start = threading.Barrier(4)
+
+        def send():
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+                start.wait()
+                answers.append(c.post("/api/v1/patrols", files={"file": (name, content)}))
+
+        senders = [threading.Thread(target=send) for _ in range(4)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(60)
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201], [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
