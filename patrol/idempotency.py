@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from patrol.errors import Conflict, DomainError, InputError
@@ -147,17 +147,26 @@ def run_once(
 
 
 def _create_and_commit(session, create, undo, keyed) -> StoredResponse:
+    committing = False
     try:
         response = create()
         if keyed is not None:
             _remember(session, *keyed, response)
+        committing = True
         session.commit()
-    except BaseException:
+    except BaseException as exc:
         session.rollback()
-        if undo is not None:
+        if undo is not None and not (committing and _connection_broke(exc)):
             undo()
         raise
     return response
+
+
+def _connection_broke(exc: BaseException) -> bool:
+    """A commit whose connection broke may have been stored: what ``undo`` would remove (a photo's
+    file) is then kept. A file nothing points to is harmless; a photo row without its file is lost
+    evidence."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def wait_for_turn(session: Session, user_id: int, key: str, wait_s: float) -> None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from utils.factories import add_users
 
 from patrol.errors import Conflict
@@ -76,3 +77,41 @@ def test_a_refusal_with_no_first_copy_stands_and_stores_nothing(sessions, reques
     with sessions() as session, pytest.raises(Conflict, match="photo 3"):
         run_once(session, request_of_member, create, retention=DAY)
     assert keys(sessions) == 0
+
+
+class BrokenDuringCommit(OperationalError):
+    def __init__(self):
+        super().__init__("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+        self.connection_invalidated = True
+
+
+@pytest.mark.parametrize("stored", [True, False], ids=["stored", "not-stored"])
+def test_a_file_is_kept_when_the_connection_breaks_during_the_commit(sessions, tmp_path, stored):
+    """Whether the commit was stored is unknown when the connection broke during it: the photo's
+    file stays, so a stored row never points to a missing file (an unreferenced file is harmless)."""
+    made = tmp_path / "photo.png"
+    with sessions() as session:
+        commit = session.commit
+
+        def commit_then_break():
+            if stored:
+                commit()
+            raise BrokenDuringCommit()
+
+        session.commit = commit_then_break
+        with pytest.raises(OperationalError):
+            run_once(
+                session, None, lambda: made.write_bytes(b"photo") and FIRST, retention=DAY, undo=made.unlink
+            )
+    assert made.exists()
+
+
+def test_a_file_is_removed_when_the_commit_is_refused(sessions, tmp_path):
+    made = tmp_path / "photo.png"
+    with sessions() as session:
+        session.commit = lambda: (_ for _ in ()).throw(IntegrityError("COMMIT", {}, Exception("refused")))
+        with pytest.raises(IntegrityError):
+            run_once(
+                session, None, lambda: made.write_bytes(b"photo") and FIRST, retention=DAY, undo=made.unlink
+            )
+    assert not made.exists()
