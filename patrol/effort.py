@@ -18,6 +18,7 @@ import shapely
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from geodata.coverage import covered_share
 from geodata.crs import METRIC, WGS84, transformer
 from patrol.errors import InvalidRequest
 from patrol.models import Grid, Patrol, PatrolMember, PatrolVisit, Team, User
@@ -165,14 +166,14 @@ def _local_days(visits: pd.DataFrame) -> int:
 
 
 def _coverage(session: Session, visits: pd.DataFrame, swath_width_m: float) -> dict[int, float]:
-    """Share of each grid's area within swath_width_m / 2 of any visit's line."""
+    """Share of each grid's area within swath_width_m / 2 of any visit's line (estimated on a
+    lattice of points: see geodata.coverage)."""
     visits = visits[visits.wkb.notna()]
     if visits.empty:
         return {}
-    lines = shapely.from_wkb([bytes(w) for w in visits.wkb])
     to_metric = transformer(WGS84, METRIC)
+    lines = shapely.from_wkb([bytes(w) for w in visits.wkb])
     lines = shapely.transform(lines, lambda x, y: to_metric.transform(x, y), interleaved=False)
-    swaths = shapely.buffer(lines, swath_width_m / 2, quad_segs=2)
     grid_ids = visits.grid_id.to_numpy()
     wanted = np.unique(grid_ids).tolist()
     wkbs = dict(
@@ -183,8 +184,7 @@ def _coverage(session: Session, visits: pd.DataFrame, swath_width_m: float) -> d
         grid = shapely.transform(
             shapely.from_wkb(bytes(wkbs[gid])), lambda x, y: to_metric.transform(x, y), interleaved=False
         )
-        swath = shapely.union_all(swaths[grid_ids == gid])
-        result[gid] = float(shapely.area(shapely.intersection(swath, grid)) / shapely.area(grid))
+        result[gid] = covered_share(grid, lines[grid_ids == gid], swath_width_m)
     return result
 
 

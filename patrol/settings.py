@@ -132,7 +132,7 @@ class PatrolSettings(BaseSettings):
     # between two grids), counted in the grid the track was already in.
     min_pass_m: float = Field(default=20.0, ge=0)
     simplify_tolerance_m: float = Field(default=5.0, ge=0)  # the simplified copy used by maps
-    swath_width_m: float = Field(default=50.0, gt=0)  # what a patrol sees either side of its track
+    swath_width_m: float = Field(default=50.0, gt=0, le=500)  # what a patrol sees across its track
     unpatrolled_days: int = Field(default=7, ge=1)  # a grid not patrolled this long is listed
 
 

@@ -252,7 +252,9 @@ def effort(
     team: str | None = None,
     member: str | None = None,
     grid: Annotated[list[str] | None, Query(description="grid code, repeatable")] = None,
-    swath_m: Annotated[float | None, Query(gt=0, le=2000, description="swath width for coverage")] = None,
+    swath_m: Annotated[
+        float | None, Query(gt=0, le=500, description="swath width for coverage, metres")
+    ] = None,
 ):
     start, end = parse_datetime_interval(datetime)
     flt = EffortFilter(
