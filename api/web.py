@@ -596,6 +596,7 @@ ACTION_LABELS = {
     "reopen": "重新打开 Reopened",
     "refer": "移交 Referred",
     "joint": "纳入联合案件 Added to a joint case",
+    "link_patrol": "关联巡护 Linked to its patrol",
 }
 
 

@@ -551,6 +551,43 @@ def refer(
     return incident
 
 
+def link_patrol(
+    session: Session,
+    principal: Principal,
+    incident_id: int,
+    patrol_id: int,
+    settings: IncidentSettings,
+    *,
+    now: datetime | None = None,
+) -> Incident:
+    """Name the patrol a report was found on, after the report: the field app sends a report at
+    once (its time limit runs from then) while the patrol it was found on is still being recorded.
+    Only the reporter, only once, and only a patrol they may see; naming the same patrol again is
+    a no-op, so a retried request changes nothing."""
+    now = aware(now) or _now()
+    incident = get_incident(session, principal, incident_id, settings)
+    if incident.reporter_id != principal.user_id:
+        raise PermissionDenied(f"only the reporter of incident {incident.id} may name its patrol")
+    patrol = session.get(Patrol, patrol_id)
+    if patrol is None or not can_see_patrol(session, principal, patrol):
+        raise InvalidRequest(f"unknown patrol {patrol_id}")
+    if incident.patrol_id == patrol_id:
+        return incident
+    if incident.patrol_id is not None:
+        raise Conflict(f"incident {incident.id} is already linked to patrol {incident.patrol_id}")
+    audit_before = audit.snapshot(incident, ("patrol_id", "version"))
+    incident.patrol_id = patrol_id
+    incident.updated_at = now
+    _event(
+        session, incident, principal, "link_patrol", incident.status, incident.status, None,
+        {"patrol_id": patrol_id}, now,
+    )  # fmt: skip
+    _flush(session, incident.id)
+    changes = audit.changes(audit_before, audit.snapshot(incident, ("patrol_id", "version")))
+    audit.record(session, principal, "incident.link_patrol", "incident", incident.id, changes)
+    return incident
+
+
 def overdue_clause(now: datetime):
     """Open incidents past a due time: not answered within the accept limit, or not resolved."""
     return or_(

@@ -27,6 +27,7 @@ from patrol.incidents import (
     add_category,
     counts_by_grid,
     incident_detail,
+    link_patrol,
     list_categories,
     query_incidents,
     refer,
@@ -78,6 +79,10 @@ class Referral(Body):
     to_side: str = Field(description="GD-LJ or GX-HP")
     version: BodyInt
     note: str | None = None
+
+
+class PatrolLink(Body):
+    patrol_id: BodyInt = Field(description="the patrol the incident was found on")
 
 
 class NewCategory(Body):
@@ -285,6 +290,18 @@ def referral(
         version=body.version,
         note=body.note,
     )
+    session.commit()
+    return incident_detail(session, principal, incident_id, settings.incidents)
+
+
+@router.post(
+    "/incidents/{incident_id}/patrol",
+    summary="Name the patrol a report was found on, after the report (its reporter, once)",
+)
+def patrol_link(
+    incident_id: RowId, body: PatrolLink, session: SessionDep, settings: SettingsDep, principal: SignedIn
+):
+    link_patrol(session, principal, incident_id, body.patrol_id, settings.incidents)
     session.commit()
     return incident_detail(session, principal, incident_id, settings.incidents)
 

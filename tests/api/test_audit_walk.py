@@ -165,6 +165,15 @@ def _refer(user: str, to_side: str, *, stale: bool = False) -> Step:
     return step
 
 
+def _link(user: str, patrol: str = "mine") -> Step:
+    def step(w, prepared):
+        incident, patrol_id = prepared
+        body = {"patrol_id": patrol_id if patrol == "mine" else 2**31 - 1}
+        return w.client.post(f"/api/v1/incidents/{incident['id']}/patrol", json=body, headers=w.auth(user))
+
+    return step
+
+
 def _photo(user: str, data: bytes) -> Step:
     def step(w, incident):
         files = {"file": ("p.png", data, "image/png")}
@@ -316,6 +325,13 @@ ROUTE_CASES: dict[tuple[str, str], Case] = {
         prepare=lambda w: w.incident(),
         valid=_refer("manager", "GX-HP"),
         refused=((409, _refer("manager", "GX-HP", stale=True)), (422, _refer("manager", "GD-LJ"))),
+    ),
+    ("POST", "/api/v1/incidents/{incident_id}/patrol"): Case(
+        "incident.link_patrol",
+        ("member", "member-2"),
+        prepare=lambda w: (w.incident(), w.upload().json()["id"]),
+        valid=_link("member"),
+        refused=((422, _link("member", "unknown")), (404, _link("member-2"))),
     ),
     ("POST", "/api/v1/incidents/{incident_id}/photos"): Case(
         "photo.add",
