@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
-from api import map_pages, openapi, problems, security, web
+from api import fieldapp, map_pages, openapi, problems, security, web
 from api.deps import Public
 from api.limits import RequestLimits
 from api.routes import audit, auth, grids, incidents, meta, patrols, users
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         audit.router,
         web.router,
         map_pages.router,
+        fieldapp.router,
     ):
         app.include_router(router)
     _offline_docs(app)
