@@ -49,9 +49,11 @@ def serving(app):
         sock.close()
 
 
-def chromium(width: int = 1280, height: int = 900):
+def chromium(width: int = 1280, height: int = 900, *, alias: str | None = None):
     """A headless Chromium with the network off: every host but 127.0.0.1 fails to resolve and
-    anything else would go to a dead proxy. Console messages are collected (``get_log``)."""
+    anything else would go to a dead proxy. Console messages are collected (``get_log``).
+    ``alias``: a host name that resolves to 127.0.0.1 too, as a station laptop's LAN name would
+    (unlike 127.0.0.1, a page from it over http is not a secure context)."""
     for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
         if not (Path(path).exists() or shutil.which(path)):
             raise RuntimeError(f"{path} is missing: install Debian's {package} (scripts/setup --test does)")
@@ -71,10 +73,14 @@ def chromium(width: int = 1280, height: int = 900):
         "--disable-background-networking",
         "--disable-component-update",
         f"--window-size={width},{height}",
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+        "--host-resolver-rules="
+        + (f"MAP {alias} 127.0.0.1 , " if alias else "")
+        + "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
         "--proxy-server=http://127.0.0.1:9",
     ):
         options.add_argument(argument)
+    if alias:
+        options.add_argument(f"--proxy-bypass-list={alias}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
