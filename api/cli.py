@@ -666,6 +666,77 @@ def cmd_incidents_categories(args) -> int:
     return 0
 
 
+# --- the station's tile sets --------------------------------------------------------------------
+
+
+def _tile_store():
+    from patrol.tilesets import TileStore
+
+    return TileStore(get_settings().tile_dir())
+
+
+def cmd_tiles_add(args) -> int:
+    from patrol.tilesets import add_tileset
+
+    store = _tile_store()
+    with make_session_factory(_engine())() as session:
+        tileset = add_tileset(
+            session, _operator(), store, Path(args.file), name=args.name, link=args.link, replace=args.replace
+        )
+    meta = tileset.metadata
+    how = f"linked to {Path(args.file).resolve()}" if args.link else f"copied to {tileset.path}"
+    print(
+        f"tile set {tileset.name}: {tileset.kind} {meta.format.upper()}, zoom {meta.minzoom}–{meta.maxzoom}, "
+        f"bounds {', '.join(f'{v:.4f}' for v in meta.bounds)}; {how}"
+    )
+    print(f"  on the maps as basemap local:{tileset.name}; tiles at /tiles/{tileset.name}/{{z}}/{{x}}/{{y}}")
+    return 0
+
+
+def cmd_tiles_list(args) -> int:
+    store = _tile_store()
+    rows = store.survey()
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    t.as_dict() | {"path": str(path), "linked": t.linked}
+                    if t
+                    else {"name": name, "path": str(path), "problem": problem}
+                    for name, path, t, problem in rows
+                ],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return 0
+    if not rows:
+        print(f"no tile sets in {store.directory} (add one with `mangrove tiles add FILE`)")
+        return 0
+    for name, path, t, problem in rows:
+        if t is None:
+            print(f"{name:<20} NOT SERVED: {problem}")
+            continue
+        m = t.metadata
+        link = f" → {path.resolve()}" if t.linked else ""
+        print(
+            f"{name:<20} {t.kind:<7} {m.format:<4} z{m.minzoom}–{m.maxzoom:<3} "
+            f"{','.join(f'{v:.3f}' for v in m.bounds)}  {m.name}{link}"
+        )
+    print(f"{len(rows)} tile set(s) in {store.directory}")
+    return 0
+
+
+def cmd_tiles_remove(args) -> int:
+    from patrol.tilesets import remove_tileset
+
+    with make_session_factory(_engine())() as session:
+        path = remove_tileset(session, _operator(), _tile_store(), args.name)
+    kept = f" (the linked file {path.resolve()} is kept)" if path.is_symlink() else ""
+    print(f"tile set {args.name} removed{kept}")
+    return 0
+
+
 # --- backups -------------------------------------------------------------------------------------
 
 
@@ -944,9 +1015,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     def map_options(p):
         p.add_argument("-o", "--output", required=True, help="the HTML file to write")
-        p.add_argument("--basemap", help="none (default, offline), osm, tianditu, satellite or amap")
+        p.add_argument(
+            "--basemap",
+            help="none (default, offline), osm, tianditu, satellite, amap or local:NAME "
+            "(a station tile set: needs --link-base)",
+        )
         p.add_argument("--as", dest="as_user", metavar="USERNAME", help="show what this user may see")
-        p.add_argument("--link-base", metavar="URL", help="service address for links to incidents")
+        p.add_argument(
+            "--link-base",
+            metavar="URL",
+            help="service address for links to incidents and for the tiles of a local:NAME basemap",
+        )
 
     st_map = maps_cmd.add_parser(
         "station", help="grids by effort, tracks, incidents of a station, town or grids"
@@ -1027,6 +1106,26 @@ def build_parser() -> argparse.ArgumentParser:
     cat.add_argument("--add", nargs=3, metavar=("CODE", "LABEL_ZH", "LABEL_EN"))
     cat.set_defaults(handler=cmd_incidents_categories)
 
+    tiles = commands.add_parser(
+        "tiles", help="the station's offline basemaps: raster MBTiles or PMTiles files"
+    ).add_subparsers(dest="tiles_command", required=True)
+    t_add = tiles.add_parser(
+        "add", help="check a raster tile file (.mbtiles, .pmtiles) and add it as basemap local:NAME"
+    )
+    t_add.add_argument("file", help="an MBTiles or PMTiles v3 file of PNG, JPEG or WebP tiles")
+    t_add.add_argument("--name", help="a–z, 0–9, '-', '_', at most 40 (default: the file's name)")
+    t_add.add_argument(
+        "--link", action="store_true", help="link to the file where it is instead of copying it"
+    )
+    t_add.add_argument("--replace", action="store_true", help="replace a tile set of that name")
+    t_add.set_defaults(handler=cmd_tiles_add)
+    t_list = tiles.add_parser("list", help="the tile sets, and any file that cannot be served")
+    t_list.add_argument("--json", action="store_true")
+    t_list.set_defaults(handler=cmd_tiles_list)
+    t_rm = tiles.add_parser("remove", help="remove a tile set (a linked file itself is kept)")
+    t_rm.add_argument("name")
+    t_rm.set_defaults(handler=cmd_tiles_remove)
+
     backup = commands.add_parser(
         "backup", help="write the database and the photos to one backup file (while the service runs)"
     )
@@ -1105,8 +1204,23 @@ def _write_map(args, build) -> int:
     from maps.base import basemap
 
     settings = get_settings()
+    name = args.basemap or settings.maps.default_basemap
+    local = None
+    if name.startswith("local:"):
+        # The tiles stay in the service: an exported map fetches them from it, so it needs its address.
+        if not args.link_base:
+            raise CliError(
+                f"the basemap {name} is served by the running service: give --link-base with its "
+                "address (e.g. --link-base https://station.local:8443) to export a map using it, or "
+                "--basemap none for a map that needs nothing"
+            )
+        if not args.link_base.startswith(("http://", "https://")):
+            raise CliError(f"--link-base must be an http:// or https:// address, got {args.link_base!r}")
+        local = {t.name: t.metadata for t in _tile_store().usable()}
     try:
-        base = basemap(args.basemap or settings.maps.default_basemap, tianditu_key=settings.maps.tianditu_key)
+        base = basemap(
+            name, tianditu_key=settings.maps.tianditu_key, local=local, url_base=args.link_base or ""
+        )
     except ValueError as exc:
         raise CliError(str(exc)) from None
     with make_session_factory(_engine())() as session:
