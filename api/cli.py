@@ -84,12 +84,18 @@ def cmd_serve(args) -> int:
     # Before any worker thread exists: glibc gives each thread up to 8 × cores arenas, each
     # keeping the memory a large upload once needed (bench/bench_memory_return.py).
     memory.configure(get_settings().server)
+    tls_settings = get_settings().tls
+    tls = tls_files(
+        args.certfile if args.certfile is not None else tls_settings.certfile,
+        args.keyfile if args.keyfile is not None else tls_settings.keyfile,
+    )
     engine = _engine()
     ensure_database(engine, demo=args.demo, patrol_days=args.patrol_days)
     record_settings_at_start(engine)
     app = create_app(engine=engine)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-    base = f"http://{shown}:{args.port}"
+    scheme = "https" if tls else "http"
+    base = f"{scheme}://{_url_host(shown)}:{args.port}"
     print(f"Mangrove Patrol on {_redacted_url(engine)}")
     print(f"  home / sign in:  {base}/")
     print(f"  grids (GeoJSON): {base}/api/v1/grids")
@@ -99,9 +105,83 @@ def cmd_serve(args) -> int:
         from patrol.demo import DEMO_PASSWORD, DEMO_USERS
 
         print(f"  demo users (password {DEMO_PASSWORD!r}): " + ", ".join(u.username for u in DEMO_USERS))
+    if args.host in ("0.0.0.0", "::"):
+        for address in _lan_addresses():
+            print(f"  on the station's network: {scheme}://{address}:{args.port}/")
+    if tls:
+        print(f"  HTTPS with {tls[0]} (phones must trust the CA that signed it: see scripts/station-cert)")
     sys.stdout.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    ssl_options = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", **ssl_options)
     return 0
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _lan_addresses() -> list[str]:
+    """This machine's IPv4 addresses other than loopback (what a phone on the station's network
+    types), best effort: none when they cannot be found."""
+    import socket
+
+    found: set[str] = set()
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            found.add(info[4][0])
+    except OSError:
+        pass
+    try:  # the address of the default route (no packet is sent)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))
+            found.add(probe.getsockname()[0])
+    except OSError:
+        pass
+    return sorted(a for a in found if not a.startswith("127."))
+
+
+def tls_files(certfile, keyfile) -> tuple[Path, Path] | None:
+    """(certificate, key) for HTTPS, checked: both given or neither, both readable, PEM, and the
+    key the certificate's. None: plain HTTP. A CliError says what is wrong."""
+    import ssl
+
+    if certfile is None and keyfile is None:
+        return None
+    if certfile is None or keyfile is None:
+        given, missing = ("--certfile", "--keyfile") if keyfile is None else ("--keyfile", "--certfile")
+        raise CliError(
+            f"{given} given without {missing}: HTTPS needs both the certificate and its key "
+            "(MANGROVE_TLS_CERTFILE and MANGROVE_TLS_KEYFILE; make them with scripts/station-cert)"
+        )
+    cert, key = Path(certfile), Path(keyfile)
+    for what, path in (("certificate", cert), ("key", key)):
+        if not path.is_file():
+            raise CliError(f"the TLS {what} file {path} does not exist")
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise CliError(f"the TLS {what} file {path} cannot be read: {exc.strerror}") from None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key, password=_no_passphrase)
+    except ssl.SSLError as exc:
+        reason = exc.reason or str(exc)
+        if "KEY_VALUES_MISMATCH" in reason.upper():
+            raise CliError(f"the key {key} does not belong to the certificate {cert}") from None
+        raise CliError(
+            f"cannot use {cert} with {key} for HTTPS ({reason}): give a PEM certificate and its "
+            "unencrypted PEM private key"
+        ) from None
+    except ValueError as exc:  # the passphrase callback refused
+        raise CliError(str(exc)) from None
+    return cert, key
+
+
+def _no_passphrase():
+    raise ValueError(
+        "the TLS key is protected by a passphrase: give an unencrypted key (the service starts unattended)"
+    )
 
 
 def cmd_demo(args) -> int:
@@ -879,6 +959,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="load the demo data first")
     serve.add_argument("--patrol-days", type=int, default=90, help="days of synthetic demo patrols (0: none)")
+    serve.add_argument(
+        "--certfile", metavar="FILE", help="PEM certificate for HTTPS (default MANGROVE_TLS_CERTFILE)"
+    )
+    serve.add_argument("--keyfile", metavar="FILE", help="its PEM private key (default MANGROVE_TLS_KEYFILE)")
     serve.set_defaults(handler=cmd_serve)
 
     demo = commands.add_parser("demo", help="load the demo data into the configured database (idempotent)")

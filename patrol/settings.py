@@ -220,6 +220,16 @@ class MapSettings(BaseSettings):
         return name
 
 
+class TLSSettings(BaseSettings):
+    """HTTPS for `mangrove serve`: browsers give geolocation, the camera and service workers only
+    to secure contexts. Both files or neither (see ``scripts/station-cert``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MANGROVE_TLS_", extra="ignore")
+
+    certfile: Path | None = None  # PEM: the server certificate (and its chain)
+    keyfile: Path | None = None  # PEM: its private key, unencrypted
+
+
 class SettingsError(ValueError):
     """A setting from the environment that cannot be used; the message names the variable."""
 
@@ -251,6 +261,7 @@ class Settings:
         self.incidents = _read(IncidentSettings)
         self.maps = _read(MapSettings)
         self.idempotency = _read(IdempotencySettings)
+        self.tls = _read(TLSSettings)
         try:
             self.maps.check_basemap(self.maps.default_basemap)
         except ValueError as exc:
