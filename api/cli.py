@@ -84,12 +84,18 @@ def cmd_serve(args) -> int:
     # Before any worker thread exists: glibc gives each thread up to 8 × cores arenas, each
     # keeping the memory a large upload once needed (bench/bench_memory_return.py).
     memory.configure(get_settings().server)
+    tls_settings = get_settings().tls
+    tls = tls_files(
+        args.certfile if args.certfile is not None else tls_settings.certfile,
+        args.keyfile if args.keyfile is not None else tls_settings.keyfile,
+    )
     engine = _engine()
     ensure_database(engine, demo=args.demo, patrol_days=args.patrol_days)
     record_settings_at_start(engine)
     app = create_app(engine=engine)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-    base = f"http://{shown}:{args.port}"
+    scheme = "https" if tls else "http"
+    base = f"{scheme}://{_url_host(shown)}:{args.port}"
     print(f"Mangrove Patrol on {_redacted_url(engine)}")
     print(f"  home / sign in:  {base}/")
     print(f"  grids (GeoJSON): {base}/api/v1/grids")
@@ -99,9 +105,83 @@ def cmd_serve(args) -> int:
         from patrol.demo import DEMO_PASSWORD, DEMO_USERS
 
         print(f"  demo users (password {DEMO_PASSWORD!r}): " + ", ".join(u.username for u in DEMO_USERS))
+    if args.host in ("0.0.0.0", "::"):
+        for address in _lan_addresses():
+            print(f"  on the station's network: {scheme}://{address}:{args.port}/")
+    if tls:
+        print(f"  HTTPS with {tls[0]} (phones must trust the CA that signed it: see scripts/station-cert)")
     sys.stdout.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    ssl_options = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", **ssl_options)
     return 0
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _lan_addresses() -> list[str]:
+    """This machine's IPv4 addresses other than loopback (what a phone on the station's network
+    types), best effort: none when they cannot be found."""
+    import socket
+
+    found: set[str] = set()
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            found.add(info[4][0])
+    except OSError:
+        pass
+    try:  # the address of the default route (no packet is sent)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))
+            found.add(probe.getsockname()[0])
+    except OSError:
+        pass
+    return sorted(a for a in found if not a.startswith("127."))
+
+
+def tls_files(certfile, keyfile) -> tuple[Path, Path] | None:
+    """(certificate, key) for HTTPS, checked: both given or neither, both readable, PEM, and the
+    key the certificate's. None: plain HTTP. A CliError says what is wrong."""
+    import ssl
+
+    if certfile is None and keyfile is None:
+        return None
+    if certfile is None or keyfile is None:
+        given, missing = ("--certfile", "--keyfile") if keyfile is None else ("--keyfile", "--certfile")
+        raise CliError(
+            f"{given} given without {missing}: HTTPS needs both the certificate and its key "
+            "(MANGROVE_TLS_CERTFILE and MANGROVE_TLS_KEYFILE; make them with scripts/station-cert)"
+        )
+    cert, key = Path(certfile), Path(keyfile)
+    for what, path in (("certificate", cert), ("key", key)):
+        if not path.is_file():
+            raise CliError(f"the TLS {what} file {path} does not exist")
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise CliError(f"the TLS {what} file {path} cannot be read: {exc.strerror}") from None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key, password=_no_passphrase)
+    except ssl.SSLError as exc:
+        reason = exc.reason or str(exc)
+        if "KEY_VALUES_MISMATCH" in reason.upper():
+            raise CliError(f"the key {key} does not belong to the certificate {cert}") from None
+        raise CliError(
+            f"cannot use {cert} with {key} for HTTPS ({reason}): give a PEM certificate and its "
+            "unencrypted PEM private key"
+        ) from None
+    except ValueError as exc:  # the passphrase callback refused
+        raise CliError(str(exc)) from None
+    return cert, key
+
+
+def _no_passphrase():
+    raise ValueError(
+        "the TLS key is protected by a passphrase: give an unencrypted key (the service starts unattended)"
+    )
 
 
 def cmd_demo(args) -> int:
@@ -666,6 +746,77 @@ def cmd_incidents_categories(args) -> int:
     return 0
 
 
+# --- the station's tile sets --------------------------------------------------------------------
+
+
+def _tile_store():
+    from patrol.tilesets import TileStore
+
+    return TileStore(get_settings().tile_dir())
+
+
+def cmd_tiles_add(args) -> int:
+    from patrol.tilesets import add_tileset
+
+    store = _tile_store()
+    with make_session_factory(_engine())() as session:
+        tileset = add_tileset(
+            session, _operator(), store, Path(args.file), name=args.name, link=args.link, replace=args.replace
+        )
+    meta = tileset.metadata
+    how = f"linked to {Path(args.file).resolve()}" if args.link else f"copied to {tileset.path}"
+    print(
+        f"tile set {tileset.name}: {tileset.kind} {meta.format.upper()}, zoom {meta.minzoom}–{meta.maxzoom}, "
+        f"bounds {', '.join(f'{v:.4f}' for v in meta.bounds)}; {how}"
+    )
+    print(f"  on the maps as basemap local:{tileset.name}; tiles at /tiles/{tileset.name}/{{z}}/{{x}}/{{y}}")
+    return 0
+
+
+def cmd_tiles_list(args) -> int:
+    store = _tile_store()
+    rows = store.survey()
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    t.as_dict() | {"path": str(path), "linked": t.linked}
+                    if t
+                    else {"name": name, "path": str(path), "problem": problem}
+                    for name, path, t, problem in rows
+                ],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return 0
+    if not rows:
+        print(f"no tile sets in {store.directory} (add one with `mangrove tiles add FILE`)")
+        return 0
+    for name, path, t, problem in rows:
+        if t is None:
+            print(f"{name:<20} NOT SERVED: {problem}")
+            continue
+        m = t.metadata
+        link = f" → {path.resolve()}" if t.linked else ""
+        print(
+            f"{name:<20} {t.kind:<7} {m.format:<4} z{m.minzoom}–{m.maxzoom:<3} "
+            f"{','.join(f'{v:.3f}' for v in m.bounds)}  {m.name}{link}"
+        )
+    print(f"{len(rows)} tile set(s) in {store.directory}")
+    return 0
+
+
+def cmd_tiles_remove(args) -> int:
+    from patrol.tilesets import remove_tileset
+
+    with make_session_factory(_engine())() as session:
+        path = remove_tileset(session, _operator(), _tile_store(), args.name)
+    kept = f" (the linked file {path.resolve()} is kept)" if path.is_symlink() else ""
+    print(f"tile set {args.name} removed{kept}")
+    return 0
+
+
 # --- backups -------------------------------------------------------------------------------------
 
 
@@ -808,6 +959,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="load the demo data first")
     serve.add_argument("--patrol-days", type=int, default=90, help="days of synthetic demo patrols (0: none)")
+    serve.add_argument(
+        "--certfile", metavar="FILE", help="PEM certificate for HTTPS (default MANGROVE_TLS_CERTFILE)"
+    )
+    serve.add_argument("--keyfile", metavar="FILE", help="its PEM private key (default MANGROVE_TLS_KEYFILE)")
     serve.set_defaults(handler=cmd_serve)
 
     demo = commands.add_parser("demo", help="load the demo data into the configured database (idempotent)")
@@ -944,9 +1099,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     def map_options(p):
         p.add_argument("-o", "--output", required=True, help="the HTML file to write")
-        p.add_argument("--basemap", help="none (default, offline), osm, tianditu, satellite or amap")
+        p.add_argument(
+            "--basemap",
+            help="none (default, offline), osm, tianditu, satellite, amap or local:NAME "
+            "(a station tile set: needs --link-base)",
+        )
         p.add_argument("--as", dest="as_user", metavar="USERNAME", help="show what this user may see")
-        p.add_argument("--link-base", metavar="URL", help="service address for links to incidents")
+        p.add_argument(
+            "--link-base",
+            metavar="URL",
+            help="service address for links to incidents and for the tiles of a local:NAME basemap",
+        )
 
     st_map = maps_cmd.add_parser(
         "station", help="grids by effort, tracks, incidents of a station, town or grids"
@@ -1027,6 +1190,26 @@ def build_parser() -> argparse.ArgumentParser:
     cat.add_argument("--add", nargs=3, metavar=("CODE", "LABEL_ZH", "LABEL_EN"))
     cat.set_defaults(handler=cmd_incidents_categories)
 
+    tiles = commands.add_parser(
+        "tiles", help="the station's offline basemaps: raster MBTiles or PMTiles files"
+    ).add_subparsers(dest="tiles_command", required=True)
+    t_add = tiles.add_parser(
+        "add", help="check a raster tile file (.mbtiles, .pmtiles) and add it as basemap local:NAME"
+    )
+    t_add.add_argument("file", help="an MBTiles or PMTiles v3 file of PNG, JPEG or WebP tiles")
+    t_add.add_argument("--name", help="a–z, 0–9, '-', '_', at most 40 (default: the file's name)")
+    t_add.add_argument(
+        "--link", action="store_true", help="link to the file where it is instead of copying it"
+    )
+    t_add.add_argument("--replace", action="store_true", help="replace a tile set of that name")
+    t_add.set_defaults(handler=cmd_tiles_add)
+    t_list = tiles.add_parser("list", help="the tile sets, and any file that cannot be served")
+    t_list.add_argument("--json", action="store_true")
+    t_list.set_defaults(handler=cmd_tiles_list)
+    t_rm = tiles.add_parser("remove", help="remove a tile set (a linked file itself is kept)")
+    t_rm.add_argument("name")
+    t_rm.set_defaults(handler=cmd_tiles_remove)
+
     backup = commands.add_parser(
         "backup", help="write the database and the photos to one backup file (while the service runs)"
     )
@@ -1105,8 +1288,23 @@ def _write_map(args, build) -> int:
     from maps.base import basemap
 
     settings = get_settings()
+    name = args.basemap or settings.maps.default_basemap
+    local = None
+    if name.startswith("local:"):
+        # The tiles stay in the service: an exported map fetches them from it, so it needs its address.
+        if not args.link_base:
+            raise CliError(
+                f"the basemap {name} is served by the running service: give --link-base with its "
+                "address (e.g. --link-base https://station.local:8443) to export a map using it, or "
+                "--basemap none for a map that needs nothing"
+            )
+        if not args.link_base.startswith(("http://", "https://")):
+            raise CliError(f"--link-base must be an http:// or https:// address, got {args.link_base!r}")
+        local = {t.name: t.metadata for t in _tile_store().usable()}
     try:
-        base = basemap(args.basemap or settings.maps.default_basemap, tianditu_key=settings.maps.tianditu_key)
+        base = basemap(
+            name, tianditu_key=settings.maps.tianditu_key, local=local, url_base=args.link_base or ""
+        )
     except ValueError as exc:
         raise CliError(str(exc)) from None
     with make_session_factory(_engine())() as session:

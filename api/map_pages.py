@@ -19,7 +19,7 @@ from api.deps import Public, SessionDep, SettingsDep, csrf_token
 from api.params import DB_INT_MAX, parse_datetime_interval
 from geodata.errors import InputError
 from maps.assets import to_html
-from maps.base import Basemap, FilterForm, basemap
+from maps.base import LOCAL_PREFIX, Basemap, FilterForm, basemap, local_label
 from maps.joint import joint_map
 from maps.replay import replay_map
 from maps.station import METRICS, station_map
@@ -32,6 +32,7 @@ from patrol.map_data import (
     station_map_data,
 )
 from patrol.settings import BASEMAPS
+from patrol.tilesets import TileStore
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
@@ -41,18 +42,27 @@ SCOPE = ("station", "town", "grid")  # what the station map's form passes on unc
 REPLAY_LINK = "/maps/replay/patrol/"
 
 
+def _local_sets(settings) -> dict:
+    """{name: metadata} of the station's tile sets that open (basemaps ``local:NAME``)."""
+    return {t.name: t.metadata for t in TileStore(settings.tile_dir()).usable()}
+
+
 def _choose_basemap(settings, name: str | None) -> Basemap:
+    name = name or settings.maps.default_basemap
+    local = _local_sets(settings) if name.startswith(LOCAL_PREFIX) else None
     try:
-        return basemap(name or settings.maps.default_basemap, tianditu_key=settings.maps.tianditu_key)
+        return basemap(name, tianditu_key=settings.maps.tianditu_key, local=local)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
 
 
 def _form(settings, action: str, keep=()) -> FilterForm:
-    """The filter form of a served map, offering only the basemaps this service can draw."""
+    """The filter form of a served map, offering only the basemaps this service can draw: the
+    built-in ones and each of the station's tile sets."""
     names = [n for n in BASEMAPS if n != "tianditu" or settings.maps.tianditu_key]
-    choices = tuple((n, basemap(n, tianditu_key=settings.maps.tianditu_key).label) for n in names)
-    return FilterForm(action, choices, tuple(keep))
+    choices = [(n, basemap(n, tianditu_key=settings.maps.tianditu_key).label) for n in names]
+    choices += [(LOCAL_PREFIX + name, local_label(name)) for name in sorted(_local_sets(settings))]
+    return FilterForm(action, tuple(choices), tuple(keep))
 
 
 def _period(start: str | None, end: str | None):
@@ -63,7 +73,8 @@ def _period(start: str | None, end: str | None):
 
 
 def _policy(base: Basemap) -> str:
-    tiles = " ".join(sorted({_origin(url) for url, _, _ in base.tiles}))
+    # A station tile set comes from the service itself ("/tiles/…"): 'self' covers it.
+    tiles = " ".join(sorted({_origin(url) for url, _, _ in base.tiles if "://" in url}))
     return (
         "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
         f"img-src 'self' data: {tiles}".strip()
@@ -195,7 +206,9 @@ def replay_patrol_page(
     def build():
         base = _choose_basemap(settings, request.query_params.get("basemap"))
         data = replay_data(session, principal, settings, patrol_id=_patrol_id(patrol_id))
-        m = replay_map(data, base, decimals=settings.maps.coordinate_decimals)
+        m = replay_map(
+            data, base, decimals=settings.maps.coordinate_decimals, form=_form(settings, request.url.path)
+        )
         return to_html(m, self_contained=False, title=data.title), base
 
     return _render(request, principal, build)
@@ -212,7 +225,9 @@ def replay_team_page(
         except ValueError:
             raise InvalidRequest(f"bad day {day!r}: expected a date such as 2026-03-01") from None
         data = replay_data(session, principal, settings, team=team, day=local_day)
-        m = replay_map(data, base, decimals=settings.maps.coordinate_decimals)
+        m = replay_map(
+            data, base, decimals=settings.maps.coordinate_decimals, form=_form(settings, request.url.path)
+        )
         return to_html(m, self_contained=False, title=data.title), base
 
     return _render(request, principal, build)

@@ -37,10 +37,48 @@ class Basemap:
     tiles: tuple[tuple[str, str, str], ...]  # (URL template, attribution, subdomains)
     datum: str = "wgs84"  # the datum the tiles are drawn in; overlays are shifted to match
     max_zoom: int = 18
+    # A station's own tile set: the zooms it holds (Leaflet enlarges its deepest tiles beyond) and
+    # its extent (no tile is asked for outside it).
+    tile_min_zoom: int | None = None
+    native_max_zoom: int | None = None
+    bounds: tuple[float, float, float, float] | None = None  # minlon, minlat, maxlon, maxlat
 
 
-def basemap(name: str, *, tianditu_key: str = "") -> Basemap:
-    """The tile layers of a basemap choice (``patrol.settings.BASEMAPS``). ``none`` needs no network."""
+LOCAL_PREFIX = "local:"
+
+
+def local_label(name: str) -> str:
+    return f"本站底图 {name} (local)"
+
+
+def local_basemap(name: str, tileset, *, url_base: str = "") -> Basemap:
+    """The basemap ``local:NAME`` of a station tile set (``tileset``: its metadata, with bounds,
+    minzoom, maxzoom and attribution), its tiles from the service's own ``/tiles/NAME/…``
+    (``url_base`` in front for an exported map)."""
+    url = f"{url_base.rstrip('/')}/tiles/{name}/{{z}}/{{x}}/{{y}}"
+    # The file's attribution is shown as text, never run as HTML.
+    attribution = escape(tileset.attribution or "") or escape(f"本站底图 {name}")
+    return Basemap(
+        f"{LOCAL_PREFIX}{name}",
+        local_label(name),
+        ((url, attribution, ""),),
+        max_zoom=max(18, tileset.maxzoom),
+        tile_min_zoom=tileset.minzoom,
+        native_max_zoom=tileset.maxzoom,
+        bounds=tuple(tileset.bounds),
+    )
+
+
+def basemap(name: str, *, tianditu_key: str = "", local=None, url_base: str = "") -> Basemap:
+    """The tile layers of a basemap choice (``patrol.settings.BASEMAPS``, or ``local:NAME`` for a
+    station tile set in ``local``, a mapping of name → metadata). ``none`` needs no network."""
+    if name.startswith(LOCAL_PREFIX):
+        local_name = name.removeprefix(LOCAL_PREFIX)
+        sets = local or {}
+        if local_name not in sets:
+            known = ", ".join(LOCAL_PREFIX + n for n in sorted(sets)) or "none added (mangrove tiles add)"
+            raise ValueError(f"unknown basemap {name!r}: the station's tile sets are {known}")
+        return local_basemap(local_name, sets[local_name], url_base=url_base)
     if name == "none":
         return Basemap("none", "无底图 No basemap (offline)", ())
     if name == "osm":
@@ -92,7 +130,9 @@ def basemap(name: str, *, tianditu_key: str = "") -> Basemap:
             ),
             datum="gcj02",
         )
-    raise ValueError(f"unknown basemap {name!r}: use one of none, osm, tianditu, satellite, amap")
+    raise ValueError(
+        f"unknown basemap {name!r}: use one of none, osm, tianditu, satellite, amap, or local:NAME"
+    )
 
 
 def new_map(bounds: tuple[float, float, float, float], base: Basemap) -> folium.Map:
@@ -108,14 +148,21 @@ def new_map(bounds: tuple[float, float, float, float], base: Basemap) -> folium.
     # Without a tile layer Leaflet has no zoom limits, and marker clustering refuses to start.
     m.options.update(max_zoom=base.max_zoom, min_zoom=6)
     for i, (url, attribution, subdomains) in enumerate(base.tiles):
+        extent = {}
+        if base.bounds is not None:
+            w, s, e, n = base.bounds
+            extent["bounds"] = [[s, w], [n, e]]
         folium.TileLayer(
             url,
             attr=attribution,
             name=base.label if i == 0 else base.label + " 注记 labels",
             subdomains=subdomains or "abc",
+            min_zoom=base.tile_min_zoom,
             max_zoom=base.max_zoom,
+            max_native_zoom=base.native_max_zoom,
             overlay=i > 0,
             control=False,
+            **extent,
         ).add_to(m)
     # Fitted without animation: a zoom animation at load would scale the drawn layers mid-render.
     fit = FitBounds([[miny, minx], [maxy, maxx]])
@@ -364,6 +411,17 @@ def form_html(form: FilterForm, base: Basemap, start, end, fields: list[str]) ->
     return (
         f"<details open><summary><b>筛选 Filter</b></summary>"
         f"<form class='mp-filter' method='get' action='{h(form.action)}'>{kept}{period}{''.join(fields)}{basemaps}"
+        "<button type='submit'>应用 Apply</button></form></details>"
+    )
+
+
+def basemap_form_html(form: FilterForm, base: Basemap) -> str:
+    """A form with only the basemap choice (maps without other filters: the replays)."""
+    kept = "".join(f"<input type='hidden' name='{h(k)}' value='{h(v)}'>" for k, v in form.keep)
+    return (
+        f"<details><summary><b>底图 Basemap</b></summary>"
+        f"<form class='mp-filter' method='get' action='{h(form.action)}'>{kept}"
+        f"{select('basemap', '底图 Basemap', form.basemaps, [base.name])}"
         "<button type='submit'>应用 Apply</button></form></details>"
     )
 

@@ -10,9 +10,11 @@ from maps.base import (
     TEAM_COLORS,
     Basemap,
     Control,
+    FilterForm,
     JsLayer,
     Overlay,
     Script,
+    basemap_form_html,
     delta_encode,
     feature_collection,
     finish,
@@ -26,8 +28,8 @@ from maps.base import (
 )
 
 
-def replay_map(data, base: Basemap, *, decimals: int = 5):
-    """The folium map of ``patrol.map_data.ReplayData``."""
+def replay_map(data, base: Basemap, *, decimals: int = 5, form: FilterForm | None = None):
+    """The folium map of ``patrol.map_data.ReplayData``; ``form`` adds the basemap choice (served maps)."""
     overlay = Overlay(base, decimals)
     start = min(float(t.seconds[0]) for t in data.tracks if len(t.seconds))
     end = max(float(t.seconds[-1]) for t in data.tracks if len(t.seconds))
@@ -111,5 +113,7 @@ def replay_map(data, base: Basemap, *, decimals: int = 5):
         f"<p class='mp-muted'>经过网格 Grids crossed: {h(', '.join(crossed) or '—')}</p>",
         position="topleft",
     ).add_to(m)
+    if form and form.basemaps:
+        Control(basemap_form_html(form, base), position="topleft").add_to(m)
     finish(m)
     return m

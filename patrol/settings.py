@@ -7,6 +7,7 @@ clear message instead of failing on the first request.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -169,6 +170,16 @@ class IdempotencySettings(BaseSettings):
 
 
 BASEMAPS = ("none", "osm", "tianditu", "satellite", "amap")
+# A station's own tile file (``mangrove tiles add``) is the basemap ``local:NAME``.
+LOCAL_BASEMAP_PREFIX = "local:"
+TILESET_NAME = re.compile(r"[a-z0-9_-]{1,40}")
+
+
+def is_local_basemap(name: str) -> bool:
+    """``local:NAME`` with a well-formed NAME (whether that tile set exists is checked on use)."""
+    return name.startswith(LOCAL_BASEMAP_PREFIX) and bool(
+        TILESET_NAME.fullmatch(name.removeprefix(LOCAL_BASEMAP_PREFIX))
+    )
 
 
 class MapSettings(BaseSettings):
@@ -176,8 +187,10 @@ class MapSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MANGROVE_MAP_", extra="ignore")
 
-    # none: no tiles, works offline; the others load tiles from the internet when chosen.
+    # none: no tiles, works offline; local:NAME: the station's own tile file, served by the
+    # service; the others load tiles from the internet when chosen.
     default_basemap: str = "none"
+    tile_dir: Path | None = None  # the station's tile files (MBTiles, PMTiles); default <data dir>/tiles
     tianditu_key: str = ""  # 天地图 browser key; the Tianditu basemap is offered only when set
     default_days: int = Field(default=30, ge=1, le=3660)  # station map period when none is given
     # Tracks are simplified again for an overview map (the stored copy keeps 5 m).
@@ -189,19 +202,32 @@ class MapSettings(BaseSettings):
     @field_validator("default_basemap")
     @classmethod
     def _known_basemap(cls, value: str) -> str:
-        if value not in BASEMAPS:
+        if value not in BASEMAPS and not is_local_basemap(value):
             raise ValueError(
-                f"MANGROVE_MAP_DEFAULT_BASEMAP must be one of {', '.join(BASEMAPS)}, got {value!r}"
+                f"MANGROVE_MAP_DEFAULT_BASEMAP must be one of {', '.join(BASEMAPS)} or local:NAME "
+                f"(a tile set added with `mangrove tiles add`), got {value!r}"
             )
         return value
 
     def check_basemap(self, name: str) -> str:
         """``name`` if it can be drawn here; a ValueError naming the problem otherwise."""
+        if is_local_basemap(name):
+            return name  # whether the tile set exists is known only when a map is drawn
         if name not in BASEMAPS:
-            raise ValueError(f"unknown basemap {name!r}: use one of {', '.join(BASEMAPS)}")
+            raise ValueError(f"unknown basemap {name!r}: use one of {', '.join(BASEMAPS)} or local:NAME")
         if name == "tianditu" and not self.tianditu_key:
             raise ValueError("the Tianditu basemap needs a key: set MANGROVE_MAP_TIANDITU_KEY")
         return name
+
+
+class TLSSettings(BaseSettings):
+    """HTTPS for `mangrove serve`: browsers give geolocation, the camera and service workers only
+    to secure contexts. Both files or neither (see ``scripts/station-cert``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MANGROVE_TLS_", extra="ignore")
+
+    certfile: Path | None = None  # PEM: the server certificate (and its chain)
+    keyfile: Path | None = None  # PEM: its private key, unencrypted
 
 
 class SettingsError(ValueError):
@@ -235,6 +261,7 @@ class Settings:
         self.incidents = _read(IncidentSettings)
         self.maps = _read(MapSettings)
         self.idempotency = _read(IdempotencySettings)
+        self.tls = _read(TLSSettings)
         try:
             self.maps.check_basemap(self.maps.default_basemap)
         except ValueError as exc:
@@ -242,6 +269,9 @@ class Settings:
 
     def photo_dir(self) -> Path:
         return self.incidents.photo_dir or self.storage.data_dir / "photos"
+
+    def tile_dir(self) -> Path:
+        return self.maps.tile_dir or self.storage.data_dir / "tiles"
 
     def secret_key(self) -> str:
         if self.auth.secret_key:

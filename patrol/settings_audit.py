@@ -28,8 +28,8 @@ from patrol.models import AuditEntry
 from patrol.settings import Settings
 
 ACTION = "setting.change"
-# Whole concerns that only say where things are.
-NOT_BEHAVIOUR = frozenset({"storage"})
+# Whole concerns that only say where things are (data, database; the TLS certificate and key).
+NOT_BEHAVIOUR = frozenset({"storage", "tls"})  # tls: the certificate and key files
 # Names of secrets and of places: never recorded.
 UNRECORDED_NAME = re.compile(r"(secret|password|passphrase|_key$|^key$|_url$|_dir$|_path$|_file$|library)")
 

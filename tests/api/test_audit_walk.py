@@ -658,7 +658,36 @@ def _changed_setting(variable: str, value: str, args: list[str]):
     return step
 
 
+def _tile_file(w: World) -> str:
+    """A raster MBTiles file, with this test's own tile folder for the command line."""
+    from utils.tiles import write_mbtiles
+
+    w.monkeypatch.setenv("MANGROVE_MAP_TILE_DIR", str(w.tmp_path / "tiles"))
+    get_settings.cache_clear()
+    return str(write_mbtiles(w.tmp_path / "station.mbtiles"))
+
+
+def _tile_set(w: World) -> str:
+    assert run(["tiles", "add", _tile_file(w), "--name", "station"]) == 0
+    return "station"
+
+
 CLI_CASES: dict[tuple[str, ...], CliCase] = {
+    ("tiles", "add"): CliCase(
+        "tileset.add",
+        prepare=_tile_file,
+        valid=lambda w, path: ["tiles", "add", path],
+        refused=(
+            (2, lambda w, path: ["tiles", "add", _text_file(w, "x.mbtiles", "not tiles").as_posix()]),
+            (2, lambda w, path: ["tiles", "add", path, "--name", "No Good"]),
+        ),
+    ),
+    ("tiles", "remove"): CliCase(
+        "tileset.remove",
+        prepare=_tile_set,
+        valid=lambda w, name: ["tiles", "remove", name],
+        refused=((2, lambda w, name: ["tiles", "remove", "elsewhere"]),),
+    ),
     ("patrols", "upload"): CliCase(
         "patrol.upload",
         prepare=_cli_upload_first,
@@ -840,6 +869,7 @@ CLI_READ_ONLY: dict[tuple[str, ...], Callable[[World, dict], list[str]]] = {
     ("db", "current"): lambda w, ids: ["db", "current"],
     ("users", "list"): lambda w, ids: ["users", "list"],
     ("grids", "list"): lambda w, ids: ["grids", "list"],
+    ("tiles", "list"): lambda w, ids: ["tiles", "list"],
     ("patrols", "list"): lambda w, ids: ["patrols", "list"],
     ("patrols", "show"): lambda w, ids: ["patrols", "show", str(ids["patrol"])],
     ("effort",): lambda w, ids: ["effort"],
