@@ -232,3 +232,55 @@ def test_over_plain_http_on_a_lan_name_the_page_says_what_to_do(engine, settings
             assert driver.execute_script("return document.getElementById('insecure').offsetParent") is None
         finally:
             driver.quit()
+
+
+def test_the_stations_basemap_is_kept_on_the_phone_and_shown_offline(phone, settings):
+    """A station's own tile file, offered by the service, is kept on the phone for the side's grids
+    (with progress) and drawn under the grids on the report map with no network."""
+    import math
+
+    from utils.tiles import write_mbtiles
+
+    def tiles_over(lon0, lat0, lon1, lat1, zooms):
+        def xy(lon, lat, z):
+            n = 1 << z
+            r = math.radians(lat)
+            return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(r)) / math.pi) / 2 * n)
+
+        out = []
+        for z in zooms:
+            (x0, y0), (x1, y1) = xy(lon0, lat1, z), xy(lon1, lat0, z)
+            out += [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+        return out
+
+    tiles = tiles_over(109.5, 21.3, 110.0, 21.8, range(8, 12))
+    folder = settings.tile_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = write_mbtiles(folder / "lianjiang.mbtiles", tiles, metadata={"bounds": "109.5,21.3,110.0,21.8"})
+    try:
+        phone.sign_in()
+        phone.tap('.tabs button[data-view="mine"]')
+        phone.wait(lambda: phone.visible("#tiles-cache"), "the offer to keep the basemap")
+        phone.tap("#tiles-cache")
+        kept = phone.wait(
+            lambda: phone.idb("MP.store.get('tiles-kept')"), "the basemap kept on the phone", timeout=60
+        )
+        assert 0 < kept["count"] <= len(tiles)
+        phone.shot("1-basemap-kept")
+        assert "lianjiang" in phone.text("#tiles-status")
+        phone.offline()
+        phone.driver.refresh()
+        phone.wait(lambda: phone.visible("#view-patrol"), "the app offline")
+        phone.tap('.tabs button[data-view="report"]')
+        phone.wait(
+            lambda: (
+                phone.driver.execute_script(
+                    "return document.querySelectorAll('#map img.leaflet-tile-loaded').length"
+                )
+                > 0
+            ),
+            "basemap tiles drawn offline",
+        )
+        phone.shot("2-basemap-offline")
+    finally:
+        path.unlink(missing_ok=True)

@@ -179,7 +179,7 @@
       await refreshDetails(list);
       try {
         var tiles = await api("/api/v1/tiles");
-        await store.put("tilesets", { at: Date.now(), data: tiles });
+        await store.put("tilesets", { at: Date.now(), data: tiles.tilesets });
       } catch (e) { if (e.status !== 404) throw e; }
       await renderTiles();
       fillFoundOn();
