@@ -619,6 +619,51 @@ def sign_out(session: Session, principal: Principal, *, now: datetime | None = N
     _record(session, principal, "auth.sign_out", "auth", principal.session_id, {"revoked_at": [None, now]})
 
 
+def renew_token(
+    session: Session, principal: Principal, *, settings: AuthSettings, now: datetime | None = None
+) -> SignIn:
+    """A fresh bearer token for the one the principal came with, which ends: a field app renews
+    whenever it is online, so a member who works offline for days is not signed out with work
+    queued. Only a token that still works can be renewed (an expired or ended one cannot), and the
+    new one lasts the usual time from now. Audited as ``auth.renew``; flushes."""
+    kind = (
+        session.scalar(select(AuthSession.kind).where(AuthSession.id == principal.session_id))
+        if principal.session_id is not None
+        else None
+    )
+    if kind != "token":
+        raise InvalidRequest("only a bearer token can be renewed; a browser session is renewed by signing in")
+    now = utc(now)
+    ended = session.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.id == principal.session_id,
+            AuthSession.kind == "token",
+            AuthSession.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    ).rowcount
+    if not ended:  # renewed by a concurrent request meanwhile
+        raise AuthenticationFailed("this token was renewed or ended meanwhile; sign in again")
+    secret = secrets.token_urlsafe(32)
+    row = AuthSession(
+        id=secrets.token_hex(16),
+        secret_hash=_digest(secret),
+        user_id=principal.user_id,
+        kind="token",
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + timedelta(minutes=settings.token_ttl_minutes),
+        channel="api",
+        address=principal.address[:64] if principal.address else None,
+    )
+    session.add(row)
+    changes = {"replaces": [principal.session_id, None], "expires_at": [None, row.expires_at]}
+    _record(session, principal, "auth.renew", "auth", row.id, changes)
+    session.flush()
+    return SignIn(secret, row.id, row.expires_at, principal)
+
+
 def end_sessions(session: Session, user_id: int, *, now: datetime, keep: str | None = None) -> int:
     """End every session of an account not ended yet (but ``keep``); how many were ended."""
     statement = (

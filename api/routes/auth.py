@@ -18,7 +18,7 @@ from api.deps import (
     SignedIn,
     client_address,
 )
-from patrol.accounts import change_own_password, sign_in, sign_out
+from patrol.accounts import change_own_password, renew_token, sign_in, sign_out
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -82,6 +82,22 @@ def token(
         access_token=signed_in.secret,
         expires_in=int((signed_in.expires_at - now).total_seconds()),
         expires_at=signed_in.expires_at.isoformat(),
+    )
+
+
+@router.post(
+    "/renew",
+    response_model=Token,
+    summary="A fresh bearer token for this one, which ends (a field app renews while online)",
+    description="Only a token that still works is renewed; an expired or ended one answers 401.",
+)
+def renew(session: SessionDep, settings: SettingsDep, now: NowDep, principal: SignedIn) -> Token:
+    renewed = renew_token(session, principal, settings=settings.auth, now=now)
+    session.commit()
+    return Token(
+        access_token=renewed.secret,
+        expires_in=int((renewed.expires_at - now).total_seconds()),
+        expires_at=renewed.expires_at.isoformat(),
     )
 
 

@@ -410,6 +410,12 @@ ROUTE_CASES: dict[tuple[str, str], Case] = {
         valid=_post("/api/v1/auth/logout", "member"),
         refused=((401, lambda w, p: w.client.post("/api/v1/auth/logout")),),
     ),
+    ("POST", "/api/v1/auth/renew"): Case(
+        "auth.renew",
+        ("member",),
+        valid=_post("/api/v1/auth/renew", "member"),
+        refused=((401, lambda w, p: w.client.post("/api/v1/auth/renew")),),
+    ),
     ("POST", "/api/v1/auth/password"): Case(
         "user.password",
         ("member",),

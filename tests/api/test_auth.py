@@ -529,3 +529,41 @@ def test_login_never_redirects_off_site(client, sessions):
             follow_redirects=False,
         )
         assert response.headers["location"] == "/"
+
+
+# --- renewing a token (the field app, while online) ---------------------------------------------
+
+
+def test_a_working_token_is_renewed_and_the_old_one_ends(app, client, sessions, settings):
+    add_users(sessions, "member")
+    clock = app.state.clock = Clock()
+    old = token(client, "member")
+    clock.advance(minutes=settings.auth.token_ttl_minutes - 10)
+    renewed = client.post("/api/v1/auth/renew", headers=bearer(old))
+    assert renewed.status_code == 200, renewed.text
+    new = renewed.json()["access_token"]
+    # The new one lasts the usual time from now, the old one ends at once.
+    assert new != old and renewed.json()["expires_in"] == settings.auth.token_ttl_minutes * 60
+    clock.advance(minutes=20)
+    assert client.get("/api/v1/auth/me", headers=bearer(new)).status_code == 200
+    assert client.get("/api/v1/auth/me", headers=bearer(old)).status_code == 401
+    # A replayed renewal of the old token makes no second token.
+    again = client.post("/api/v1/auth/renew", headers=bearer(old))
+    assert again.status_code == 401 and again.headers["content-type"] == "application/problem+json"
+
+
+def test_an_expired_token_is_not_renewed(app, client, sessions, settings):
+    add_users(sessions, "member")
+    clock = app.state.clock = Clock()
+    old = token(client, "member")
+    clock.advance(minutes=settings.auth.token_ttl_minutes)
+    refused = client.post("/api/v1/auth/renew", headers=bearer(old))
+    assert refused.status_code == 401 and "expired" in refused.json()["detail"]
+
+
+def test_a_page_session_is_not_renewed_as_a_token(client, sessions):
+    add_users(sessions, "member")
+    sign_in(client, "member")
+    token_csrf = _csrf(client.get("/").text)
+    refused = client.post("/api/v1/auth/renew", headers={"X-CSRF-Token": token_csrf})
+    assert refused.status_code == 422 and "only a bearer token" in refused.json()["detail"], refused.text
