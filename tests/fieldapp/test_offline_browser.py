@@ -284,3 +284,26 @@ def test_the_stations_basemap_is_kept_on_the_phone_and_shown_offline(phone, sett
         phone.shot("2-basemap-offline")
     finally:
         path.unlink(missing_ok=True)
+
+
+def test_a_token_past_half_its_life_is_renewed_when_online(phone):
+    import httpx
+
+    phone.sign_in()
+    old = phone.idb("MP.store.get('session').then(function (s) { return s.token; })")
+    # Signed in long ago (as far as the phone knows): past half the token's life.
+    phone.idb(
+        "MP.store.get('session').then(function (s) { s.issued_at = new Date(Date.now() - 6 * 86400e3).toISOString();"
+        " s.expires_at = new Date(Date.now() + 86400e3).toISOString(); return MP.store.put('session', s); })"
+    )
+    phone.driver.refresh()
+    new = phone.wait(
+        lambda: (
+            (t := phone.idb("MP.store.get('session').then(function (s) { return s.token; })")) != old and t
+        ),
+        "the token renewed",
+    )
+    me = lambda token: httpx.get(
+        phone.proxy.url + "/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}
+    )  # noqa: E731
+    assert me(new).status_code == 200 and me(old).status_code == 401

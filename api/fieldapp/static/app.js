@@ -116,7 +116,7 @@
     }
     var token = body.access_token, previous = session;
     var me = await (await fetch("/api/v1/auth/me", { headers: { Authorization: "Bearer " + token }, cache: "no-store" })).json();
-    session = { token: token, username: me.username, expires_at: body.expires_at, me: me, expired: false };
+    session = { token: token, username: me.username, issued_at: new Date().toISOString(), expires_at: body.expires_at, me: me, expired: false };
     await store.put("session", session);
     $("password").value = "";
     if (previous && previous.username !== me.username) {
@@ -154,10 +154,31 @@
     await renderTiles();
   }
 
+  // Past half its life, the token is swapped for a fresh one whenever the phone is online: a
+  // member who works offline for days comes back signed in, with the outbox sent.
+  async function renewIfOld() {
+    var issued = Date.parse(session.issued_at || 0), expires = Date.parse(session.expires_at);
+    if (!(expires - Date.now() < (expires - issued) / 2)) return;
+    var response = await fetch("/api/v1/auth/renew", { method: "POST", headers: { Authorization: "Bearer " + session.token }, cache: "no-store" });
+    if (response.status === 401) { await sessionExpired(); return; }
+    if (!response.ok) return;  // try again next time
+    var body = await response.json();
+    // Under the outbox's lock: a send in progress finishes with the old token first.
+    await withOutboxLock(async function () {
+      session = Object.assign(await store.get("session"), { token: body.access_token, issued_at: new Date().toISOString(), expires_at: body.expires_at });
+      await store.put("session", session);
+    });
+  }
+  function withOutboxLock(work) {
+    return navigator.locks ? navigator.locks.request("mp-outbox", work) : work();
+  }
+
   // Everything the app shows offline, fetched again whenever the phone is online.
   async function refresh() {
     if (!session || session.expired || !navigator.onLine) return;
     try {
+      await renewIfOld();
+      if (session.expired) return;
       var side = session.me.side;
       var g = await api("/api/v1/grids?side=" + encodeURIComponent(side));
       await store.put("grids:" + side, { at: Date.now(), data: g });
