@@ -31,12 +31,13 @@ Sign in with the OAuth2 password flow at `/api/v1/auth/token` and send `Authoriz
 """
 
 
-class MapCompression:
+class SlowLinkCompression:
     """gzip for the map pages and their libraries: megabytes of very compressible JSON and script
-    (a year's station map: 1.5 MB → 0.4 MB) over a field station's slow link. The API's responses
-    are left as they are."""
+    (a year's station map: 1.5 MB → 0.4 MB) over a field station's slow link; and for the field
+    app's shell, which a phone fetches over a weak signal. The API's responses are left as they
+    are."""
 
-    PREFIXES = ("/maps/", "/static/maps/")
+    PREFIXES = ("/maps/", "/static/maps/", "/app/")
 
     def __init__(self, app):
         self.app = app
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         same_site="lax",
         https_only=settings.auth.secure_cookies,
     )
-    app.add_middleware(MapCompression)
+    app.add_middleware(SlowLinkCompression)
     # Outermost: bodies are capped before anything else reads them.
     app.add_middleware(RequestLimits, settings=settings)
     problems.install(app)

@@ -86,3 +86,9 @@ def test_only_the_shells_files_are_served(client):
         assert response.status_code == 404, path
         if response.headers["content-type"].startswith("application/problem+json"):
             assert response.json()["status"] == 404
+
+
+def test_the_shell_travels_compressed(client):
+    for path in ("/app/", "/app/app.js", "/static/maps/vendor/leaflet/leaflet.js"):
+        response = client.get(path, headers={"Accept-Encoding": "gzip"})
+        assert response.headers.get("content-encoding") == "gzip", path
