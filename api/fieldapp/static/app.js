@@ -369,8 +369,10 @@
     if (tileLayer) { tileLayer.remove(); tileLayer = null; }
     if (!sets.length) return;
     var t = sets[0];
-    tileLayer = L.tileLayer(t.tiles.replace("{z}", "{z}").replace("{x}", "{x}").replace("{y}", "{y}"), {
-      minZoom: 0, maxNativeZoom: t.maxzoom, maxZoom: 19,
+    // Only where the file has tiles: no requests (or cache misses) outside its bounds and zooms.
+    tileLayer = L.tileLayer(t.tiles, {
+      minNativeZoom: t.minzoom, maxNativeZoom: t.maxzoom, maxZoom: 19,
+      bounds: [[t.bounds[1], t.bounds[0]], [t.bounds[3], t.bounds[2]]],
     }).addTo(map);
     tileLayer.bringToBack();
   }
