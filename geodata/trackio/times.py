@@ -16,7 +16,6 @@ the track is.
 from __future__ import annotations
 
 import re
-import warnings
 from array import array
 from datetime import UTC, datetime, timedelta
 
@@ -82,14 +81,19 @@ def parse_times(strs: list[str]) -> tuple[np.ndarray, int, int]:
     ms = naive_mask = None
     if {s[-1:] for s in strs} <= {"Z", ""}:
         # The common case (every GPS writer's UTC form): strip the Z, let numpy parse all at once.
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")  # numpy only warns about a time zone it would ignore
-                if max(map(len, strs), default=0) <= MAX_TIME_CHARS:
-                    ms = np.array([s[:-1] for s in strs], dtype="datetime64[ms]").view(np.int64)
-                    naive_mask = np.zeros(len(strs), dtype=bool)
-        except (ValueError, UserWarning, DeprecationWarning, OverflowError):
-            pass  # something odd in the chunk: the slow path finds and names it
+        # numpy would only *warn* about a zone offset and then ignore it, so a chunk with anything
+        # that could be one ("+", or a "-" past the date) goes the slow path. (Not by turning
+        # warnings into errors: the warning filters are process-wide, and a request parsing a
+        # track must not turn another thread's harmless warning into a failure.)
+        stripped = [s[:-1] for s in strs]
+        if max(map(len, strs), default=0) <= MAX_TIME_CHARS and not any(
+            "+" in s or s.count("-") > 2 for s in stripped
+        ):
+            try:
+                ms = np.array(stripped, dtype="datetime64[ms]").view(np.int64)
+                naive_mask = np.zeros(len(strs), dtype=bool)
+            except (ValueError, OverflowError):
+                ms = None  # something odd in the chunk: the slow path finds and names it
     if ms is None:
         ms = np.empty(len(strs), dtype=np.int64)
         naive_mask = np.zeros(len(strs), dtype=bool)
@@ -150,11 +154,9 @@ def _parse_one(i: int, text: str) -> tuple[int, bool]:
             if s[-1] in "Zz":
                 s = s[:-1] + "+00:00"
             dt = datetime.fromisoformat(s)
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")
-                return int(np.datetime64(s, "ms").view(np.int64)), True
-    except (ValueError, UserWarning, DeprecationWarning, OverflowError) as exc:
+        else:  # no offset (checked above), so nothing for numpy to ignore
+            return int(np.datetime64(s, "ms").view(np.int64)), True
+    except (ValueError, OverflowError) as exc:
         raise BadTime(i, text) from exc
     try:
         if dt.tzinfo is None:
