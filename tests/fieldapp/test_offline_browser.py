@@ -303,7 +303,8 @@ def test_a_token_past_half_its_life_is_renewed_when_online(phone):
         ),
         "the token renewed",
     )
-    me = lambda token: httpx.get(
-        phone.proxy.url + "/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}
-    )  # noqa: E731
+
+    def me(token):
+        return httpx.get(phone.proxy.url + "/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+
     assert me(new).status_code == 200 and me(old).status_code == 401
