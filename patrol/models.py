@@ -25,8 +25,24 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 SRID = 4326
+
+
+class UTCDateTime(TypeDecorator):
+    """An instant, stored in UTC. Every value bound to SQL — stored, or compared in a filter — is
+    turned into UTC first: SQLite keeps times as text and compares text, so a bound in another zone
+    (a China-time midnight) would be compared as if it were UTC, eight hours off. Naive values are
+    taken as UTC, as SQLite hands them back."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value
 
 
 def utcnow() -> datetime:
@@ -121,9 +137,9 @@ class Grid(Base):
     source: Mapped[str] = mapped_column(String(256))
     approximate: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=False)
 
     __mapper_args__ = {"version_id_col": version}
@@ -146,7 +162,7 @@ class GridImport(Base):
 
     __tablename__ = "grid_imports"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     imported_by: Mapped[str] = mapped_column(String(64))
     side: Mapped[str] = mapped_column(ForeignKey("sides.code"))
     source_name: Mapped[str] = mapped_column(String(256))
@@ -168,7 +184,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(256))
     # A disabled account cannot sign in; disabling it also ends its sessions (see AuthSession).
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     roles: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
@@ -220,11 +236,11 @@ class AuthSession(Base):
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(8))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Updated at most every few minutes, not on every request (see patrol.accounts.TOUCH_EVERY).
-    last_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     channel: Mapped[str] = mapped_column(String(8))  # api or page: where it was signed in
     address: Mapped[str | None] = mapped_column(String(64))  # the client's address then
 
@@ -243,9 +259,9 @@ class LoginThrottle(Base):
     scope: Mapped[str] = mapped_column(String(8), primary_key=True)
     subject: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
-    last_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (CheckConstraint("scope IN ('account', 'address')", name="ck_login_throttle_scope"),)
 
@@ -260,14 +276,14 @@ class Patrol(Base):
     side: Mapped[str] = mapped_column(ForeignKey("sides.code"), index=True)
     team: Mapped[str | None] = mapped_column(ForeignKey("teams.code"), index=True)
     uploaded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     file_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     source_name: Mapped[str] = mapped_column(String(256))
     source_format: Mapped[str] = mapped_column(String(32))
     datum: Mapped[str] = mapped_column(String(16))
     transport: Mapped[str] = mapped_column(String(8))
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     fix_count: Mapped[int] = mapped_column(Integer)
     flagged_count: Mapped[int] = mapped_column(Integer)
     distance_m: Mapped[float] = mapped_column(Float)
@@ -311,8 +327,8 @@ class PatrolVisit(Base):
     patrol_id: Mapped[int] = mapped_column(ForeignKey("patrols.id", ondelete="CASCADE"), index=True)
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"))
     seq: Mapped[int] = mapped_column(Integer)
-    entered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    exited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    entered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    exited_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     distance_m: Mapped[float] = mapped_column(Float)
     duration_s: Mapped[float | None] = mapped_column(Float)
     geom = mapped_column(Geometry("LINESTRING", srid=SRID, spatial_index=False), nullable=True)
@@ -342,8 +358,8 @@ class JointCase(Base):
     title: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="open")
     opened_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
     __mapper_args__ = {"version_id_col": version}
@@ -366,7 +382,7 @@ class JointCaseAction(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("joint_cases.id", ondelete="CASCADE"), index=True)
     mechanism: Mapped[str] = mapped_column(String(16))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     note: Mapped[str] = mapped_column(Text)
 
@@ -384,8 +400,8 @@ class Incident(Base):
     severity: Mapped[str] = mapped_column(String(8))
     level: Mapped[str] = mapped_column(String(8))  # handling level: village, town, county
     description: Mapped[str] = mapped_column(Text)
-    observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime())
     reporter_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     patrol_id: Mapped[int | None] = mapped_column(ForeignKey("patrols.id", ondelete="SET NULL"))
     lon: Mapped[float] = mapped_column(Float)
@@ -401,13 +417,13 @@ class Incident(Base):
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
     referred_to: Mapped[str | None] = mapped_column(ForeignKey("sides.code"))
     joint_case_id: Mapped[int | None] = mapped_column(ForeignKey("joint_cases.id"), index=True)
-    accept_due: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    resolve_due: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    responded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accept_due: Mapped[datetime] = mapped_column(UTCDateTime())
+    resolve_due: Mapped[datetime] = mapped_column(UTCDateTime())
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
     __mapper_args__ = {"version_id_col": version}
@@ -441,7 +457,7 @@ class IncidentEvent(Base):
     __tablename__ = "incident_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
     actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     action: Mapped[str] = mapped_column(String(16))
     from_status: Mapped[str | None] = mapped_column(String(16))
@@ -463,7 +479,7 @@ class IncidentPhoto(Base):
     height: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))  # of the file as sent: evidence, no photo twice
     uploaded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = NEVER_REUSE_IDS
 
@@ -478,7 +494,7 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, unique=True)  # position in the chain, from 1
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
     actor_id: Mapped[int | None] = mapped_column(Integer)
     actor: Mapped[str] = mapped_column(String(80))  # the username then (or cli:<login>)
     channel: Mapped[str] = mapped_column(String(8))  # api, page, cli
@@ -525,7 +541,7 @@ class IdempotencyKey(Base):
     status: Mapped[int] = mapped_column(Integer)
     body: Mapped[dict | list | None] = mapped_column(JSON)
     location: Mapped[str | None] = mapped_column(String(512))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
     __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_key"),)
