@@ -57,11 +57,8 @@ def replay_map(data, base: Basemap, *, decimals: int = 5, form: FilterForm | Non
 
     props = []
     for g in data.grids.itertuples():
-        style = (
-            {"color": "#d35400", "weight": 2, "fillColor": "#fad7a0", "fillOpacity": 0.35}
-            if g.crossed
-            else {"color": "#7f8c8d", "weight": 1, "fillColor": "#d5dbdb", "fillOpacity": 0.15}
-        )
+        # Every grid starts plain: the crossed ones light up as the patrol reaches them.
+        style = {"color": "#7f8c8d", "weight": 1, "fillColor": "#d5dbdb", "fillOpacity": 0.15}
         props.append(
             {
                 "code": g.code,

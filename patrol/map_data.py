@@ -31,6 +31,8 @@ from patrol.models import Boundary, Grid, Incident, Patrol, PatrolVisit, Role, S
 from patrol.patrols import get_patrol, member_names, patrol_fixes, visible_patrols_clause
 from patrol.settings import Settings
 
+EPOCH = pd.Timestamp(0, tz="UTC")
+
 
 @dataclass
 class Labels:
@@ -425,7 +427,8 @@ def replay_data(
     ).all()
     visits = pd.DataFrame(visit_rows, columns=["patrol_id", "grid", "entered", "exited"])
     for column in ("entered", "exited"):
-        visits[column] = pd.to_datetime(visits[column], utc=True).astype("int64") / 1e9
+        # Seconds since 1970 whatever unit pandas holds the times in (pandas 3 may use µs, not ns).
+        visits[column] = (pd.to_datetime(visits[column], utc=True) - EPOCH) / pd.Timedelta(seconds=1)
 
     lon = np.concatenate([t.lon for t in tracks])
     lat = np.concatenate([t.lat for t in tracks])

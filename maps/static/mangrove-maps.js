@@ -248,7 +248,7 @@
     });
     slider.addEventListener("input", function () { show(Number(slider.value)); });
     show(0);
-    return { show: show, duration: duration };
+    return { show: show, duration: duration, visits: data.visits };
   }
 
   // On a phone the layer list starts folded behind its button (folium asks for it unfolded, which

@@ -4,7 +4,10 @@ markers. A screenshot of each goes to test-artifacts/maps/ (or $MANGROVE_TEST_AR
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from selenium.webdriver.common.by import By
 from sqlalchemy import select
 from utils.browser import ARTIFACTS, chromium, serving, severe, sign_in, wait_for_render
 from utils.mapdata import layer
@@ -92,20 +95,42 @@ def test_the_replay_moves_along_the_track_and_lights_up_the_grid_it_is_in(browse
     sign_in(browser, site, "gq-manager")
     counts = load(browser, f"{site}/maps/replay/patrol/{pid}")
     assert counts["polygons"] >= 1 and counts["svgPaths"] >= counts["polygons"]
-    state = browser.execute_script(
-        """
-        const r = window.mangroveReplay; r.show(r.duration / 2);
-        let trail = 0, lit = 0;
+    replay = browser.execute_script(
+        "const r = window.mangroveReplay; return {duration: r.duration, visits: r.visits};"
+    )
+    visits, duration = replay["visits"], replay["duration"]
+    assert duration > 60 and visits
+    # Grid visits are in the same seconds as the track (they were 1,000× too small once).
+    assert all(-1 <= enter <= exit <= duration + 1 for _, _, enter, exit in visits), visits[:3]
+    state = """
+        const s = arguments[0]; if (s !== null) window.mangroveReplay.show(s);
+        let trail = 0; const lit = [], passed = [];
         window.mangroveMap.eachLayer(l => {
           if (l instanceof L.Polyline && !(l instanceof L.Polygon) && l.options.opacity === 0.9) trail = l.getLatLngs().length;
-          if (l instanceof L.Polygon && l.options.color === '#c0392b') lit++;
+          if (l instanceof L.Polygon && l.options.color === '#c0392b') lit.push(l.feature.properties.code);
+          if (l instanceof L.Polygon && l.options.color === '#d35400') passed.push(l.feature.properties.code);
         });
-        return {trail, lit, clock: document.querySelector('.mp-clock').textContent, duration: r.duration};
-        """
-    )
-    assert state["duration"] > 60 and state["trail"] > 1
-    assert state["clock"].endswith("(UTC+8)")
-    assert state["lit"] <= 1  # at most the one grid the patrol is in at that moment
+        return {trail, lit, passed, grid: document.querySelector('.mp-now-grid').textContent,
+                clock: document.querySelector('.mp-clock').textContent,
+                slider: Number(document.querySelector('.mp-slider').value)};
+    """
+    # At the start only the grid the patrol starts in is lit; the others it crosses come later.
+    start = browser.execute_script(state, 0)
+    later = {grid for _, grid, enter, _ in visits if enter > 0} - {
+        grid for _, grid, enter, _ in visits if enter <= 0
+    }
+    assert later and not later & set(start["lit"] + start["passed"]), (later, start)
+    # Halfway through its longest visit, the patrol is in that grid: lit, and named in the readout.
+    _, grid, enter, exit = max(visits, key=lambda v: v[3] - v[2])
+    middle = browser.execute_script(state, (enter + exit) / 2)
+    assert grid in middle["lit"] and grid in middle["grid"] and middle["trail"] > 1
+    assert middle["clock"].endswith("(UTC+8)")
+    # Pressing Play moves it on by itself.
+    browser.execute_script("window.mangroveReplay.show(0); document.querySelector('.mp-slider').value = 0;")
+    browser.find_element(By.CSS_SELECTOR, ".mp-play").click()
+    time.sleep(1.5)
+    played = browser.execute_script(state, None)
+    assert played["slider"] > 30 and played["trail"] > 1  # 120× for 1.5 s
     screenshot(browser, f"replay-{demo.name}")
     assert severe(browser) == []
 
