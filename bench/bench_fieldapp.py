@@ -22,7 +22,6 @@ Figures, all measured in this run:
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -45,12 +44,13 @@ PASSWORD = "correct horse battery"
 
 
 def world(tmp: Path):
+    from utils.factories import add_users
+
     from api.app import create_app
     from patrol import migrate
     from patrol.db import create_db_engine, make_session_factory
     from patrol.reference import load_reference
     from patrol.settings import AuthSettings, Settings, StorageSettings
-    from utils.factories import add_users
 
     settings = Settings()
     settings.auth = AuthSettings(secret_key="bench-secret-" + "x" * 40)
@@ -128,7 +128,10 @@ def app_sign_in(driver, base: str) -> None:
     driver.find_element(By.ID, "username").send_keys("member")
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "#signin button[type=submit]").click()
-    wait_for(driver, "return !!navigator.serviceWorker.controller && document.getElementById('view-patrol').offsetParent !== null")
+    wait_for(
+        driver,
+        "return !!navigator.serviceWorker.controller && document.getElementById('view-patrol').offsetParent !== null",
+    )
     wait_for(driver, "return document.querySelectorAll('#category option').length > 1")
 
 
@@ -266,13 +269,21 @@ def page_upload(base: str, gpx: str) -> dict:
         cookie_sign_in(driver, base)
         driver.get(base + "/patrols/upload")
         with tempfile.NamedTemporaryFile("w", suffix=".gpx", delete=False) as f:
-            f.write(gpx.replace("<name>bench</name>", "<name>bench via page</name>").replace(":00.000Z", ":00.500Z"))
+            f.write(
+                gpx.replace("<name>bench</name>", "<name>bench via page</name>").replace(
+                    ":00.000Z", ":00.500Z"
+                )
+            )
         driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(f.name)
         driver.execute_script("window.benchOldPage = true")
         a = time.monotonic()
         driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
         wait_for(driver, "return !window.benchOldPage && document.readyState === 'complete'")
-        return {"ms": (time.monotonic() - a) * 1000, "requests": 1, "answer": driver.find_element(By.TAG_NAME, "main").text[:120]}
+        return {
+            "ms": (time.monotonic() - a) * 1000,
+            "requests": 1,
+            "answer": driver.find_element(By.TAG_NAME, "main").text[:120],
+        }
     finally:
         driver.quit()
 
@@ -292,24 +303,38 @@ def main() -> None:
             repeat = app_repeat_visits(base, args.runs)
             record, gpx = recording(base, args.fixes)
             page = page_upload(base, gpx)
-    print(f"\nThe whole shell the service worker keeps: {shell[0]} files, {shell[1] / 1024:.1f} KB sent gzip-compressed ({shell[2] / 1024:.1f} KB uncompressed); no tiles")
+    print(
+        f"\nThe whole shell the service worker keeps: {shell[0]} files, {shell[1] / 1024:.1f} KB sent gzip-compressed ({shell[2] / 1024:.1f} KB uncompressed); no tiles"
+    )
     for label, results in first.items():
         net = PROFILES[label]
-        print(f"\nFirst visit, empty cache, CPU 4x slower + {label} ({net['latency']} ms latency, {net['downloadThroughput']:,} B/s):")
+        print(
+            f"\nFirst visit, empty cache, CPU 4x slower + {label} ({net['latency']} ms latency, {net['downloadThroughput']:,} B/s):"
+        )
         for name, r in results.items():
-            print(f"  {name:32s} transferred {r['bytes'] / 1024:7.1f} KB   interactive {r['tti_ms'] / 1000:5.2f} s   runs {[round(t) for t in r['runs']]}")
+            print(
+                f"  {name:32s} transferred {r['bytes'] / 1024:7.1f} KB   interactive {r['tti_ms'] / 1000:5.2f} s   runs {[round(t) for t in r['runs']]}"
+            )
     print("\nField app opened again after one visit (the service worker's cache), CPU 4x slower:")
     for name, r in repeat.items():
         if isinstance(r, dict):
-            print(f"  {name:24s} interactive {r['tti_ms'] / 1000:5.2f} s   runs {[round(t) for t in r['runs']]}")
+            print(
+                f"  {name:24s} interactive {r['tti_ms'] / 1000:5.2f} s   runs {[round(t) for t in r['runs']]}"
+            )
     print(f"  ({repeat['cached_shell_files']} files kept by the service worker)")
     print(f"\nA {args.fixes:,}-fix recording written to IndexedDB, one committed transaction per fix:")
     for cpu in ("cpu 1x", "cpu 4x"):
         r = record[cpu]
-        print(f"  {cpu}: median {r['median']:.2f} ms   p95 {r['p95']:.2f} ms   max {r['max']:.1f} ms   total {r['total'] / 1000:.1f} s   stored {r['stored']:,}")
+        print(
+            f"  {cpu}: median {r['median']:.2f} ms   p95 {r['p95']:.2f} ms   max {r['max']:.1f} ms   total {r['total'] / 1000:.1f} s   stored {r['stored']:,}"
+        )
     u = record["upload"]
-    print(f"\nIts upload from the app: {u['requests']} request, HTTP {u['status']}, GPX {u['gpx_bytes'] / 1e6:.2f} MB, {u['ms'] / 1000:.2f} s, {u['fixes']:,} fixes stored (patrol {u['id']})")
-    print(f"Today's upload page, the same file through its form: {page['ms'] / 1000:.2f} s — {page['answer']!r}")
+    print(
+        f"\nIts upload from the app: {u['requests']} request, HTTP {u['status']}, GPX {u['gpx_bytes'] / 1e6:.2f} MB, {u['ms'] / 1000:.2f} s, {u['fixes']:,} fixes stored (patrol {u['id']})"
+    )
+    print(
+        f"Today's upload page, the same file through its form: {page['ms'] / 1000:.2f} s — {page['answer']!r}"
+    )
 
 
 if __name__ == "__main__":
