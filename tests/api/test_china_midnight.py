@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from utils.factories import add_users, auth, sign_in
 from utils.tracks import crossing, gpx
 
