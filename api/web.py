@@ -63,9 +63,10 @@ from patrol.incidents import (
     query_incidents,
     report_with_photo,
 )
-from patrol.models import Boundary, Patrol, Role, Side, Team, Town
+from patrol.models import Boundary, Grid, Patrol, Role, Side, Team, Town
 from patrol.patrols import get_patrol, member_names, patrol_properties, upload_patrol, visible_patrols_clause
 from patrol.photos import discard
+from patrol.vocabulary import FLAG_NAMES, ROLE_NAMES, TRANSPORT_NAMES, words
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
@@ -208,7 +209,9 @@ def home_links(principal, latest_patrol: int | None = None) -> list[dict[str, st
     links[0:0] = maps
     if principal.roles:
         # First for those in the field: records, reports and queues with no network.
-        links.insert(0, {"href": "/app/", "label": "手机巡护应用 Field app", "note": "record patrols, report offline"})
+        links.insert(
+            0, {"href": "/app/", "label": "手机巡护应用 Field app", "note": "record patrols, report offline"}
+        )
     links.append({"href": "/api/v1/effort", "label": "网格巡护统计 Patrol effort per grid (JSON)"})
     links.append({"href": "/api/v1/effort/unpatrolled", "label": "久未巡护的网格 Grids not patrolled lately"})
     if principal.has(Role.ADMIN):
@@ -240,7 +243,7 @@ def home(request: Request, session: SessionDep, principal: Public):
             "principal": principal,
             "csrf": csrf_token(request),
             "side_label": f"{side.name_zh} {side.name_en}" if side else principal.side,
-            "roles": sorted(r.value for r in principal.roles),
+            "roles": [words(ROLE_NAMES, r) for r in sorted(r.value for r in principal.roles)],
             "links": home_links(principal, _latest_patrol(session, principal)),
         },
     )
@@ -257,16 +260,21 @@ RESENT_CHANGED = (
 
 
 def _upload_page(request: Request, session, principal, settings, *, status: int = 200, **context):
-    teams = sorted(principal.teams)
+    codes = sorted(principal.teams)
     if principal.stations:
-        teams += sorted(session.scalars(select(Team.code).where(Team.station.in_(principal.stations))).all())
+        codes += sorted(session.scalars(select(Team.code).where(Team.station.in_(principal.stations))).all())
+    names = {
+        t.code: f"{t.name_zh} {t.name_en}" for t in session.scalars(select(Team).where(Team.code.in_(codes)))
+    }
+    teams = [(code, names.get(code, code)) for code in dict.fromkeys(codes)]
     return templates.TemplateResponse(
         request,
         "patrol_upload.html",
         {
             "principal": principal,
             "csrf": csrf_token(request),
-            "teams": list(dict.fromkeys(teams)),
+            "teams": teams,
+            "values": {"datum": "wgs84", "time_zone": "auto", "transport": "foot"},
             "can_name_members": bool(principal.stations) or principal.has(Role.ADMIN),
             "max_size": human_size(settings.imports.max_upload_bytes),
             "idempotency_key": new_form_key(),
@@ -293,6 +301,10 @@ async def upload_track(request: Request, session: SessionDep, settings: Settings
     submitted = form.get("csrf_token")
     check_csrf(request, submitted if isinstance(submitted, str) else None)
     upload = form.get("file")
+    # Shown again with the message if the file is refused: only the file must be chosen again.
+    entered = {
+        k: str(form.get(k) or "") for k in ("datum", "time_zone", "transport", "team", "members", "notes")
+    }
     workdir = Path(tempfile.mkdtemp(prefix="mangrove-page-"))
     try:
         if not isinstance(upload, StarletteUploadFile) or not upload.filename:
@@ -321,16 +333,63 @@ async def upload_track(request: Request, session: SessionDep, settings: Settings
         patrol = get_patrol(session, principal, stored.body["patrol_id"])  # NotFound: deleted since
     except IdempotencyKeyReused:
         session.rollback()
-        return _upload_page(request, session, principal, settings, status=422, error=RESENT_CHANGED)
+        return _upload_page(
+            request, session, principal, settings, status=422, error=RESENT_CHANGED, values=entered
+        )
     except (InputError, DomainError) as exc:
         session.rollback()
         status = getattr(exc, "status", 422)
-        detail = "; ".join([exc.message] + [p.message for p in exc.problems[:5]])
-        return _upload_page(request, session, principal, settings, status=status, error=detail)
+        return _upload_page(
+            request, session, principal, settings, status=status, error=upload_refusal(exc), values=entered
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     props = patrol_properties(patrol, member_names(session, [patrol.id])[patrol.id])
-    return _upload_page(request, session, principal, settings, result=stored.body, patrol=props)
+    return _upload_page(
+        request, session, principal, settings, result=stored.body, patrol=_upload_result(session, props)
+    )
+
+
+# What went wrong with a refused file, in Chinese first; the reader's own message follows in English.
+UPLOAD_REFUSALS = {
+    413: "文件太大 The file is too large",
+    415: "不支持此文件格式 This file format is not supported",
+    422: "无法读取此轨迹文件 This track file could not be read",
+}
+
+
+def upload_refusal(exc: InputError | DomainError) -> str:
+    """One message for a refused upload: a bilingual lead, then each distinct finding once (a
+    reader's message often repeats as its only problem)."""
+    status = getattr(exc, "status", 422)
+    problems = [p.message for p in getattr(exc, "problems", [])[:5]]
+    findings = list(dict.fromkeys([exc.message] + [m for m in problems if m not in exc.message]))
+    lead = UPLOAD_REFUSALS.get(status) if isinstance(exc, InputError) else None
+    return f"{lead}: {'; '.join(findings)}" if lead else "; ".join(findings)
+
+
+def _upload_result(session, props: dict[str, Any]) -> dict[str, Any]:
+    """A stored patrol as its uploader reads it: names instead of codes, China time to the minute,
+    the grids in the order the patrol entered them."""
+    team = session.get(Team, props["team"]) if props["team"] else None
+    codes = [g["grid"] for g in props["grids"] if g["grid"]]
+    names = (
+        dict(session.execute(select(Grid.code, Grid.name_zh).where(Grid.code.in_(codes))).all())
+        if codes
+        else {}
+    )
+    grids = sorted(
+        props["grids"], key=lambda g: (g["entered_at"] is None, g["entered_at"] or "", g["grid"] or "")
+    )
+    return {
+        **props,
+        "team_label": f"{team.name_zh} {team.name_en}" if team else (props["team"] or ""),
+        "transport_label": words(TRANSPORT_NAMES, props["transport"]),
+        "flag_labels": [(words(FLAG_NAMES, name), count) for name, count in props["flags"].items() if count],
+        "grid_rows": [
+            {**g, "name": names.get(g["grid"], ""), "entered": china_time(g["entered_at"])} for g in grids
+        ],
+    }
 
 
 # --- incident report page (phones) --------------------------------------------------------------
