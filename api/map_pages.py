@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from api.deps import Public, SessionDep, SettingsDep, csrf_token
+from api.error_pages import STATUS_TITLES
 from api.params import DB_INT_MAX, parse_datetime_interval
 from geodata.errors import InputError
 from maps.assets import to_html
@@ -107,7 +108,9 @@ def _error_page(request: Request, principal, exc) -> HTMLResponse:
             "csrf": csrf_token(request),
             "status": status,
             "message": message,
-            "title": getattr(exc, "title", "Request refused"),
+            "title": " ".join(
+                STATUS_TITLES.get(status, ("请求被拒绝", getattr(exc, "title", "Request refused")))
+            ),
         },
         status_code=status,
     )

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
 
+from api import error_pages
 from api.routing import all_routes, original
 from geodata.errors import InputError
 from patrol.errors import AuthenticationFailed, DomainError
@@ -246,13 +247,23 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(text.split())[:300]}"
 
 
+def _for_browsers(handler):
+    """The handler's problem+json, drawn as a page when a browser asks for a page (api.error_pages)."""
+
+    def answer(request: Request, exc: Exception):
+        problem = handler(request, exc)
+        return error_pages.as_page(request, problem) if error_pages.wants_page(request) else problem
+
+    return answer
+
+
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(DomainError, _domain_error)
-    app.add_exception_handler(InputError, _domain_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(OperationalError, _database_unavailable)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(DomainError, _for_browsers(_domain_error))
+    app.add_exception_handler(InputError, _for_browsers(_domain_error))
+    app.add_exception_handler(RequestValidationError, _for_browsers(_validation_error))
+    app.add_exception_handler(StarletteHTTPException, _for_browsers(_http_error))
+    app.add_exception_handler(OperationalError, _for_browsers(_database_unavailable))
+    app.add_exception_handler(Exception, _for_browsers(_unexpected))
     # Every database error: 503 with Retry-After for an outage, 500 for the rest (a bug).
     for kind in DATABASE_ERRORS:
-        app.add_exception_handler(kind, _database_unavailable)
+        app.add_exception_handler(kind, _for_browsers(_database_unavailable))
