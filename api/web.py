@@ -626,8 +626,10 @@ def my_incidents(
     except DomainError as exc:
         error, status = exc.message, exc.status
     labels = _category_labels(session)
+    sides = {s.code: f"{s.name_zh} {s.name_en}" for s in session.scalars(select(Side))}
     for item in items:
         item["category_label"] = labels.get(item["category"], item["category"])
+        item["side_label"] = sides.get(item["side"], item["side"])
         item["status_label"] = STATUS_LABELS.get(item["status"], item["status"])
         item["overdue_label"] = OVERDUE_LABELS.get(item["overdue"] or "")
     return templates.TemplateResponse(

@@ -235,5 +235,6 @@ def test_my_incidents_lists_only_mine_with_deadlines_and_overdue_marks(client, s
     assert set(cards) == {str(ids[0]), str(ids[1])}  # not member-2's
     assert "火情 Fire" in cards[str(ids[0])] and "Not accepted in time" in cards[str(ids[0])]
     assert "Not accepted in time" not in cards[str(ids[1])] and "Accept by" in cards[str(ids[1])]
+    assert "GD-LJ" not in page.text and "广东" in cards[str(ids[0])]  # the side's name, not its code
     assert "http://" not in page.text and "https://" not in page.text
     assert client.get("/incidents/mine?cursor=garbage").status_code == 422
