@@ -67,7 +67,7 @@ def test_the_stored_patrol_reads_in_china_time_with_names_and_grids_in_the_order
     result = done.text.split("<h1>上传巡护轨迹")[0]
     # UTC instants with microseconds were shown before; now China time to the minute only.
     assert not re.search(r"\d{2}:\d{2}:\d{2}|\dT\d|\dZ\b", result)
-    entered = re.findall(r'<td class="num">[^<]*</td><td class="num">[^<]*</td><td>([^<]*)</td>', result)
+    entered = [t.replace("<br>", " ") for t in re.findall(r'<td class="when">(.*?)</td>', result)]
     visited = [t for t in entered if t != "–"]
     assert visited and visited == sorted(visited) and entered[-1] == "–"  # outside grids last
     assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", t) for t in visited)

@@ -1,0 +1,74 @@
+"""The upload page in a real browser at a phone's width (390 px) and a laptop's (1366 px): the result
+of an upload and a refused file fit the screen (nothing wider than the viewport), the refusal sits
+beside the file field. Screenshots go to test-artifacts/pages/."""
+
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.by import By
+from utils.browser import ARTIFACTS, chromium, serving, sign_in
+from utils.factories import PASSWORD, add_users
+from utils.tracks import crossing, gpx
+
+WIDTHS = {"phone": (390, 844), "desktop": (1366, 900)}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = chromium()
+    yield driver
+    driver.quit()
+
+
+def viewport(driver, width: int, height: int) -> None:
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
+
+
+def overflow(driver) -> int:
+    """How many CSS pixels the page is wider than the viewport (0: it fits)."""
+    return driver.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+
+
+def shot(driver, name: str) -> None:
+    folder = ARTIFACTS / "pages"
+    folder.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(folder / f"{name}.png"))
+
+
+@pytest.mark.parametrize("size", WIDTHS)
+def test_an_upload_and_a_refusal_fit_the_screen(browser, app, sessions, backend, tmp_path, size):
+    add_users(sessions, "member")
+    lon, lat, times, _ = crossing("LJ-GQ-03")
+    track = tmp_path / "巡护 walk.gpx"
+    track.write_bytes(gpx(lon, lat, times))
+    wrong = tmp_path / "notes.gpx"
+    wrong.write_text("<gpx")
+    viewport(browser, *WIDTHS[size])
+    with serving(app) as base:
+        sign_in(browser, base, "member", PASSWORD)
+        browser.get(base + "/patrols/upload")
+        browser.find_element(By.ID, "file").send_keys(str(track))
+        browser.find_element(By.ID, "transport").send_keys("乘船")
+        browser.find_element(By.CSS_SELECTOR, "form[action='/patrols/upload'] button[type=submit]").click()
+        heading = browser.find_element(By.TAG_NAME, "h1").text
+        assert heading.startswith("已保存 Saved"), heading
+        assert overflow(browser) <= 0, "the result is wider than the screen"
+        shot(browser, f"upload-result-{size}-{backend[0]}")
+
+        browser.find_element(By.ID, "file").send_keys(str(wrong))
+        browser.find_element(By.ID, "notes").send_keys("退潮 low tide")
+        browser.find_element(By.CSS_SELECTOR, "form[action='/patrols/upload'] button[type=submit]").click()
+        message = browser.find_element(By.ID, "file-error")
+        assert message.text.startswith("无法读取此轨迹文件 This track file could not be read: notes.gpx")
+        # Beside the field: directly under the file input, before the next field.
+        field = browser.find_element(By.ID, "file").rect
+        datum = browser.find_element(By.ID, "datum").rect
+        assert field["y"] < message.rect["y"] < datum["y"]
+        assert browser.find_element(By.ID, "notes").get_attribute("value") == "退潮 low tide"
+        assert overflow(browser) <= 0
+        shot(browser, f"upload-refused-{size}-{backend[0]}")
