@@ -66,7 +66,9 @@ def csrf_token(request: Request) -> str:
 def check_csrf(request: Request, submitted: str | None) -> None:
     expected = request.session.get("csrf")
     if not expected or not submitted or not secrets.compare_digest(expected, submitted):
-        raise PermissionDenied("missing or wrong CSRF token; reload the page and try again")
+        raise PermissionDenied(
+            "页面已过期, 请刷新后重试 This page has expired (missing or wrong CSRF token): reload it and try again"
+        )
 
 
 def request_channel(request: Request) -> str:
