@@ -1,6 +1,6 @@
-"""The upload page in a real browser at a phone's width (390 px) and a laptop's (1366 px): the result
-of an upload and a refused file fit the screen (nothing wider than the viewport), the refusal sits
-beside the file field. Screenshots go to test-artifacts/pages/."""
+"""The pages in a real browser at a phone's width (390 px) and a laptop's (1366 px): nothing wider
+than the viewport, a refusal beside its field, words instead of codes. Screenshots go to
+test-artifacts/pages/."""
 
 from __future__ import annotations
 
@@ -72,3 +72,31 @@ def test_an_upload_and_a_refusal_fit_the_screen(browser, app, sessions, backend,
         assert browser.find_element(By.ID, "notes").get_attribute("value") == "退潮 low tide"
         assert overflow(browser) <= 0
         shot(browser, f"upload-refused-{size}-{backend[0]}")
+
+
+@pytest.mark.parametrize("size", WIDTHS)
+def test_the_home_page_and_an_error_page_fit_the_screen(browser, app, sessions, backend, size):
+    add_users(sessions, "manager")
+    viewport(browser, *WIDTHS[size])
+    with serving(app) as base:
+        sign_in(browser, base, "manager", PASSWORD)
+        browser.get(base + "/")
+        assert "站点管理员 Station manager" in browser.find_element(By.TAG_NAME, "main").text
+        assert overflow(browser) <= 0
+        shot(browser, f"home-{size}-{backend[0]}")
+        browser.get(base + "/incidnets/12")
+        assert browser.find_element(By.TAG_NAME, "h1").text == "找不到此页面或记录 Not found"
+        assert overflow(browser) <= 0
+        shot(browser, f"not-found-{size}-{backend[0]}")
+
+
+def test_links_and_buttons_are_tap_targets_of_at_least_44_px(browser, app, sessions):
+    add_users(sessions, "manager")
+    viewport(browser, *WIDTHS["phone"])
+    with serving(app) as base:
+        sign_in(browser, base, "manager", PASSWORD)
+        browser.get(base + "/")
+        targets = browser.find_elements(By.CSS_SELECTOR, "ul.links a, header button")
+        assert targets and all(t.rect["height"] >= 44 for t in targets), [
+            (t.text, t.rect["height"]) for t in targets if t.rect["height"] < 44
+        ]
