@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as gone
+from selenium.webdriver.support.wait import WebDriverWait
 from utils.browser import ARTIFACTS, chromium, serving, sign_in
 from utils.factories import PASSWORD, add_users
 from utils.tracks import crossing, gpx
@@ -34,6 +36,13 @@ def overflow(driver) -> int:
     )
 
 
+def submit(driver) -> None:
+    """Press the upload form's button and wait until the answer has replaced the page."""
+    button = driver.find_element(By.CSS_SELECTOR, "form[action='/patrols/upload'] button[type=submit]")
+    button.click()
+    WebDriverWait(driver, 30).until(gone.staleness_of(button))
+
+
 def shot(driver, name: str) -> None:
     folder = ARTIFACTS / "pages"
     folder.mkdir(parents=True, exist_ok=True)
@@ -54,7 +63,7 @@ def test_an_upload_and_a_refusal_fit_the_screen(browser, app, sessions, backend,
         browser.get(base + "/patrols/upload")
         browser.find_element(By.ID, "file").send_keys(str(track))
         browser.find_element(By.ID, "transport").send_keys("乘船")
-        browser.find_element(By.CSS_SELECTOR, "form[action='/patrols/upload'] button[type=submit]").click()
+        submit(browser)
         heading = browser.find_element(By.TAG_NAME, "h1").text
         assert heading.startswith("已保存 Saved"), heading
         assert overflow(browser) <= 0, "the result is wider than the screen"
@@ -62,7 +71,7 @@ def test_an_upload_and_a_refusal_fit_the_screen(browser, app, sessions, backend,
 
         browser.find_element(By.ID, "file").send_keys(str(wrong))
         browser.find_element(By.ID, "notes").send_keys("退潮 low tide")
-        browser.find_element(By.CSS_SELECTOR, "form[action='/patrols/upload'] button[type=submit]").click()
+        submit(browser)
         message = browser.find_element(By.ID, "file-error")
         assert message.text.startswith("无法读取此轨迹文件 This track file could not be read: notes.gpx")
         # Beside the field: directly under the file input, before the next field.
