@@ -384,3 +384,14 @@ def test_a_case_one_may_not_see_is_not_found(client, case):
     response = client.post("/joint-cases/999999/actions", data={"mechanism": "monitoring", "note": "x",
                            "csrf_token": CSRF.search(client.get("/").text).group(1)})  # fmt: skip
     assert response.status_code == 404
+
+
+def test_hostile_titles_and_notes_are_shown_as_text(client, case):
+    script = "</script><script>alert(1)</script><!--"
+    sign_in(client, "officer-lj")
+    post_on_case(client, case["id"], "actions", mechanism="prevention", note=script)
+    incident = report(client, "member")
+    assert open_case(client, incident, title=script).status_code == 303
+    for path in (f"/joint-cases/{case['id']}", "/joint-cases", f"/joint-cases/{case['id'] + 1}"):
+        page = client.get(path).text
+        assert script not in page and "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in page, path
