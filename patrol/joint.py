@@ -86,6 +86,13 @@ def _check_participant(session: Session, principal: Principal, case: JointCase) 
         raise PermissionDenied(f"only participants of joint case {case.id} (or an admin) may change it")
 
 
+def check_may_change(session: Session, principal: Principal, case_id: int) -> None:
+    """NotFound unless ``principal`` may see the case, PermissionDenied unless they may write to
+    it (a participant or admin): what every change checks first, for a caller that reads its
+    input only after (a page with a typo in a field is still refused as not allowed)."""
+    _check_participant(session, principal, _get_case(session, principal, case_id))
+
+
 def open_joint_case(
     session: Session,
     principal: Principal,

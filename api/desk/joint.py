@@ -33,6 +33,7 @@ from patrol.joint import (
     add_action,
     add_incident,
     can_see_cases,
+    check_may_change,
     close_joint_case,
     joint_case_detail,
     list_joint_cases,
@@ -419,34 +420,30 @@ async def _case_write(
         once = await from_form(request)
 
         def create() -> StoredResponse:
+            check_may_change(session, principal, case_id)  # before reading the fields
             write(values)
             return StoredResponse(303, {"case": case_id}, f"/joint-cases/{case_id}?done={done}")
 
         stored, _ = await run_in_threadpool(once.run, session, principal, create)
     except IdempotencyKeyReused:
         session.rollback()
-        return await run_in_threadpool(
-            _case_page, request, session, principal, case_id, errors={"form": RESENT_CHANGED}, status=422,
-            **page,
-        )  # fmt: skip
+        redraw = {"errors": {"form": RESENT_CHANGED}, "status": 422, **page}
     except DomainError as exc:
         session.rollback()
         if exc.field is not None:
-            return await run_in_threadpool(
-                _case_page, request, session, principal, case_id, errors={exc.field: _field_message(exc)},
-                status=_field_status(exc), **page,
-            )  # fmt: skip
-        if isinstance(exc, Conflict):
+            redraw = {"errors": {exc.field: _field_message(exc)}, "status": _field_status(exc), **page}
+        elif isinstance(exc, Conflict):
             changed = {"message": exc.message, "seen_version": values.get("version"),
                        "seen_action": values.get("seen_action")}  # fmt: skip
-            try:
-                return await run_in_threadpool(
-                    _case_page, request, session, principal, case_id, changed=changed, status=409
-                )
-            except DomainError as gone:
-                exc = gone
+            redraw = {"changed": changed, "status": 409}
+        else:
+            return _refusal(request, principal, exc.message, exc.status)
+    else:
+        return RedirectResponse(stored.location, status_code=303)
+    try:
+        return await run_in_threadpool(lambda: _case_page(request, session, principal, case_id, **redraw))
+    except DomainError as exc:  # the case is gone meanwhile
         return _refusal(request, principal, exc.message, exc.status)
-    return RedirectResponse(stored.location, status_code=303)
 
 
 @router.post("/joint-cases/{case_id:int}/actions", response_class=HTMLResponse)

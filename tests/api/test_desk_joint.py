@@ -162,7 +162,7 @@ def test_the_list_shows_open_cases_first_with_sides_incidents_and_last_action(cl
     page = client.get("/joint-cases").text
     assert page.index("英罗湾排污") < page.index("互花米草清除")  # open first, though opened earlier
     item = page[page.index("英罗湾排污") : page.index("互花米草清除")]
-    assert "广东·廉江 Guangdong · Lianjiang · 广西·合浦 Guangxi · Hepu" in item
+    assert "<li>广东·廉江 Guangdong · Lianjiang</li><li>广西·合浦 Guangxi · Hepu</li>" in item
     assert re.search(r"<dt>事件 Incidents</dt><dd>1</dd>", item)
     assert "联合监测 Joint monitoring" in item and "已结案 Closed" in page
     assert "GD-LJ" not in page and "GX-HP" not in page
@@ -286,7 +286,7 @@ def test_actions_are_logged_under_each_of_the_five_mechanisms(client, sessions, 
     assert [g.split('"')[0] for g in groups] == list(MECHANISMS)
     for n, (group, zh) in enumerate(zip(groups, MECHANISMS.values())):
         assert f"{zh} 第{n + 1}次 step {n + 1}" in group  # each under its own mechanism
-        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d · officer-hp", group)  # China time to the minute, who
+        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d</span> · officer-hp", group)  # China time to the minute, who
 
 
 def test_a_refused_action_is_said_beside_its_field_and_keeps_the_entry(client, sessions, case):
@@ -359,13 +359,16 @@ def test_who_may_not_write_gets_no_forms_and_a_forced_post_is_refused(client, se
     page = others["manager"].get(action)  # sees the case, is not a participant
     assert page.status_code == 200 and "Only the case's participants and admins" in page.text
     assert not any(has_form(page.text, f"{action}/{w}") for w in ("actions", "incidents", "close"))
-    fields = {"mechanism": "monitoring", "note": "x", "incident": str(case["incident"])}
+    good = {"mechanism": "monitoring", "note": "x", "incident": str(case["incident"])}
+    bad = {"mechanism": "gossip", "note": "", "incident": "abc", "version": "x"}  # refused all the same
     for who in ("manager", "member"):
         token = CSRF.search(others[who].get("/").text).group(1)
         for what in ("actions", "incidents", "close"):
-            sent = {**form_fields(drawn, f"{action}/{what}"), **fields, "csrf_token": token}
-            response = others[who].post(f"{action}/{what}", data=sent)
-            assert response.status_code == 403, (who, what, response.text[:300])
+            for fields in (good, bad):
+                sent = {**form_fields(drawn, f"{action}/{what}"), **fields, "csrf_token": token}
+                response = others[who].post(f"{action}/{what}", data=sent)
+                assert response.status_code == 403, (who, what, response.text[:300])
+                assert "<form" not in response.text.replace('<form method="post" action="/logout">', "")
     # A participant without the session's CSRF token is refused too.
     forged = {"mechanism": "monitoring", "note": "x", "csrf_token": "forged"}
     assert client.post(f"{action}/actions", data=forged).status_code == 403
@@ -381,9 +384,11 @@ def test_a_case_one_may_not_see_is_not_found(client, case):
     for path in ("/joint-cases/999999", f"/joint-cases/{2**31}", f"/joint-cases/{2**70}"):
         response = client.get(path)
         assert response.status_code == 404, path
-    response = client.post("/joint-cases/999999/actions", data={"mechanism": "monitoring", "note": "x",
-                           "csrf_token": CSRF.search(client.get("/").text).group(1)})  # fmt: skip
-    assert response.status_code == 404
+    token = CSRF.search(client.get("/").text).group(1)
+    for what, fields in (("actions", {"mechanism": "monitoring", "note": "x"}), ("incidents", {"incident": "abc"}),
+                         ("close", {"version": "x"})):  # fmt: skip
+        response = client.post(f"/joint-cases/999999/{what}", data={**fields, "csrf_token": token})
+        assert response.status_code == 404 and "no joint case 999999" in response.text, what
 
 
 def test_hostile_titles_and_notes_are_shown_as_text(client, case):
