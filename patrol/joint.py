@@ -27,6 +27,7 @@ from patrol.models import (
     JointCaseAction,
     JointCaseParticipant,
     Role,
+    Side,
     User,
     UserRole,
     iso_utc,
@@ -191,10 +192,11 @@ def _check_participants(session: Session, principal: Principal, participants: li
         )
     sides = {u.side for u in users}
     if len(sides) < 2:
+        names = [side.name_en for side in session.scalars(select(Side).where(Side.code.in_(sides)))]
         raise InvalidRequest(
-            "a joint case needs participants from both sides (Lianjiang GD-LJ and Hepu GX-HP), each a "
-            "station manager, enforcement officer or admin; "
-            f"these are all {', '.join(sorted(sides)) or 'nobody'}",
+            "a joint case needs participants from both sides, Lianjiang and Hepu, each a station "
+            "manager, enforcement officer or admin; "
+            f"those named are all of {', '.join(sorted(names)) or 'nobody'}",
             field="participants",
         )
     return list(users)

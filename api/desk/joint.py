@@ -56,7 +56,7 @@ FIELD_WORDS = {
     "title": "标题须为 1–200 个字",
     "incidents": "事件无法纳入",
     "incident": "事件无法纳入",
-    "participants": "参与人须为两方的站长、执法人员或管理员",
+    "participants": "参与人须来自两方（廉江、合浦），且为站长、执法人员或管理员",
     "mechanism": "请选择五联机制",
     "note": "请写明做了什么",
     "version": "请重新加载页面",

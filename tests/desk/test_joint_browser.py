@@ -92,7 +92,7 @@ class Desk:
         self.driver.get(self.base + path)
         self.check()
 
-    def submit(self, form_action: str, expect: str) -> None:
+    def submit(self, form_action: str, expect: str, *, status: int | None = None) -> None:
         """Press the form's button (scrolled into view, as a thumb would) and wait for ``expect``
         (a regular expression) in the address."""
         button = self.find(f'form[action="{form_action}"] button[type=submit]')
@@ -102,7 +102,7 @@ class Desk:
         while not re.search(expect, self.driver.current_url):
             assert time.monotonic() < deadline, f"did not reach {expect}: {self.driver.current_url}"
             time.sleep(0.05)
-        self.check()
+        self.check(status)
 
     def choose(self, name: str, value: str) -> None:
         """Tap the label of a radio button or checkbox (the whole row is the target)."""
@@ -117,10 +117,14 @@ class Desk:
         field.clear()
         field.send_keys(text)
 
-    def check(self) -> None:
+    def check(self, status: int | None = None) -> None:
+        """The page as drawn: layout problems, and console errors (but the one naming the
+        page's own expected ``status``, e.g. a refusal's 422)."""
         problems = self.driver.execute_script(LAYOUT_PROBLEMS, TARGETS)
         assert problems == [], (self.size, self.driver.current_url, problems)
-        assert severe(self.driver) == [], (self.size, self.driver.current_url)
+        expected = f"the server responded with a status of {status}"
+        errors = [m for m in severe(self.driver) if status is None or expected not in m]
+        assert errors == [], (self.size, self.driver.current_url)
 
     def shot(self, name: str) -> None:
         """A full-page screenshot (the whole page, not only the window)."""
@@ -159,8 +163,13 @@ def test_a_joint_case_from_opening_to_closing(engine, settings, sessions, width,
             desk.open(f"/joint-cases/new?incident={ours}")
             assert f"#{ours}" in desk.find(".incident-list").text
             desk.type("#title", "英罗湾养殖尾水排污 Yingluo Bay pond effluent")
-            desk.choose("participants", "hp-officer")
             desk.shot("1-new")
+            # Nobody of Hepu chosen: the domain's refusal beside the participants, the title kept.
+            desk.submit("/joint-cases/new", r"/joint-cases/new$", status=422)
+            assert "both sides" in desk.find("#participants-error").text
+            assert desk.find("#title").get_attribute("value").startswith("英罗湾养殖尾水排污")
+            desk.shot("1-refused")
+            desk.choose("participants", "hp-officer")
             desk.submit("/joint-cases/new", r"/joint-cases/\d+\?done=opened$")
             case_id = int(re.search(r"/joint-cases/(\d+)", driver.current_url).group(1))
             page = f"/joint-cases/{case_id}"
@@ -206,5 +215,5 @@ def test_a_joint_case_from_opening_to_closing(engine, settings, sessions, width,
             driver.quit()
     with sessions() as session:
         assert session.get(JointCase, case_id).status == "closed"
-    assert len(desk.shots) == 5
+    assert len(desk.shots) == 6
     assert time.monotonic() - started < 60
