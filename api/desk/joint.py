@@ -12,10 +12,10 @@ a notice; a form sent twice under its hidden key is answered with the first resu
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
@@ -234,13 +234,17 @@ def _new_page(
     incidents = []
     try:
         ids = _parse_ids(values.get("incident_ids", ""))
-    except InvalidRequest:
+    except InvalidRequest as exc:
         ids = []
+        if errors is None and values.get("incident_ids"):
+            errors = {"incidents": exc.message}
     for incident_id in dict.fromkeys(ids[:10]):
         try:
             detail = incident_detail(session, principal, incident_id, settings.incidents)
-        except DomainError:
-            continue  # the form says why when it is sent
+        except DomainError as exc:
+            if errors is None:  # the page as first drawn: say so now rather than on sending
+                errors = {"incidents": _field_message(NotFound(exc.message, field="incidents"))}
+            continue
         incidents.append(
             {
                 "id": detail["id"],
@@ -279,13 +283,14 @@ def new_joint_case_page(
     session: SessionDep,
     settings: SettingsDep,
     principal: Public,
-    incident: Annotated[str, Query(max_length=200)] = "",
+    incident: str = "",
 ):
     if principal is None:
-        return _to_login(f"/joint-cases/new?incident={incident}" if incident else "/joint-cases/new")
+        return _to_login(f"/joint-cases/new?incident={incident[:40]}" if incident else "/joint-cases/new")
     if not can_see_cases(principal):
         return _refusal(request, principal, NOT_ALLOWED, 403)
-    return _new_page(request, session, principal, settings, values={"incident_ids": incident.strip()})
+    values = {"incident_ids": incident.strip()[:200]}
+    return _new_page(request, session, principal, settings, values=values, errors=None)
 
 
 @router.post("/joint-cases/new", response_class=HTMLResponse)
@@ -381,7 +386,7 @@ def joint_case_page(
     case_id: int,
     session: SessionDep,
     principal: Public,
-    done: Annotated[str, Query(max_length=20)] = "",
+    done: str = "",
 ):
     if principal is None:
         return _to_login(f"/joint-cases/{case_id}")

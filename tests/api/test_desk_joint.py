@@ -244,6 +244,14 @@ def test_incident_numbers_that_cannot_be_raised_are_said_beside_the_field(client
         response = client.post("/joint-cases/new", data=data)
         assert response.status_code == 422, typed
         assert says in field_error(response.text, "incidents")
+    # Said as the page is drawn from a link, too.
+    for typed, says in (
+        ("twelve", "must be a number"),
+        ("999999", "no incident 999999"),
+        ("9" * 300, "must be"),
+    ):
+        page = client.get(f"/joint-cases/new?incident={typed}")
+        assert page.status_code == 200 and says in field_error(page.text, "incidents"), typed
     assert open_case(client, incident).status_code == 303
     again = open_case(client, incident, title="again")  # already in a case
     assert again.status_code == 409 and "already in joint case" in field_error(again.text, "incidents")
@@ -286,7 +294,9 @@ def test_actions_are_logged_under_each_of_the_five_mechanisms(client, sessions, 
     assert [g.split('"')[0] for g in groups] == list(MECHANISMS)
     for n, (group, zh) in enumerate(zip(groups, MECHANISMS.values())):
         assert f"{zh} 第{n + 1}次 step {n + 1}" in group  # each under its own mechanism
-        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d</span> · officer-hp", group)  # China time to the minute, who
+        assert re.search(
+            r"\d{4}-\d\d-\d\d \d\d:\d\d</span> · officer-hp", group
+        )  # China time to the minute, who
 
 
 def test_a_refused_action_is_said_beside_its_field_and_keeps_the_entry(client, sessions, case):
