@@ -439,7 +439,7 @@ async def _case_write(
             redraw = {"errors": {exc.field: _field_message(exc)}, "status": _field_status(exc), **page}
         elif isinstance(exc, Conflict):
             changed = {"message": exc.message, "seen_version": values.get("version"),
-                       "seen_action": values.get("seen_action")}  # fmt: skip
+                       "seen_action": values.get("seen_action"), "form": form_name, "sent": values}  # fmt: skip
             redraw = {"changed": changed, "status": 409}
         else:
             return _refusal(request, principal, exc.message, exc.status)

@@ -68,6 +68,15 @@ return problems;
 """
 
 
+def browser(width: int, height: int):
+    driver = chromium(width, height)
+    if width < 500:
+        # Headless Chromium keeps its window at least 500 px wide: emulate the phone's screen.
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True}
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    return driver
+
+
 def report(sessions, settings, username: str, grid: str) -> int:
     with sessions() as session:
         user = session.query(User).filter_by(username=username).one()
@@ -150,12 +159,9 @@ def test_a_joint_case_from_opening_to_closing(engine, settings, sessions, width,
     theirs = report(sessions, settings, "sk-member-03", "HP-SK-05")
     started = time.monotonic()
     with serving(create_app(settings=settings, engine=engine)) as base:
-        driver = chromium(width, height)
-        if width < 500:
-            # Headless Chromium keeps its window at least 500 px wide: emulate the phone's screen.
-            metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True}
-            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+        driver = browser(width, height)
         desk = Desk(driver, base, "phone" if width < 600 else "desk")
+        other = None
         try:
             # Lianjiang's officer opens the case from the incident, with Hepu's officer.
             sign_in(driver, base, "lj-officer")
@@ -204,6 +210,10 @@ def test_a_joint_case_from_opening_to_closing(engine, settings, sessions, width,
             assert "执法队员 B (廉江)" in log and "执法队员 C (合浦)" in log
             assert f"#{theirs}" in desk.find("section[aria-labelledby=incidents]").text
             desk.shot("3-five-mechanisms")
+            # Lianjiang's officer has the case open in another browser meanwhile.
+            other = Desk(browser(width, height), base, desk.size)
+            sign_in(other.driver, base, "lj-officer")
+            other.open(page)
             desk.submit(f"{page}/close", r"\?done=closed$")
             assert "案件已结案" in desk.find(".notice").text
             assert not driver.find_elements("css selector", "form.joint-form")
@@ -211,9 +221,20 @@ def test_a_joint_case_from_opening_to_closing(engine, settings, sessions, width,
             desk.open("/joint-cases")
             assert "已结案 Closed" in desk.find(".case-list").text
             desk.shot("5-list")
+            # The other browser's page still offers the forms: what it sends is refused as stale.
+            other.choose("mechanism", "monitoring")
+            other.type("#note", "复测水质 sampled again")
+            other.submit(f"{page}/actions", rf"{page}/actions$", status=409)
+            changed = other.find(".changed").text
+            assert "Someone changed this case" in changed and "It was closed at" in changed
+            assert "联合监测 Joint monitoring — 复测水质 sampled again" in changed  # what was typed, to copy
+            assert not other.driver.find_elements("css selector", "form.joint-form")
+            other.shot("6-stale")
         finally:
             driver.quit()
+            if other is not None:
+                other.driver.quit()
     with sessions() as session:
         assert session.get(JointCase, case_id).status == "closed"
-    assert len(desk.shots) == 6
+    assert len(desk.shots) + len(other.shots) == 7
     assert time.monotonic() - started < 60
