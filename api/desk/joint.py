@@ -12,6 +12,7 @@ a notice; a form sent twice under its hidden key is answered with the first resu
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 from urllib.parse import quote
 
@@ -65,7 +66,8 @@ NOT_ALLOWED = (
     "联合案件仅供站长、执法人员和管理员使用 "
     "Joint cases are for station managers, enforcement officers and admins"
 )
-CHANGED = "此案件已被他人更改 Someone changed this case after you opened the page"
+# Said before a refusal the domain words in English alone.
+REFUSED_WORDS = {403: "无权操作", 404: "未找到", 409: "已被更改", 422: "无法处理"}
 
 
 # --- words for codes ------------------------------------------------------------------------------
@@ -135,14 +137,20 @@ def _to_login(path: str) -> RedirectResponse:
 
 def _refusal(request: Request, principal, message: str, status: int) -> HTMLResponse:
     """A page that only says why (not allowed, not found, a form from another session)."""
+    if not _has_chinese(message) and status in REFUSED_WORDS:
+        message = f"{REFUSED_WORDS[status]}: {message}"
     context = {"principal": principal, "csrf": csrf_token(request), "message": message, "status": status}
     return templates.TemplateResponse(request, "joint_refused.html", context, status_code=status)
+
+
+def _has_chinese(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
 
 
 def _field_message(exc: DomainError) -> str:
     """Chinese first, then the domain's words (already bilingual when the page raised it)."""
     words = FIELD_WORDS.get(exc.field or "")
-    if not words or any("\u4e00" <= ch <= "\u9fff" for ch in exc.message):
+    if not words or _has_chinese(exc.message):
         return exc.message
     return f"{words}: {exc.message}"
 
@@ -161,9 +169,10 @@ ID_WORDS = {
 
 
 def _parse_id(value: str, field: str) -> int:
-    """A row id typed (or carried) in a form; InvalidRequest for ``field`` otherwise."""
-    text = value.strip().lstrip("#＃").strip()
-    if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
+    """A row id typed (or carried) in a form, full-width digits (a Chinese input method's) too;
+    InvalidRequest for ``field`` otherwise."""
+    text = unicodedata.normalize("NFKC", value).strip().lstrip("#").strip()
+    if not re.fullmatch(r"[0-9]{1,10}", text) or not 1 <= int(text) <= MAX_ID:
         raise InvalidRequest(f"{ID_WORDS[field]} (got {value.strip()[:40]!r})", field=field)
     return int(text)
 

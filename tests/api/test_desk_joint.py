@@ -237,6 +237,8 @@ def test_incident_numbers_that_cannot_be_raised_are_said_beside_the_field(client
         ("twelve", "must be a number"),
         ("999999", "no incident 999999"),
         ("", "at least one"),
+        ("½", "must be a number"),  # numeric to Unicode, not to int()
+        ("0", "must be a number"),
     ):
         page = client.get("/joint-cases/new").text
         data = {**form_fields(page, "/joint-cases/new"), "title": "x", "incident_ids": typed,
@@ -325,7 +327,8 @@ def test_another_incident_is_brought_in_by_its_number(client, sessions, case):
         assert says in field_error(response.text, "incident")
         assert f'value="{typed}"' in response.text
     assert counts(sessions) == before
-    response = post_on_case(client, case["id"], "incidents", incident=f"#{theirs}")
+    full_width = str(theirs).translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    response = post_on_case(client, case["id"], "incidents", incident=f"＃{full_width}")  # an IME's
     assert response.status_code == 303
     [entry] = newest(sessions)
     assert (entry.action, entry.channel) == ("joint_case.add_incident", "page")
