@@ -9,10 +9,12 @@ class DomainError(Exception):
     title = "Request refused"
     status = 400
 
-    def __init__(self, message: str, problems: list[Problem] | None = None):
+    def __init__(self, message: str, problems: list[Problem] | None = None, *, field: str | None = None):
         super().__init__(message)
         self.message = message
         self.problems = problems or []
+        # The input the refusal is about, when it is one (a form shows the message beside it).
+        self.field = field
 
 
 class NotFound(DomainError):

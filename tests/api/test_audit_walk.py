@@ -216,6 +216,35 @@ def _page_report(photo: bytes | None, **fields) -> Step:
     return step
 
 
+def _page_open_case(participants: list[str], csrf: str | None = None, **fields) -> Step:
+    def step(w, prepared):
+        incident, token = prepared
+        data = {"csrf_token": csrf or token, "title": "英罗湾排污", "incident_ids": str(incident["id"]),
+                "participants": participants} | fields  # fmt: skip
+        return w.client.post("/joint-cases/new", data=data, follow_redirects=False)
+
+    return step
+
+
+def _page_case_step(what: str, fields: Callable[[dict], dict], csrf: str | None = None) -> Step:
+    def step(w, prepared):
+        case, token = prepared
+        data = {"csrf_token": csrf or token, **fields(case)}
+        return w.client.post(f"/joint-cases/{case['id']}/{what}", data=data, follow_redirects=False)
+
+    return step
+
+
+def _page_case(user: str, prepare: Callable[[World], dict] = lambda w: w.joint_case()):
+    """A joint case (from the API), and ``user`` signed in at its page: (case, CSRF token)."""
+
+    def prepared(w: World) -> tuple[dict, str]:
+        case = prepare(w)
+        return case, w.page(user, f"/joint-cases/{case['id']}")
+
+    return prepared
+
+
 def _prepare_both_incidents(w: World) -> dict:
     """A joint case, and a Hepu incident to bring into it."""
     case = w.joint_case()
@@ -395,6 +424,58 @@ ROUTE_CASES: dict[tuple[str, str], Case] = {
         ),
         channel="page",
         actor="member",
+    ),
+    # --- joint cases at the desk ---
+    ("POST", "/joint-cases/new"): Case(
+        "joint_case.open",
+        (),
+        prepare=lambda w: (w.incident("member", AP02), w.page("officer-lj", "/joint-cases/new")),
+        valid=_page_open_case(["officer-hp"]),
+        refused=(
+            (422, _page_open_case(["manager"])),  # one side only
+            (422, _page_open_case(["member-hp"])),  # a patrol member is no participant
+            (422, _page_open_case(["officer-hp"], title=" ")),
+            (403, _page_open_case(["officer-hp"], csrf="forged")),
+        ),
+        channel="page",
+        actor="officer-lj",
+    ),
+    ("POST", "/joint-cases/{case_id:int}/actions"): Case(
+        "joint_case.action",
+        (),
+        prepare=_page_case("officer-hp"),
+        valid=_page_case_step("actions", lambda c: {"mechanism": "monitoring", "note": "联合采样"}),
+        refused=(
+            (422, _page_case_step("actions", lambda c: {"mechanism": "gossip", "note": "x"})),
+            (422, _page_case_step("actions", lambda c: {"mechanism": "monitoring", "note": ""})),
+            (403, _page_case_step("actions", lambda c: {"mechanism": "monitoring", "note": "x"}, "forged")),
+        ),
+        channel="page",
+        actor="officer-hp",
+    ),
+    ("POST", "/joint-cases/{case_id:int}/incidents"): Case(
+        "joint_case.add_incident",
+        (),
+        prepare=_page_case("officer-hp", _prepare_both_incidents),
+        valid=_page_case_step("incidents", lambda c: {"incident": str(c["theirs"])}),
+        refused=(
+            (409, _page_case_step("incidents", lambda c: {"incident": str(c["ours"])})),
+            (422, _page_case_step("incidents", lambda c: {"incident": "abc"})),
+        ),
+        channel="page",
+        actor="officer-hp",
+    ),
+    ("POST", "/joint-cases/{case_id:int}/close"): Case(
+        "joint_case.close",
+        (),
+        prepare=_page_case("officer-hp"),
+        valid=_page_case_step("close", lambda c: {"version": str(c["version"])}),
+        refused=(
+            (409, _page_case_step("close", lambda c: {"version": str(c["version"] + 5)})),
+            (422, _page_case_step("close", lambda c: {"version": "x"})),
+        ),
+        channel="page",
+        actor="officer-hp",
     ),
     # --- accounts and signing in ---
     ("POST", "/api/v1/auth/token"): Case(

@@ -80,6 +80,9 @@ def test_the_services_pages_run_no_inline_script_or_style(client, sessions):
         "/incidents/99999",
         "/patrols/upload",
         "/maps/station?basemap=google",  # a map's error page is one of ours
+        "/joint-cases",
+        f"/joint-cases/new?incident={incident['id']}",
+        "/joint-cases/99999",
     ):
         response = client.get(path)
         assert response.headers["content-type"].startswith("text/html"), path
@@ -187,7 +190,8 @@ def test_every_form_that_changes_state_needs_the_csrf_token(client, sessions):
     filled = {"lon": str(GQ03[0]), "lat": str(GQ03[1]), "category": "cutting"}
     pages = ["/login"]
     sign_in(client, "manager")
-    pages += ["/", "/incidents/report", "/patrols/upload", "/incidents/mine", "/maps/station?basemap=none"]
+    pages += ["/", "/incidents/report", "/patrols/upload", "/incidents/mine", "/maps/station?basemap=none",
+              "/joint-cases/new"]  # fmt: skip
     checked = set()
     for page in pages:
         if page == "/login":
@@ -207,7 +211,7 @@ def test_every_form_that_changes_state_needs_the_csrf_token(client, sessions):
             checked.add(form["action"])
         if page == "/login":
             sign_in(client, "manager")
-    assert checked == {"/login", "/logout", "/incidents/report", "/patrols/upload"}
+    assert checked == {"/login", "/logout", "/incidents/report", "/patrols/upload", "/joint-cases/new"}
     assert client.get("/api/v1/auth/me").status_code == 200  # the refused sign-out signed nobody out
 
 
