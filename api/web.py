@@ -208,7 +208,9 @@ def home_links(principal, latest_patrol: int | None = None) -> list[dict[str, st
     links[0:0] = maps
     if principal.roles:
         # First for those in the field: records, reports and queues with no network.
-        links.insert(0, {"href": "/app/", "label": "手机巡护应用 Field app", "note": "record patrols, report offline"})
+        links.insert(
+            0, {"href": "/app/", "label": "手机巡护应用 Field app", "note": "record patrols, report offline"}
+        )
     links.append({"href": "/api/v1/effort", "label": "网格巡护统计 Patrol effort per grid (JSON)"})
     links.append({"href": "/api/v1/effort/unpatrolled", "label": "久未巡护的网格 Grids not patrolled lately"})
     if principal.has(Role.ADMIN):

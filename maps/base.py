@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import folium
@@ -297,6 +298,23 @@ def local_times(values: pd.Series, fmt: str = "%Y-%m-%d %H:%M") -> list[str]:
 def h(text) -> str:
     """HTML-escape a value for server-built popups and legends."""
     return escape("" if text is None else str(text))
+
+
+def anchor(href: str, text: str, *, new_tab: bool = False) -> str:
+    """An <a> element: ``href`` and ``text`` escaped (the caller quotes any value put in the URL)."""
+    target = " target='_blank' rel='noopener'" if new_tab else ""
+    return f"<a href='{h(href)}'{target}>{h(text)}</a>"
+
+
+DESK_GRID_TEXT = "本网格未结事件 Open incidents in this grid"
+
+
+def desk_grid_link(desk_link: str, code: str) -> str:
+    """The link from a grid's popup to the desk's work list of that grid (``desk_link``: the URL up
+    to the grid's code, e.g. ``/desk?grid=``; '' for users without a desk)."""
+    if not desk_link:
+        return ""
+    return f"<p class='mp-links'>{anchor(desk_link + quote(str(code), safe=''), DESK_GRID_TEXT)}</p>"
 
 
 # --- folium elements ---------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from maps.base import (
     FilterForm,
     JsLayer,
     Overlay,
+    anchor,
+    desk_grid_link,
     feature_collection,
     finish,
     form_html,
@@ -43,8 +45,19 @@ def _filter_fields(data) -> list[str]:
     ]
 
 
-def joint_map(data, base: Basemap, *, decimals: int = 5, link: str = "", form: FilterForm | None = None):
-    """The folium map of ``patrol.map_data.JointMapData``; ``form`` adds the filter form (served maps)."""
+def joint_map(
+    data,
+    base: Basemap,
+    *,
+    decimals: int = 5,
+    link: str = "",
+    case_link: str = "",
+    desk_link: str = "",
+    form: FilterForm | None = None,
+):
+    """The folium map of ``patrol.map_data.JointMapData``; ``form`` adds the filter form (served maps).
+    Links (URL prefixes, '' for none): ``link`` + an incident's id, ``case_link`` + a joint case's
+    id, ``desk_link`` + a grid's code (the desk's open incidents of that grid)."""
     overlay = Overlay(base, decimals)
     grids = data.grids
     geoms = overlay.geometries(grids.geometry.to_numpy())
@@ -69,7 +82,8 @@ def joint_map(data, base: Basemap, *, decimals: int = 5, link: str = "", form: F
                 "popup": f"<b>{h(g.code)} {h(g.name_zh)}</b><br>{h(g.name_en)}"
                 f"<table class='mp-table'><tr><th>一方 Side</th><td>{h(side[0])} {h(side[1])}</td></tr>"
                 f"<tr><th>乡镇 Town</th><td>{h(town[0])} {h(town[1])}</td></tr>"
-                f"<tr><th>面积 Area</th><td>{g.area_ha:,.1f} ha</td></tr></table>",
+                f"<tr><th>面积 Area</th><td>{g.area_ha:,.1f} ha</td></tr></table>"
+                + desk_grid_link(desk_link, g.code),
             }
         )
     JsLayer(
@@ -131,12 +145,18 @@ def joint_map(data, base: Basemap, *, decimals: int = 5, link: str = "", form: F
         rows = []
         for case, x, y in zip(data.cases, lon, lat):
             sides = sorted({p["side"] for p in case["participants"]})
+            number = f"#{int(case['id'])}"
+            heading = anchor(f"{case_link}{int(case['id'])}", number, new_tab=True) if case_link else number
+            incidents = ", ".join(
+                anchor(f"{link}{int(i)}", f"#{int(i)}", new_tab=True) if link else f"#{int(i)}"
+                for i in case["incident_ids"]
+            )
             popup = (
-                f"<b>联合案件 Joint case #{case['id']}</b><br>{h(case['title'])}<table class='mp-table'>"
+                f"<b>联合案件 Joint case {heading}</b><br>{h(case['title'])}<table class='mp-table'>"
                 f"<tr><th>状态 Status</th><td>{'办理中 open' if case['status'] == 'open' else '已结 closed'}</td></tr>"
                 f"<tr><th>立案 Opened</th><td>{local_time(case['opened_at'])}</td></tr>"
                 f"<tr><th>参与方 Sides</th><td>{h(', '.join(sides))}</td></tr>"
-                f"<tr><th>事件 Incidents</th><td>{h(', '.join('#' + str(i) for i in case['incident_ids']))}</td></tr>"
+                f"<tr><th>事件 Incidents</th><td>{incidents}</td></tr>"
                 "</table>"
             )
             rows.append(

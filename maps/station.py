@@ -13,6 +13,7 @@ from maps.base import (
     FilterForm,
     JsLayer,
     Overlay,
+    desk_grid_link,
     feature_collection,
     finish,
     form_html,
@@ -53,7 +54,7 @@ def effort_colors(values: np.ndarray, breaks: np.ndarray) -> list[str]:
     ]
 
 
-def _grid_popup(g, labels, metric_label: str) -> str:
+def _grid_popup(g, labels, metric_label: str, desk_link: str = "") -> str:
     town = labels.towns.get(g.town, (g.town or "", ""))
     team = labels.teams.get(g.team, (g.team or "—", ""))
     rows = [
@@ -69,7 +70,10 @@ def _grid_popup(g, labels, metric_label: str) -> str:
     ]
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     warn = "<p class='mp-late'>久未巡护 Not patrolled lately</p>" if g.unpatrolled else ""
-    return f"<b>{h(g.code)} {h(g.name_zh)}</b><br>{h(g.name_en)}{warn}<table class='mp-table'>{table}</table>"
+    return (
+        f"<b>{h(g.code)} {h(g.name_zh)}</b><br>{h(g.name_en)}{warn}<table class='mp-table'>{table}</table>"
+        + desk_grid_link(desk_link, g.code)
+    )
 
 
 def station_map(
@@ -80,9 +84,12 @@ def station_map(
     decimals: int = 5,
     link: str = "",
     replay_link: str = "",
+    desk_link: str = "",
     form: FilterForm | None = None,
 ):
-    """The folium map of ``patrol.map_data.StationMapData``."""
+    """The folium map of ``patrol.map_data.StationMapData``. Links (URL prefixes, '' for none):
+    ``link`` + an incident's id, ``replay_link`` + a patrol's id, ``desk_link`` + a grid's code (the
+    desk's open incidents of that grid, for the users who have a desk)."""
     if metric not in METRICS:
         raise ValueError(f"unknown effort measure {metric!r}: use one of {', '.join(METRICS)}")
     metric_label = METRICS[metric]
@@ -104,7 +111,7 @@ def station_map(
                 "code": g.code,
                 "style": style,
                 "tooltip": f"{h(g.code)} {h(g.name_zh)} · {h(g.name_en)}",
-                "popup": _grid_popup(g, data.labels, metric_label),
+                "popup": _grid_popup(g, data.labels, metric_label, desk_link),
             }
         )
     JsLayer("polygons", feature_collection(geoms, props), name="网格巡护强度 Grid patrol effort").add_to(m)

@@ -71,7 +71,7 @@
           ["日期 Date", esc(r[2])],
           ["距离 Distance", r[3] + " km"],
           ["方式 Transport", esc(r[5])]
-        ]) + (data.replay ? "<a href='" + data.replay + r[1] + "'>回放 Replay ▶</a>" : "");
+        ]) + (data.replay ? "<a href='" + esc(data.replay + r[1]) + "'>回放 Replay ▶</a>" : "");
       });
       line.addTo(group);
     });
@@ -101,7 +101,7 @@
       marker.mpOpen = status.open;
       marker.mpOverdue = !!row[5];
       marker.bindPopup(function () {
-        var id = lookups.link ? "<a href='" + lookups.link + row[2] + "' target='_blank'>#" + row[2] + "</a>" : "#" + row[2];
+        var id = lookups.link ? "<a href='" + esc(lookups.link + row[2]) + "' target='_blank' rel='noopener'>#" + esc(row[2]) + "</a>" : "#" + esc(row[2]);
         var notes = [];
         if (flags.indexOf("j") >= 0) notes.push("联合案件 Joint case");
         if (flags.indexOf("r") >= 0) notes.push("已移交 Referred");

@@ -340,3 +340,42 @@ def test_the_content_policy_admits_exactly_the_chosen_basemaps_tile_servers(demo
     assert img.split() == ["img-src", "'self'", "data:", source]
     if name == "tianditu":
         assert "tk=test-key" in response.text and "value='tianditu'" in " ".join(controls(response.text))
+
+
+def test_grid_popups_link_managers_and_officers_to_the_desk_but_not_patrol_members(demo_client):
+    sign_in(demo_client, "lj-officer")
+    grids = layer(demo_client.get("/maps/station").text, "polygons")["features"]
+    assert grids
+    for f in grids:
+        code = f["properties"]["code"]
+        assert (
+            f"<a href='/desk?grid={code}'>本网格未结事件 Open incidents in this grid</a>"
+            in f["properties"]["popup"]
+        )
+    sign_in(demo_client, "hp-officer")
+    joint = layer(demo_client.get("/maps/joint").text, "polygons", 0)["features"]
+    assert all("/desk?grid=" + f["properties"]["code"] in f["properties"]["popup"] for f in joint)
+    sign_in(demo_client, "gq-member-07")
+    member = layer(demo_client.get("/maps/station").text, "polygons")["features"]
+    assert member and not any("/desk" in f["properties"]["popup"] for f in member)
+
+
+def test_joint_case_popups_link_to_the_case_and_to_each_of_its_incidents(demo_client):
+    sign_in(demo_client, "hp-officer")
+    cases = layer(demo_client.get("/maps/joint").text, "cases")
+    assert cases
+    for _lat, _lon, _icon, popup in cases:
+        case_id = re.search(
+            r"Joint case <a href='/joint-cases/(\d+)' target='_blank' rel='noopener'>#\1</a>", popup
+        )
+        assert case_id, popup
+        incidents = re.findall(r"<a href='/incidents/(\d+)' target='_blank' rel='noopener'>#\1</a>", popup)
+        assert incidents, popup
+
+
+def test_a_desk_link_quotes_and_escapes_the_grid_code():
+    from maps.base import desk_grid_link
+
+    html = desk_grid_link("/desk?grid=", "X'<b>&1")
+    assert "href='/desk?grid=X%27%3Cb%3E%261'" in html and "<b>" not in html
+    assert desk_grid_link("", "LJ-GQ-01") == ""
