@@ -336,7 +336,8 @@ def script_json(value) -> str:
 
 
 class JsLayer(Layer):
-    """An overlay built in the browser: ``builder`` is a ``MangroveMaps`` function given ``data``.
+    """An overlay built in the browser: ``builder`` is a ``MangroveMaps`` function given ``data``
+    (and ``options``, when there are any).
 
     A folium Layer, so that the layer control lists it and ``show`` works as for folium's own.
     """
@@ -344,16 +345,19 @@ class JsLayer(Layer):
     _template = Template(
         """
         {% macro script(this, kwargs) %}
-            var {{ this.get_name() }} = MangroveMaps.{{ this.builder }}({{ this.data_json }});
+            var {{ this.get_name() }} = MangroveMaps.{{ this.builder }}({{ this.data_json }}{% if this.options_json %}, {{ this.options_json }}{% endif %});
         {% endmacro %}
         """
     )
 
-    def __init__(self, builder: str, data, *, name: str, show: bool = True, control: bool = True):
+    def __init__(
+        self, builder: str, data, *, name: str, show: bool = True, control: bool = True, options=None
+    ):
         super().__init__(name=name, overlay=True, control=control, show=show)
         self._name = "JsLayer"
         self.builder = builder
         self.data_json = script_json(data)
+        self.options_json = script_json(options) if options else ""
 
 
 class Control(MacroElement):

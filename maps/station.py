@@ -114,7 +114,14 @@ def station_map(
                 "popup": _grid_popup(g, data.labels, metric_label, desk_link),
             }
         )
-    JsLayer("polygons", feature_collection(geoms, props), name="网格巡护强度 Grid patrol effort").add_to(m)
+    # In the tracks' canvas, beneath them: a track inside a grid shows in its own colour and its
+    # click opens the track's popup (with the replay link), not the grid's.
+    JsLayer(
+        "polygons",
+        feature_collection(geoms, props),
+        name="网格巡护强度 Grid patrol effort",
+        options={"underTracks": True},
+    ).add_to(m)
     points = label_points(geoms)
     JsLayer(
         "labels",

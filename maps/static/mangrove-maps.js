@@ -32,15 +32,30 @@
     return html + "</table>";
   }
 
+  // One canvas for the grids and the tracks of a map. Tracks must lie above the grids and be
+  // clickable inside them, and grids clickable everywhere else: two renderers in stacked panes
+  // cannot do both (a canvas catches every click over its whole area, so the lower one would never
+  // get any), while in one canvas Leaflet hands a click to the topmost shape under it.
+  var sharedCanvas = null;
+  function vectorCanvas() {
+    if (!sharedCanvas) sharedCanvas = L.canvas({ padding: 0.5, tolerance: 4 });
+    return sharedCanvas;
+  }
+
   // Polygons (grids, zones, bands) with their style, popup and tooltip given per feature.
-  function polygons(collection) {
-    return L.geoJSON(collection, {
+  // options.underTracks: drawn in the tracks' canvas, always beneath them (even when re-shown).
+  function polygons(collection, options) {
+    var under = !!(options && options.underTracks);
+    var group = L.geoJSON(collection, {
+      renderer: under ? vectorCanvas() : undefined,
       style: function (f) { return f.properties.style; },
       onEachFeature: function (f, layer) {
         if (f.properties.popup) layer.bindPopup(f.properties.popup, { maxWidth: 320 });
         if (f.properties.tooltip) layer.bindTooltip(f.properties.tooltip, { sticky: true });
       }
     });
+    if (under) group.on("add", function () { group.bringToBack(); });
+    return group;
   }
 
   // Text labels that do not catch clicks: rows of [lat, lon, html].
@@ -57,7 +72,7 @@
 
   // Patrol tracks: data = {teams: [{zh, en, color}], rows: [[team, id, date, km, members, transport, parts]]}
   function tracks(data) {
-    var renderer = L.canvas({ padding: 0.5, tolerance: 4 });
+    var renderer = vectorCanvas();
     var group = L.featureGroup();
     data.rows.forEach(function (r) {
       var team = data.teams[r[0]];

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
+import shapely
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from sqlalchemy import select
 from utils.browser import ARTIFACTS, chromium, serving, severe, sign_in, wait_for_render
-from utils.mapdata import layer
+from utils.mapdata import incident_rows, layer
 
 from maps.assets import to_html
 from maps.base import basemap
@@ -29,6 +32,7 @@ return {
   polygons, lines, markers,
   svgPaths: document.querySelectorAll('.leaflet-overlay-pane svg path').length,
   canvases: document.querySelectorAll('.leaflet-overlay-pane canvas').length,
+  canvasPolygons: (() => { let n = 0; map.eachLayer(l => { if (l instanceof L.Polygon && l._renderer instanceof L.Canvas) n++; }); return n; })(),
   clusters: document.querySelectorAll('.marker-cluster').length,
   incidentIcons: document.querySelectorAll('.mp-inc').length,
   caseIcons: document.querySelectorAll('.mp-case').length,
@@ -74,7 +78,7 @@ def test_the_station_map_draws_grids_tracks_and_incident_clusters(browser, site,
     html = browser.page_source
     grids = len(layer(html, "polygons")["features"])
     assert counts["polygons"] == grids > 20
-    assert counts["svgPaths"] >= grids  # drawn, not only added
+    assert counts["canvasPolygons"] == grids  # drawn in the tracks' canvas, beneath them
     assert counts["lines"] == len(layer(html, "tracks")["rows"]) > 0 and counts["canvases"] >= 1
     assert counts["clusters"] + counts["incidentIcons"] > 0
     screenshot(browser, f"station-{demo.name}")
@@ -175,3 +179,59 @@ def test_an_online_basemap_is_allowed_by_the_pages_content_policy(browser, site,
     assert not [m for m in messages if "Content Security Policy" in m or "Content-Security-Policy" in m]
     tiles = browser.execute_script("return document.querySelectorAll('.leaflet-tile-pane img').length")
     assert tiles > 0
+
+
+def _decode(deltas: list[int]) -> np.ndarray:
+    return np.cumsum(np.asarray(deltas, dtype=float).reshape(-1, 2), axis=0) / 1e5
+
+
+def click_map_at(driver, lon: float, lat: float) -> str:
+    """Centre the map on a point at zoom 16, click it as a user would, return the popup's text."""
+    driver.execute_script(
+        "window.mangroveMap.closePopup(); window.mangroveMap.setView([arguments[1], arguments[0]], 16, {animate: false});",
+        lon,
+        lat,
+    )
+    time.sleep(0.3)
+    ActionChains(driver).move_to_element(
+        driver.find_element(By.CSS_SELECTOR, ".folium-map")
+    ).click().perform()
+    time.sleep(0.3)
+    return driver.execute_script(
+        "const p = document.querySelector('.leaflet-popup-content'); return p ? p.innerText : '';"
+    )
+
+
+def test_a_track_inside_a_grid_is_drawn_above_it_and_its_click_opens_the_tracks_popup(browser, site, demo):
+    sign_in(browser, site, "admin")
+    load(browser, site + "/maps/station?basemap=none")
+    html = browser.page_source
+    grids = [shapely.geometry.shape(f["geometry"]) for f in layer(html, "polygons")["features"]]
+    cover = shapely.union_all(grids)
+    tracks = layer(html, "tracks")["rows"]
+    incidents = shapely.points([[r[1], r[0]] for r in incident_rows(html)])
+    busy = shapely.union_all(shapely.buffer(incidents, 0.0012))  # ≈ 120 m around every incident marker
+    inner = shapely.difference(shapely.buffer(cover, -0.0004), busy)
+    # A vertex of a track well inside a grid, away from incident markers.
+    target = None
+    for row in tracks:
+        for part in row[6]:
+            xy = _decode(part)
+            inside = shapely.contains_xy(inner, xy[:, 0], xy[:, 1])
+            if inside.any():
+                target = (row[1], xy[np.flatnonzero(inside)[len(np.flatnonzero(inside)) // 2]])
+                break
+        if target:
+            break
+    assert target, "the demo has tracks inside grids"
+    patrol, (lon, lat) = target
+    text = click_map_at(browser, lon, lat)
+    assert "巡护 Patrol #" in text and "回放 Replay" in text, text
+    # Elsewhere in a grid (away from tracks and markers) a click still opens the grid's popup.
+    lines = shapely.union_all([shapely.multilinestrings([_decode(p) for p in r[6]]) for r in tracks])
+    free = shapely.difference(inner, shapely.union_all([shapely.buffer(lines, 0.0015), busy]))
+    assert not free.is_empty
+    point = shapely.get_coordinates(free.representative_point())[0]
+    text = click_map_at(browser, *point)
+    assert "面积 Area" in text and "巡护 Patrol #" not in text, text
+    assert severe(browser) == []
