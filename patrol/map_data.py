@@ -69,6 +69,20 @@ def _grids_frame(records) -> gpd.GeoDataFrame:
     )
 
 
+def current_and_reported(open_now: pd.DataFrame, reported: pd.DataFrame, max_rows: int) -> pd.DataFrame:
+    """The incidents a map shows: every open one (current work, whenever it was reported) and those
+    reported in the period (settled ones only then), once each, in id order."""
+    frames = [f for f in (open_now, reported) if len(f)]
+    if not frames:
+        return reported
+    both = pd.concat(frames, ignore_index=True).drop_duplicates("id").sort_values("id", ignore_index=True)
+    if len(both) > max_rows:
+        raise InvalidRequest(
+            f"more than {max_rows} incidents match; choose a shorter time range or fewer grids"
+        )
+    return both
+
+
 def simplify_lonlat(geoms: np.ndarray, tolerance_m: float) -> np.ndarray:
     """Douglas–Peucker in metres (UTM 49N), all geometries at once; back in lon/lat."""
     if tolerance_m <= 0 or len(geoms) == 0:
@@ -169,7 +183,7 @@ def station_map_data(
     stale = {r["code"] for r in unpatrolled_grids(session, days=days, as_of=min(end, now))}
     grids["unpatrolled"] = grids.code.isin(stale)
 
-    incidents = incident_points(
+    reported = incident_points(
         session,
         principal,
         IncidentQuery(grids=codes, start=start, end=end),
@@ -186,6 +200,7 @@ def station_map_data(
         now=now,
         max_rows=settings.maps.max_incidents,
     )
+    incidents = current_and_reported(open_now, reported, settings.maps.max_incidents)
     grids["open_incidents"] = grids.code.map(open_now.groupby("grid").size()).fillna(0).astype(int)
 
     tracks = _tracks(session, principal, grids, start, end, settings.maps.track_tolerance_m)

@@ -206,3 +206,22 @@ def test_a_map_that_would_hold_too_many_incidents_is_refused_with_advice(demo):
             station_map_data(session, principal(session, "admin"), SEASON, demo.settings)
     finally:
         demo.settings.maps = saved
+
+
+def test_open_incidents_reported_before_the_period_are_on_the_map_settled_ones_are_not(demo):
+    from patrol.incidents import OPEN
+
+    start = NOW - timedelta(days=2)
+    with demo.sessions() as session:
+        data, html = render(session, demo.settings, query=StationMapQuery(start=start, end=NOW))
+        earlier = session.execute(
+            select(Incident.id, Incident.status).where(
+                Incident.grid_id.is_not(None), Incident.observed_at < start.replace(tzinfo=None)
+            )
+        ).all()
+    open_before = {i for i, status in earlier if status in OPEN}
+    settled_before = {i for i, status in earlier if status not in OPEN}
+    assert open_before and settled_before, "the demo has both before the last two days"
+    shown = {r[2] for r in incident_rows(html)}
+    assert open_before <= shown and not settled_before & shown
+    assert shown == set(data.incidents.id)
