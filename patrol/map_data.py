@@ -56,6 +56,23 @@ class Labels:
         return cls(names(Side), names(Town), names(Team), categories)
 
 
+def map_period(
+    days: int, now: datetime, start: datetime | None = None, end: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The period a map shows, defined once for the default and the filter form alike: whole China
+    days. Without an end, to the end of today (China); without a start, from local midnight
+    ``days`` − 1 days before the end's last day, so ``days`` days in all, today included. The form
+    shows this period as its first and last days, and applying it unchanged gives the same bounds.
+    Both bounds are returned in UTC."""
+    if end is None:
+        today = now.astimezone(LOCAL_TIME).date()
+        end = datetime.combine(today + timedelta(days=1), time(), tzinfo=LOCAL_TIME)
+    if start is None:
+        last_day = (end - timedelta(microseconds=1)).astimezone(LOCAL_TIME).date()
+        start = datetime.combine(last_day - timedelta(days=days - 1), time(), tzinfo=LOCAL_TIME)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
 def _check_period(start: datetime | None, end: datetime | None) -> None:
     if start and end and end <= start:
         raise InvalidRequest("the time range is empty or reversed: its end must come after its start")
@@ -100,8 +117,8 @@ class StationMapQuery:
     station: str | None = None
     town: str | None = None
     grids: tuple[str, ...] = ()
-    start: datetime | None = None  # default: ``maps.default_days`` before ``end``
-    end: datetime | None = None  # default: now
+    start: datetime | None = None  # default and end: see ``map_period``
+    end: datetime | None = None
     unpatrolled_days: int | None = None  # default: ``patrols.unpatrolled_days``
 
 
@@ -158,8 +175,7 @@ def station_map_data(
     now: datetime | None = None,
 ) -> StationMapData:
     now = now or datetime.now(UTC)
-    end = q.end or now
-    start = q.start or end - timedelta(days=settings.maps.default_days)
+    start, end = map_period(settings.maps.default_days, now, q.start, q.end)
     _check_period(start, end)
     title, records = _station_scope(session, principal, q)
     if not records:

@@ -382,3 +382,47 @@ def test_a_desk_link_quotes_and_escapes_the_grid_code():
     html = desk_grid_link("/desk?grid=", "X'<b>&1")
     assert "href='/desk?grid=X%27%3Cb%3E%261'" in html and "<b>" not in html
     assert desk_grid_link("", "LJ-GQ-01") == ""
+
+
+def test_the_default_period_and_the_same_period_applied_from_the_form_show_the_same_map(demo, demo_client):
+    from patrol.settings import MapSettings
+
+    sign_in(demo_client, "admin")
+    saved = demo.settings.maps
+    # Three days: the first of them begins within the demo season, so patrols of its morning count.
+    demo.settings.maps = MapSettings(default_days=3)
+    try:
+        default = demo_client.get("/maps/station").text
+        form = controls(default)[-1]
+        start = re.search(r"name='from' value='([\d-]+)'", form).group(1)
+        end = re.search(r"name='to' value='([\d-]+)'", form).group(1)
+        applied = demo_client.get(f"/maps/station?from={start}&to={end}").text
+    finally:
+        demo.settings.maps = saved
+    today = datetime.now(LOCAL_TIME).date()
+    assert (start, end) == ((today - timedelta(days=2)).isoformat(), today.isoformat())
+    assert controls(applied)[1] == controls(default)[1]  # the same period in the title, same counts
+    assert [r[1] for r in layer(applied, "tracks")["rows"]] == [
+        r[1] for r in layer(default, "tracks")["rows"]
+    ]
+    assert [r[2] for r in incident_rows(applied)] == [r[2] for r in incident_rows(default)]
+
+
+def test_a_maps_period_is_whole_china_days_whatever_the_hour():
+    from patrol.map_data import map_period
+
+    # 23:30 and 00:30 China time on either side of midnight (15:30 and 16:30 UTC).
+    late = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
+    early = datetime(2026, 3, 10, 16, 30, tzinfo=UTC)
+    assert map_period(30, late) == (
+        datetime(2026, 2, 8, 16, tzinfo=UTC),  # 2026-02-09 00:00 China
+        datetime(2026, 3, 10, 16, tzinfo=UTC),  # the end of 2026-03-10 China
+    )
+    assert map_period(30, early) == (
+        datetime(2026, 2, 9, 16, tzinfo=UTC),
+        datetime(2026, 3, 11, 16, tzinfo=UTC),
+    )
+    # Only an end (the form's "to"): the days before it; only a start: to the end of today.
+    end = datetime(2026, 3, 1, 16, tzinfo=UTC)  # the end of 2026-03-01 China
+    assert map_period(7, late, end=end) == (datetime(2026, 2, 22, 16, tzinfo=UTC), end)
+    assert map_period(7, late, start=end)[1] == datetime(2026, 3, 10, 16, tzinfo=UTC)
