@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from branca.element import MacroElement
-from folium.map import FitBounds, Layer
+from folium.map import Layer
 from jinja2 import Template
 
 from geodata.datum import wgs84_to_gcj02
@@ -165,10 +165,11 @@ def new_map(bounds: tuple[float, float, float, float], base: Basemap) -> folium.
             control=False,
             **extent,
         ).add_to(m)
-    # Fitted without animation: a zoom animation at load would scale the drawn layers mid-render.
-    fit = FitBounds([[miny, minx], [maxy, maxx]])
-    fit.options["animate"] = False
-    m.add_child(fit)
+    # Fitted at once, then again in ``MangroveMaps.ready`` to the part of the map the title, filters
+    # and legend leave free (their sizes are known only in the browser). Without animation: a zoom
+    # animation at load would scale the drawn layers mid-render.
+    frame = script_json([[miny, minx], [maxy, maxx]])
+    m.add_child(Script(f"MangroveMaps.frame({{map}}, {frame});"))
     return m
 
 

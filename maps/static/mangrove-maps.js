@@ -181,9 +181,101 @@
     return c;
   }
 
+  // The initial view: the data's bounds ([[s, w], [n, e]]), fitted now to the whole map and again in
+  // ready() to the part the boxes in its corners leave free.
+  function frame(map, bounds) {
+    map.mpFrame = L.latLngBounds(bounds);
+    map.fitBounds(map.mpFrame, { animate: false });
+  }
+
+  var MARGIN = 8; // px between the data (or a popup) and a box
+
+  // How far the controls in each corner reach into the map: {topleft: {w, h}, …} in px.
+  function cornerExtents(map) {
+    var box = map.getContainer().getBoundingClientRect(), out = {};
+    ["topleft", "topright", "bottomleft", "bottomright"].forEach(function (pos) {
+      var w = 0, h = 0, corner = map._controlCorners[pos];
+      Array.prototype.forEach.call(corner ? corner.children : [], function (c) {
+        var r = c.getBoundingClientRect();
+        if (!r.width || !r.height) return;
+        w = Math.max(w, pos.indexOf("left") > 0 ? r.right - box.left : box.right - r.left);
+        h = Math.max(h, pos.indexOf("top") === 0 ? r.bottom - box.top : box.bottom - r.top);
+      });
+      out[pos] = { w: w, h: h };
+    });
+    return out;
+  }
+
+  // The free part of the map: each corner's boxes are left out either by a margin on their side
+  // (left/right) or on their edge (top/bottom); of the 16 ways, the one where a box of size
+  // ``want`` ({x, y} px) fits at the largest scale. Returns {left, top, right, bottom} in px.
+  function freePadding(map, want) {
+    var size = map.getSize(), e = cornerExtents(map), best = null;
+    var corners = ["topleft", "topright", "bottomleft", "bottomright"];
+    for (var mask = 0; mask < 16; mask++) {
+      var bySide = corners.map(function (_, i) { return (mask >> i) & 1; });
+      var pad = {
+        left: Math.max(bySide[0] ? e.topleft.w : 0, bySide[2] ? e.bottomleft.w : 0),
+        right: Math.max(bySide[1] ? e.topright.w : 0, bySide[3] ? e.bottomright.w : 0),
+        top: Math.max(bySide[0] ? 0 : e.topleft.h, bySide[1] ? 0 : e.topright.h),
+        bottom: Math.max(bySide[2] ? 0 : e.bottomleft.h, bySide[3] ? 0 : e.bottomright.h)
+      };
+      var w = size.x - pad.left - pad.right - 2 * MARGIN, h = size.y - pad.top - pad.bottom - 2 * MARGIN;
+      if (w <= 0 || h <= 0) continue;
+      var scale = Math.min(w / Math.max(want.x, 1), h / Math.max(want.y, 1));
+      if (!best || scale > best.scale) best = { scale: scale, pad: pad };
+    }
+    return best ? best.pad : { left: 0, top: 0, right: 0, bottom: 0 };
+  }
+
+  function paddingOptions(pad) {
+    return {
+      paddingTopLeft: L.point(pad.left + MARGIN, pad.top + MARGIN),
+      paddingBottomRight: L.point(pad.right + MARGIN, pad.bottom + MARGIN)
+    };
+  }
+
+  // Fits the data's frame to the free part of the map.
+  function fitFree(map) {
+    if (!map.mpFrame) return;
+    var zoom = map.getZoom();
+    var span = map.project(map.mpFrame.getNorthEast(), zoom).subtract(map.project(map.mpFrame.getSouthWest(), zoom));
+    var pad = freePadding(map, { x: Math.abs(span.x), y: Math.abs(span.y) });
+    map.fitBounds(map.mpFrame, L.extend({ animate: false }, paddingOptions(pad)));
+  }
+
+  // A popup pans into the free part of the map, not under the title or zoom buttons (on a phone the
+  // free part is below them). Worked out as it opens: boxes fold and unfold.
+  // A popup taller than the free part scrolls inside instead (a grid's popup is longer than a
+  // phone's map once the title and filters take their share).
+  var updateLayout = L.Popup.prototype._updateLayout;
+  L.Popup.prototype._updateLayout = function () {
+    var map = this._map;
+    if (map && map._controlCorners) {
+      var pad = freePadding(map, { x: 320, y: 320 });
+      var free = map.getSize().y - pad.top - pad.bottom - 2 * MARGIN - 40; // less the tip and close button
+      if (!this.mpMaxHeight) this.mpMaxHeight = this.options.maxHeight || Infinity;
+      this.options.maxHeight = Math.max(120, Math.min(this.mpMaxHeight, free));
+    }
+    return updateLayout.apply(this, arguments);
+  };
+
+  var adjustPan = L.Popup.prototype._adjustPan;
+  L.Popup.prototype._adjustPan = function () {
+    var map = this._map;
+    if (map && this._container && map._controlCorners) {
+      var pad = freePadding(map, { x: this._container.offsetWidth, y: this._container.offsetHeight });
+      var opts = paddingOptions(pad);
+      this.options.autoPanPaddingTopLeft = opts.paddingTopLeft;
+      this.options.autoPanPaddingBottomRight = opts.paddingBottomRight;
+    }
+    return adjustPan.apply(this, arguments);
+  };
+
   // Marks the first full render for tests and benchmarks: layers are added synchronously by the
   // page's script, drawn on the next frame.
   function ready(map) {
+    fitFree(map);
     window.mangroveMap = map;
     requestAnimationFrame(function () {
       requestAnimationFrame(function () { window.mangroveRenderedAt = performance.now(); });
@@ -276,6 +368,7 @@
 
   window.MangroveMaps = {
     esc: esc, decode: decode, table: table, polygons: polygons, labels: labels, tracks: tracks,
-    cases: cases, incidentMarker: incidentMarker, clusterIcon: clusterIcon, control: control, ready: ready, replay: replay
+    cases: cases, incidentMarker: incidentMarker, clusterIcon: clusterIcon, control: control, ready: ready, replay: replay,
+    frame: frame, freePadding: freePadding
   };
 })();

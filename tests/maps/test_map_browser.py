@@ -43,7 +43,19 @@ return {
 
 @pytest.fixture(scope="module")
 def browser():
-    driver = chromium()
+    driver = chromium(1366, 900)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def phone():
+    driver = chromium(390, 844)
+    # Chromium keeps a window at least 500 px wide; a phone's viewport is emulated instead.
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True},
+    )
     yield driver
     driver.quit()
 
@@ -151,21 +163,17 @@ def test_an_exported_map_opens_from_a_file_with_the_network_off(browser, demo, t
     screenshot(browser, f"station-export-{demo.name}")
 
 
-def test_on_a_phone_the_legend_filters_and_layer_list_start_folded(demo, site):
-    phone = chromium(width=390, height=800)
-    try:
-        sign_in(phone, site, "lj-officer")
-        load(phone, site + "/maps/joint")
-        states = phone.execute_script(
-            "return [...document.querySelectorAll('.mp-control details')].map(d => d.open)"
-        )
-        assert states and not any(states)
-        assert phone.execute_script(
-            "return !!document.querySelector('.leaflet-control-layers:not(.leaflet-control-layers-expanded)')"
-        )
-        screenshot(phone, f"joint-phone-{demo.name}")
-    finally:
-        phone.quit()
+def test_on_a_phone_the_legend_filters_and_layer_list_start_folded(phone, demo, site):
+    sign_in(phone, site, "lj-officer")
+    load(phone, site + "/maps/joint")
+    states = phone.execute_script(
+        "return [...document.querySelectorAll('.mp-control details')].map(d => d.open)"
+    )
+    assert states and not any(states)
+    assert phone.execute_script(
+        "return !!document.querySelector('.leaflet-control-layers:not(.leaflet-control-layers-expanded)')"
+    )
+    screenshot(phone, f"joint-phone-{demo.name}")
 
 
 def test_an_online_basemap_is_allowed_by_the_pages_content_policy(browser, site, demo):
@@ -235,3 +243,90 @@ def test_a_track_inside_a_grid_is_drawn_above_it_and_its_click_opens_the_tracks_
     text = click_map_at(browser, *point)
     assert "面积 Area" in text and "巡护 Patrol #" not in text, text
     assert severe(browser) == []
+
+
+# The grids' extent on screen and every box drawn over the map, in the map's pixels.
+EXTENTS = """
+const map = window.mangroveMap, box = map.getContainer().getBoundingClientRect();
+let b = null;
+map.eachLayer(l => {
+  if (l instanceof L.Polygon && l.feature && l.feature.properties.code) {
+    b = b ? b.extend(l.getBounds()) : L.latLngBounds(l.getBounds().getSouthWest(), l.getBounds().getNorthEast());
+  }
+});
+const sw = map.latLngToContainerPoint(b.getSouthWest()), ne = map.latLngToContainerPoint(b.getNorthEast());
+const rel = r => ({left: r.left - box.left, right: r.right - box.left, top: r.top - box.top, bottom: r.bottom - box.top});
+return {
+  data: {left: sw.x, right: ne.x, top: ne.y, bottom: sw.y},
+  boxes: [...document.querySelectorAll('.leaflet-control')].map(c => c.getBoundingClientRect())
+    .filter(r => r.width && r.height).map(rel),
+  size: [box.width, box.height],
+};
+"""
+
+
+def overlaps(a: dict, b: dict) -> bool:
+    return (
+        a["left"] < b["right"]
+        and b["left"] < a["right"]
+        and a["top"] < b["bottom"]
+        and b["top"] < a["bottom"]
+    )
+
+
+@pytest.mark.parametrize(("user", "path"), [("gq-manager", "/maps/station"), ("hp-officer", "/maps/joint")])
+def test_the_first_view_fits_the_grids_into_the_part_of_the_map_the_boxes_leave_free(
+    browser, site, demo, user, path
+):
+    sign_in(browser, site, user)
+    load(browser, site + path + "?basemap=none")
+    view = browser.execute_script(EXTENTS)
+    data, (width, height) = view["data"], view["size"]
+    assert 0 <= data["left"] < data["right"] <= width and 0 <= data["top"] < data["bottom"] <= height, view
+    covered = [b for b in view["boxes"] if overlaps(data, b)]
+    assert covered == [], view
+    # Not shrunk to a speck: at whole zooms the grids span at least half the free part one way.
+    assert max((data["right"] - data["left"]) / width, (data["bottom"] - data["top"]) / height) > 1 / 5, view
+    screenshot(browser, f"{path.rsplit('/', 1)[1]}-{user}-1366-{demo.name}")
+
+
+POPUP_AT_TOP = """
+const map = window.mangroveMap; let top = null;
+map.eachLayer(l => {
+  if (l instanceof L.Polygon && l.feature && l.feature.properties.code
+      && (!top || l.getBounds().getNorth() > top.getBounds().getNorth())) top = l;
+});
+// The northernmost grid, its centre moved just below the top edge (under the title box), tapped.
+const centre = top.getBounds().getCenter(), p = map.latLngToContainerPoint(centre);
+map.panBy([0, p.y - 40], {animate: false});
+top.openPopup(centre);
+"""
+
+POPUP_STATE = """
+const at = (r) => document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+const popup = document.querySelector('.leaflet-popup').getBoundingClientRect();
+const close = document.querySelector('.leaflet-popup-close-button').getBoundingClientRect();
+const heading = document.querySelector('.leaflet-popup-content b').getBoundingClientRect();
+const rect = r => ({left: r.left, right: r.right, top: r.top, bottom: r.bottom});
+return {
+  popup: rect(popup), size: [window.innerWidth, window.innerHeight],
+  closeOnTop: !!(at(close) && at(close).closest('.leaflet-popup-close-button')),
+  headingOnTop: !!(at(heading) && at(heading).closest('.leaflet-popup-content')),
+  boxes: [...document.querySelectorAll('.leaflet-control')].map(c => c.getBoundingClientRect())
+    .filter(r => r.width && r.height).map(rect),
+};
+"""
+
+
+def test_on_a_phone_a_grids_popup_opens_in_full_below_the_title_and_zoom_buttons(phone, site, demo):
+    sign_in(phone, site, "gq-manager")
+    load(phone, site + "/maps/station?basemap=none")
+    phone.execute_script(POPUP_AT_TOP)
+    time.sleep(0.8)  # the pan animation
+    state = phone.execute_script(POPUP_STATE)
+    screenshot(phone, f"station-phone-popup-{demo.name}")
+    popup, (width, height) = state["popup"], state["size"]
+    assert state["closeOnTop"] and state["headingOnTop"], state
+    assert 0 <= popup["left"] and popup["right"] <= width and 0 <= popup["top"] and popup["bottom"] <= height
+    assert [b for b in state["boxes"] if overlaps(popup, b)] == [], state
+    assert severe(phone) == []
