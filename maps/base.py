@@ -230,8 +230,22 @@ def feature_collection(geoms, properties: list[dict]) -> dict:
 
 
 def label_points(geoms) -> np.ndarray:
-    """A point inside each polygon (not the centroid, which can fall outside a thin strip)."""
+    """Each polygon's representative point (shapely's ``point_on_surface``: always inside, unlike the
+    centroid of a thin or curved strip), as (lon, lat) rows."""
     return shapely.get_coordinates(shapely.point_on_surface(np.asarray(geoms, dtype=object)))
+
+
+LABEL_MIN_ZOOM = 11  # below it (a county or more on screen) the codes would be a heap: none shown
+
+
+def grid_labels(geoms, codes) -> list[list]:
+    """Rows [lat, lon, code] for ``MangroveMaps.labels``, each on its polygon's representative
+    point, largest polygon first: where labels would collide on screen the browser keeps the first."""
+    geoms = np.asarray(geoms, dtype=object)
+    points = label_points(geoms)
+    order = np.argsort(-shapely.area(geoms), kind="stable")
+    codes = list(codes)
+    return [[round(float(points[i, 1]), 5), round(float(points[i, 0]), 5), h(codes[i])] for i in order]
 
 
 # --- words and colours -------------------------------------------------------------------------

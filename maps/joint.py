@@ -8,6 +8,7 @@ import numpy as np
 import shapely
 
 from maps.base import (
+    LABEL_MIN_ZOOM,
     SIDE_COLORS,
     Basemap,
     Control,
@@ -19,8 +20,8 @@ from maps.base import (
     feature_collection,
     finish,
     form_html,
+    grid_labels,
     h,
-    label_points,
     last_local_day,
     legend_html,
     line_key,
@@ -89,12 +90,12 @@ def joint_map(
     JsLayer(
         "polygons", feature_collection(geoms, props), name="两省网格/保护区 Grids and zones of both sides"
     ).add_to(m)
-    points = label_points(geoms)
     JsLayer(
         "labels",
-        [[round(y, 5), round(x, 5), h(c)] for (x, y), c in zip(points, grids.code)],
+        grid_labels(geoms, grids.code),
         name="网格编号 Grid codes",
         show=False,
+        options={"minZoom": LABEL_MIN_ZOOM},
     ).add_to(m)
     km = data.border_distance_m / 1000
     JsLayer(

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from maps.base import (
+    LABEL_MIN_ZOOM,
     TEAM_COLORS,
     Basemap,
     Control,
@@ -17,8 +18,8 @@ from maps.base import (
     feature_collection,
     finish,
     form_html,
+    grid_labels,
     h,
-    label_points,
     last_local_day,
     legend_html,
     line_key,
@@ -122,11 +123,11 @@ def station_map(
         name="网格巡护强度 Grid patrol effort",
         options={"underTracks": True},
     ).add_to(m)
-    points = label_points(geoms)
     JsLayer(
         "labels",
-        [[round(y, 5), round(x, 5), f"{h(code)}"] for (x, y), code in zip(points, grids.code)],
+        grid_labels(geoms, grids.code),
         name="网格编号 Grid codes",
+        options={"minZoom": LABEL_MIN_ZOOM},
     ).add_to(m)
 
     teams = sorted(data.labels.teams)

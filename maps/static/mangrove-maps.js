@@ -58,15 +58,38 @@
     return group;
   }
 
-  // Text labels that do not catch clicks: rows of [lat, lon, html].
-  function labels(rows) {
-    var group = L.layerGroup();
+  // Text labels that do not catch clicks: rows of [lat, lon, html], the most important first.
+  // Thinned to what can be read: none below options.minZoom, and of labels that would overlap on
+  // screen only the first is shown (recomputed at every zoom).
+  function labels(rows, options) {
+    var minZoom = (options && options.minZoom) || 0;
+    var group = L.layerGroup(), markers = [];
     rows.forEach(function (r) {
-      L.marker([r[0], r[1]], {
+      var marker = L.marker([r[0], r[1]], {
         interactive: false, keyboard: false,
-        icon: L.divIcon({ className: "mp-label", html: r[2], iconSize: null })
+        icon: L.divIcon({ className: "mp-label-anchor", html: "<span class='mp-label'>" + r[2] + "</span>", iconSize: [0, 0] })
       }).addTo(group);
+      markers.push(marker);
     });
+    function thin() {
+      var map = group._map;
+      if (!map) return;
+      var low = map.getZoom() < minZoom, placed = [];
+      markers.forEach(function (marker) {
+        var el = marker.getElement(), label = el && el.firstChild;
+        if (!label) return;
+        if (low) { el.style.visibility = "hidden"; return; }
+        el.style.visibility = "";
+        if (!marker.mpSize) marker.mpSize = [label.offsetWidth + 4, label.offsetHeight + 2];
+        var p = map.latLngToLayerPoint(marker.getLatLng()), w = marker.mpSize[0] / 2, h = marker.mpSize[1] / 2;
+        var box = [p.x - w, p.y - h, p.x + w, p.y + h];
+        var clash = placed.some(function (b) { return box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3]; });
+        if (clash) el.style.visibility = "hidden"; else placed.push(box);
+      });
+    }
+    group.on("add", function () { group._map.on("zoomend", thin); thin(); });
+    group.on("remove", function (e) { e.target._map && e.target._map.off("zoomend", thin); });
+    group.mpThin = thin;
     return group;
   }
 
@@ -206,26 +229,36 @@
     return out;
   }
 
-  // The free part of the map: each corner's boxes are left out either by a margin on their side
-  // (left/right) or on their edge (top/bottom); of the 16 ways, the one where a box of size
-  // ``want`` ({x, y} px) fits at the largest scale. Returns {left, top, right, bottom} in px.
-  function freePadding(map, want) {
-    var size = map.getSize(), e = cornerExtents(map), best = null;
-    var corners = ["topleft", "topright", "bottomleft", "bottomright"];
+  // The ways to leave out the boxes in the map's corners: each corner's boxes by a margin either on
+  // their side (left/right) or on their edge (top/bottom). Each: {left, top, right, bottom, w, h}.
+  function freeChoices(map) {
+    var size = map.getSize(), e = cornerExtents(map), out = [];
     for (var mask = 0; mask < 16; mask++) {
-      var bySide = corners.map(function (_, i) { return (mask >> i) & 1; });
+      var bySide = [0, 1, 2, 3].map(function (i) { return (mask >> i) & 1; });
       var pad = {
         left: Math.max(bySide[0] ? e.topleft.w : 0, bySide[2] ? e.bottomleft.w : 0),
         right: Math.max(bySide[1] ? e.topright.w : 0, bySide[3] ? e.bottomright.w : 0),
         top: Math.max(bySide[0] ? 0 : e.topleft.h, bySide[1] ? 0 : e.topright.h),
         bottom: Math.max(bySide[2] ? 0 : e.bottomleft.h, bySide[3] ? 0 : e.bottomright.h)
       };
-      var w = size.x - pad.left - pad.right - 2 * MARGIN, h = size.y - pad.top - pad.bottom - 2 * MARGIN;
-      if (w <= 0 || h <= 0) continue;
-      var scale = Math.min(w / Math.max(want.x, 1), h / Math.max(want.y, 1));
-      if (!best || scale > best.scale) best = { scale: scale, pad: pad };
+      pad.w = size.x - pad.left - pad.right - 2 * MARGIN;
+      pad.h = size.y - pad.top - pad.bottom - 2 * MARGIN;
+      if (pad.w > 0 && pad.h > 0) out.push(pad);
     }
-    return best ? best.pad : { left: 0, top: 0, right: 0, bottom: 0 };
+    return out.length ? out : [{ left: 0, top: 0, right: 0, bottom: 0, w: size.x, h: size.y }];
+  }
+
+  // The free part where a box of ``want`` ({x, y} px, a popup) fits, the largest such; if it fits
+  // nowhere, where it comes nearest.
+  function freePadding(map, want) {
+    var best = null;
+    freeChoices(map).forEach(function (c) {
+      var score = [Math.min(1, c.w / Math.max(want.x, 1), c.h / Math.max(want.y, 1)), c.w * c.h];
+      if (!best || score[0] > best.score[0] || (score[0] === best.score[0] && score[1] > best.score[1])) {
+        best = { score: score, pad: c };
+      }
+    });
+    return best.pad;
   }
 
   function paddingOptions(pad) {
@@ -235,17 +268,18 @@
     };
   }
 
-  // Fits the data's frame to the free part of the map.
+  // Fits the data's frame to the free part of the map where it shows largest (at whole zooms; of
+  // equal ones, the largest part, so the data sits in the open rather than against a box).
   function fitFree(map) {
     if (!map.mpFrame) return;
-    var zoom = map.getZoom();
-    var span = map.project(map.mpFrame.getNorthEast(), zoom).subtract(map.project(map.mpFrame.getSouthWest(), zoom));
-    var pad = freePadding(map, { x: Math.abs(span.x), y: Math.abs(span.y) });
-    map.fitBounds(map.mpFrame, L.extend({ animate: false }, paddingOptions(pad)));
+    var best = null;
+    freeChoices(map).forEach(function (c) {
+      var zoom = map.getBoundsZoom(map.mpFrame, false, L.point(c.left + c.right + 2 * MARGIN, c.top + c.bottom + 2 * MARGIN));
+      if (!best || zoom > best.zoom || (zoom === best.zoom && c.w * c.h > best.pad.w * best.pad.h)) best = { zoom: zoom, pad: c };
+    });
+    map.fitBounds(map.mpFrame, L.extend({ animate: false }, paddingOptions(best.pad)));
   }
 
-  // A popup pans into the free part of the map, not under the title or zoom buttons (on a phone the
-  // free part is below them). Worked out as it opens: boxes fold and unfold.
   // A popup taller than the free part scrolls inside instead (a grid's popup is longer than a
   // phone's map once the title and filters take their share).
   var updateLayout = L.Popup.prototype._updateLayout;

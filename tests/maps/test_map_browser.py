@@ -330,3 +330,53 @@ def test_on_a_phone_a_grids_popup_opens_in_full_below_the_title_and_zoom_buttons
     assert 0 <= popup["left"] and popup["right"] <= width and 0 <= popup["top"] and popup["bottom"] <= height
     assert [b for b in state["boxes"] if overlaps(popup, b)] == [], state
     assert severe(phone) == []
+
+
+LABELS = """
+const map = window.mangroveMap;
+const shown = [...document.querySelectorAll('.mp-label')].filter(l => l.offsetParent !== null && l.parentElement.style.visibility !== 'hidden');
+const rect = l => { const r = l.getBoundingClientRect(); return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; };
+const centres = [];
+map.eachLayer(l => {
+  if (l instanceof L.Marker && l.getElement() && l.getElement().classList.contains('mp-label-anchor')
+      && l.getElement().style.visibility !== 'hidden') {
+    const p = map.latLngToContainerPoint(l.getLatLng()), r = l.getElement().firstChild.getBoundingClientRect();
+    const box = map.getContainer().getBoundingClientRect();
+    const size = map.getSize();
+    if (p.x > 0 && p.y > 0 && p.x < size.x && p.y < size.y) {  // on screen
+      centres.push([p.x + box.left - (r.left + r.right) / 2, p.y + box.top - (r.top + r.bottom) / 2]);
+    }
+  }
+});
+return {zoom: map.getZoom(), all: document.querySelectorAll('.mp-label').length, shown: shown.map(rect), centres};
+"""
+
+
+def labels_at(driver, zoom: int | None) -> dict:
+    if zoom is not None:
+        driver.execute_script(
+            "const m = window.mangroveMap; m.setView(m.getCenter(), arguments[0], {animate: false});", zoom
+        )
+        time.sleep(0.4)
+    return driver.execute_script(LABELS)
+
+
+def test_grid_labels_sit_on_their_point_and_are_thinned_so_none_overlap(browser, site, demo):
+    sign_in(browser, site, "admin")
+    load(browser, site + "/maps/station?basemap=none")
+    for zoom in (None, 11, 12, 13):
+        state = labels_at(browser, zoom)
+        boxes = state["shown"]
+        assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if overlaps(a, b)], state
+        assert all(abs(dx) <= 1.5 and abs(dy) <= 1.5 for dx, dy in state["centres"]), state
+    assert 0 < len(labels_at(browser, 13)["shown"])
+    assert labels_at(browser, 10)["shown"] == []  # a county or more on screen: no codes at all
+    browser.execute_script(  # close in on one grid: its code shows, on its point
+        "const m = window.mangroveMap; let at = null;"
+        "m.eachLayer(l => { if (!at && l instanceof L.Marker && l.getElement()?.classList.contains('mp-label-anchor')) at = l.getLatLng(); });"
+        "m.setView(at, 15, {animate: false});"
+    )
+    time.sleep(0.4)
+    state = labels_at(browser, None)
+    assert state["shown"] and state["centres"], state
+    screenshot(browser, f"station-labels-z15-{demo.name}")

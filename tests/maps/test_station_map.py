@@ -225,3 +225,15 @@ def test_open_incidents_reported_before_the_period_are_on_the_map_settled_ones_a
     shown = {r[2] for r in incident_rows(html)}
     assert open_before <= shown and not settled_before & shown
     assert shown == set(data.incidents.id)
+
+
+def test_grid_labels_are_on_a_point_inside_their_grid_largest_grid_first(demo):
+    with demo.sessions() as session:
+        data, html = render(session, demo.settings)
+    rows = layer(html, "labels")
+    by_code = dict(zip(data.grids.code, data.grids.geometry))
+    assert len(rows) == len(by_code)
+    for lat, lon, code in rows:
+        assert by_code[code].buffer(1e-5).contains(shapely.Point(lon, lat)), code
+    areas = [by_code[code].area for _, _, code in rows]
+    assert areas == sorted(areas, reverse=True)
