@@ -278,6 +278,28 @@ CATEGORY_GLYPHS = {
 }
 
 
+def luminance(color: str) -> float:
+    """WCAG 2 relative luminance of a #rrggbb colour."""
+    rgb = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)]) / 255
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    return float(linear @ [0.2126, 0.7152, 0.0722])
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb colours (1 to 21)."""
+    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+INK_LIGHT, INK_DARK = "#ffffff", "#111111"
+
+
+def ink(background: str) -> str:
+    """The text colour (white or near-black) that reads best on ``background``: one of the two always
+    reaches 4.5:1 (WCAG AA)."""
+    return max((INK_LIGHT, INK_DARK), key=lambda c: contrast(c, background))
+
+
 def glyph(code: str, label_zh: str) -> str:
     return CATEGORY_GLYPHS.get(code) or (label_zh[:1] if label_zh else "?")
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from folium.plugins import FastMarkerCluster, HeatMap
 
-from maps.base import SIDE_COLORS, STATUS_COLORS, Overlay, glyph, local_times, script_json
+from maps.base import SIDE_COLORS, STATUS_COLORS, Overlay, glyph, ink, local_times, script_json
 
 
 def incident_rows(
@@ -33,6 +33,7 @@ def incident_rows(
                 "zh": labels.statuses[s][0],
                 "en": labels.statuses[s][1],
                 "color": STATUS_COLORS.get(s, "#555"),
+                "ink": ink(STATUS_COLORS.get(s, "#555")),
                 "open": s in labels.open_statuses,
             }
             for s in statuses

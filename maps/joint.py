@@ -131,7 +131,7 @@ def joint_map(
         name="粤桂省界 Provincial border",
     ).add_to(m)
 
-    add_incidents(
+    lookups = add_incidents(
         m,
         data.incidents,
         data.labels,
@@ -173,10 +173,22 @@ def joint_map(
         )
         for code, color in SIDE_COLORS.items()
     ]
+    rings = [
+        f"<span class='mp-inc mp-ringed' style='background:#fff;border-color:{color}'></span>"
+        f"{h(data.labels.sides.get(code, (code, ''))[0])} {h(data.labels.sides.get(code, ('', code))[1])}"
+        for code, color in SIDE_COLORS.items()
+    ]
+    statuses = [
+        f"<span class='mp-dot' style='background:{s['color']}'></span>{h(s['zh'])} {h(s['en'])}"
+        + ("" if s["open"] else " <span class='mp-muted'>已结 settled</span>")
+        for s in lookups["statuses"]
+    ]
     Control(
         legend_html(
             [
-                ("一方 Sides (grids and incidents)", sides),
+                ("一方 Sides (grids)", sides),
+                ("事件状态 Incident status (fill)", statuses),
+                ("事件所属方 Incident side (ring)", rings),
                 (
                     "省界 Border",
                     [
@@ -190,7 +202,7 @@ def joint_map(
                         "<span class='mp-inc mp-joint' style='background:#555'></span>联合案件事件 In a joint case",
                         "<span class='mp-inc mp-referred' style='background:#555'></span>已移交 Referred to the other side",
                         f"<span class='mp-inc mp-near' style='background:#555'></span>近省界 Within {km:g} km of the border",
-                        "<span class='mp-inc mp-overdue' style='background:#555'></span>超时 Overdue",
+                        "<span class='mp-inc mp-ringed mp-overdue' style='background:#fff;border-color:#555'></span>超时 Overdue (double ring)",
                         "<span class='mp-case'>★</span>联合案件 Joint case",
                     ],
                 ),
@@ -198,9 +210,10 @@ def joint_map(
         ),
         position="bottomright",
     ).add_to(m)
-    period = "全部时间 All time"
-    if data.start or data.end:
-        period = f"{local_day(data.start) or '…'} – {last_local_day(data.end) or '…'}"
+    period = (
+        f"{local_day(data.start)} – {last_local_day(data.end)} (UTC+8)"
+        "<br><span class='mp-muted'>及全部未结事件 and every open incident</span>"
+    )
     Control(
         f"<h1>粤桂联合执法图 Joint enforcement map</h1><p>{period}</p>"
         f"<p class='mp-muted'>{len(data.incidents)} 个事件 incidents · {len(data.cases)} 个联合案件 joint cases · "

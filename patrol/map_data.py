@@ -288,8 +288,8 @@ class JointMapQuery:
 
 @dataclass
 class JointMapData:
-    start: datetime | None
-    end: datetime | None
+    start: datetime  # the period (``map_period``): settled incidents reported in it, and every open one
+    end: datetime
     grids: gpd.GeoDataFrame  # both sides
     border: object  # shapely LineString, lon/lat
     border_band: object  # the strip within ``border_distance_m`` of the border, lon/lat
@@ -312,7 +312,9 @@ def joint_map_data(
         raise PermissionDenied(
             "the joint-enforcement map is for station managers, enforcement officers and admins"
         )
-    _check_period(q.start, q.end)
+    now = now or datetime.now(UTC)
+    start, end = map_period(settings.maps.default_days, now, q.start, q.end)
+    _check_period(start, end)
     grids = _grids_frame(list_grids(session))
     wkb = session.scalar(select(func.ST_AsBinary(Boundary.geom)).where(Boundary.code == BORDER_CODE))
     if wkb is None:
@@ -324,14 +326,29 @@ def joint_map_data(
         shapely.simplify(shapely.buffer(metric, distance, quad_segs=4), 10),
         lambda xy: np.column_stack(unproject(xy[:, 0], xy[:, 1])),
     )
-    incidents = incident_points(
+    reported = incident_points(
         session,
         principal,
-        IncidentQuery(start=q.start, end=q.end, categories=q.categories, statuses=q.statuses),
+        IncidentQuery(start=start, end=end, categories=q.categories, statuses=q.statuses),
         settings.incidents,
         now=now,
         max_rows=settings.maps.max_incidents,
     )
+    # Open ones are current work whenever reported (within the statuses asked for, if any).
+    open_statuses = tuple(s for s in OPEN if not q.statuses or s in q.statuses)
+    open_now = (
+        incident_points(
+            session,
+            principal,
+            IncidentQuery(categories=q.categories, statuses=open_statuses),
+            settings.incidents,
+            now=now,
+            max_rows=settings.maps.max_incidents,
+        )
+        if open_statuses
+        else reported.iloc[:0]
+    )
+    incidents = current_and_reported(open_now, reported, settings.maps.max_incidents)
     incidents["near_border"] = incidents.border_distance_m <= distance
     # A case sits where all its incidents are, whatever the filter shows (one query for all cases).
     members = pd.DataFrame(
@@ -354,8 +371,8 @@ def joint_map_data(
         if case["id"] in by_case.index
     ]
     return JointMapData(
-        start=q.start,
-        end=q.end,
+        start=start,
+        end=end,
         grids=grids,
         border=border,
         border_band=band,

@@ -124,7 +124,8 @@
     return function (row) {
       var category = lookups.categories[row[3]], status = lookups.statuses[row[4]];
       var side = lookups.sides[row[9]];
-      var color = lookups.colorBy === "side" ? side.color : status.color;
+      // Filled by status (open or settled shows at a glance); on the joint map ringed by side.
+      var ring = lookups.colorBy === "side" ? ";border-color:" + side.color : "";
       var flags = row[10] || "";
       var classes = "mp-inc" + (row[5] ? " mp-overdue" : "") +
         (flags.indexOf("j") >= 0 ? " mp-joint" : "") + (flags.indexOf("r") >= 0 ? " mp-referred" : "") +
@@ -132,7 +133,7 @@
       var marker = L.marker([row[0], row[1]], {
         icon: L.divIcon({
           className: "", iconSize: [22, 22], iconAnchor: [11, 11],
-          html: "<span class='" + classes + "' style='background:" + color + "'>" + esc(category.glyph) + "</span>"
+          html: "<span class='" + classes + (ring ? " mp-ringed" : "") + "' style='background:" + status.color + ";color:" + status.ink + ring + "'>" + esc(category.glyph) + "</span>"
         }),
         title: category.zh + " " + category.en
       });

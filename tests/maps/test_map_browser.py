@@ -4,6 +4,8 @@ markers. A screenshot of each goes to test-artifacts/maps/ (or $MANGROVE_TEST_AR
 
 from __future__ import annotations
 
+import json
+import re
 import time
 
 import numpy as np
@@ -102,6 +104,23 @@ def test_the_joint_map_draws_both_sides_the_border_and_joint_cases(browser, site
     assert all(r.startswith(site + "/") for r in counts["resources"])
     assert counts["polygons"] > 30 and counts["lines"] >= 1  # grids and zones + the border band; the border
     assert counts["clusters"] + counts["incidentIcons"] > 0 and counts["caseIcons"] >= 1
+    # Unclustered, each incident is filled by its status and ringed by its side.
+    first = incident_rows(browser.page_source)[0]
+    browser.execute_script(
+        "window.mangroveMap.setView([arguments[0], arguments[1]], 17, {animate: false})", *first[:2]
+    )
+    time.sleep(0.4)
+    icons = browser.execute_script(
+        "return [...document.querySelectorAll('.leaflet-marker-pane .mp-inc')].map(e => "
+        "[getComputedStyle(e).backgroundColor, getComputedStyle(e).borderTopColor])"
+    )
+    lookups = json.loads(
+        re.search(r"MangroveMaps\.incidentMarker\((\{.*\})\);", browser.page_source).group(1)
+    )
+    rgb = lambda c: "rgb({}, {}, {})".format(*(int(c[i : i + 2], 16) for i in (1, 3, 5)))  # noqa: E731
+    fills = {rgb(s["color"]) for s in lookups["statuses"]}
+    rings = {rgb(s["color"]) for s in lookups["sides"]}
+    assert icons and all(fill in fills and ring in rings for fill, ring in icons), icons
     screenshot(browser, f"joint-{demo.name}")
 
 

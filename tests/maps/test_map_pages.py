@@ -426,3 +426,28 @@ def test_a_maps_period_is_whole_china_days_whatever_the_hour():
     end = datetime(2026, 3, 1, 16, tzinfo=UTC)  # the end of 2026-03-01 China
     assert map_period(7, late, end=end) == (datetime(2026, 2, 22, 16, tzinfo=UTC), end)
     assert map_period(7, late, start=end)[1] == datetime(2026, 3, 10, 16, tzinfo=UTC)
+
+
+def test_the_joint_map_opens_on_what_is_current_open_incidents_and_recent_ones(demo, demo_client):
+    from patrol.incidents import OPEN
+    from patrol.models import Incident
+    from patrol.settings import MapSettings
+
+    sign_in(demo_client, "admin")
+    saved = demo.settings.maps
+    demo.settings.maps = MapSettings(default_days=2)
+    try:
+        html = demo_client.get("/maps/joint").text
+    finally:
+        demo.settings.maps = saved
+    today = datetime.now(LOCAL_TIME).date()
+    start = datetime.combine(today - timedelta(days=1), datetime.min.time(), tzinfo=LOCAL_TIME)
+    with demo.sessions() as session:
+        rows = session.execute(select(Incident.id, Incident.status, Incident.observed_at)).all()
+    aware = [(i, s, t if t.tzinfo else t.replace(tzinfo=UTC)) for i, s, t in rows]
+    expected = {i for i, s, t in aware if s in OPEN or t >= start}
+    assert {i for i, s, t in aware if s not in OPEN and t < start}, "the demo has older settled incidents"
+    assert {r[2] for r in incident_rows(html)} == expected
+    assert f"{(today - timedelta(days=1)).isoformat()} – {today.isoformat()}" in controls(html)[1]
+    legend = controls(html)[0]
+    assert "Incident status (fill)" in legend and "Incident side (ring)" in legend
