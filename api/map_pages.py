@@ -22,7 +22,7 @@ from maps.assets import to_html
 from maps.base import LOCAL_PREFIX, Basemap, FilterForm, basemap, local_label
 from maps.joint import joint_map
 from maps.replay import replay_map
-from maps.station import METRICS, station_map
+from maps.station import DEFAULT_METRIC, METRICS, station_map
 from patrol.errors import DomainError, InvalidRequest, NotFound
 from patrol.incidents import WORKER_ROLES
 from patrol.map_data import (
@@ -143,7 +143,7 @@ def station_page(request: Request, session: SessionDep, settings: SettingsDep, p
 
     def build():
         base = _choose_basemap(settings, q.get("basemap"))
-        metric = q.get("metric") or "km_per_ha"
+        metric = q.get("metric") or DEFAULT_METRIC
         if metric not in METRICS:
             raise InvalidRequest(f"unknown effort measure {metric!r}: use one of {', '.join(METRICS)}")
         start, end = _period(q.get("from"), q.get("to"))

@@ -3,6 +3,8 @@ heat map, for a station, town or set of grids over a period."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -36,26 +38,76 @@ from maps.incidents import add_incidents
 EFFORT_COLORS = ["#edf8e9", "#bae4b3", "#74c476", "#31a354", "#006d2c"]  # ColorBrewer Greens
 NO_EFFORT = "#f2f2f2"
 UNPATROLLED = "#d7301f"
-METRICS = {"km_per_ha": "公里/公顷 km per ha", "hours_per_ha": "小时/公顷 hours per ha"}
 
 
-def effort_breaks(values: np.ndarray, classes: int = len(EFFORT_COLORS)) -> np.ndarray:
-    """Upper bounds of ``classes`` quantile classes of the non-zero values (zero is its own class)."""
-    positive = values[np.isfinite(values) & (values > 0)]
-    if positive.size == 0:
-        return np.array([])
-    return np.unique(np.quantile(positive, np.linspace(0, 1, classes + 1)[1:]))
+@dataclass(frozen=True)
+class Metric:
+    """A measure of patrol effort per week, in fixed classes: the same breaks whatever the period,
+    place or data, so a colour means the same thing on every map. ``classes`` names each class
+    (Chinese first); there is one more class than breaks."""
+
+    column: str  # per-week value in the grids' frame (``patrol.map_data``)
+    label: str
+    breaks: tuple[float, ...]
+    classes: tuple[str, ...]
+    decimals: int = 1
 
 
-def effort_colors(values: np.ndarray, breaks: np.ndarray) -> list[str]:
-    idx = np.searchsorted(breaks, values, side="left")
-    return [
-        NO_EFFORT if not (v > 0) else EFFORT_COLORS[min(i, len(EFFORT_COLORS) - 1)]
-        for v, i in zip(values, idx)
-    ]
+METRICS = {
+    "patrols": Metric(
+        "patrols_per_week",
+        "巡护频次 Patrols a week",
+        (0.5, 1, 3, 7),
+        (
+            "少于每两周1次 less than 1 patrol a fortnight",
+            "每两周1次至每周1次 1 a fortnight to 1 a week",
+            "每周1–3次 1–3 a week",
+            "每周3–7次 3–7 a week",
+            "每天1次以上 daily or more",
+        ),
+    ),
+    "km_per_ha": Metric(
+        "km_per_ha_week",
+        "公里/公顷/周 km per ha a week",
+        (0.01, 0.03, 0.1, 0.3),
+        (
+            "每周每公顷少于0.01公里 under 0.01 km per ha a week",
+            "0.01–0.03 公里 km",
+            "0.03–0.1 公里 km",
+            "0.1–0.3 公里 km",
+            "0.3 公里以上 km or more",
+        ),
+        decimals=3,
+    ),
+    "hours_per_ha": Metric(
+        "hours_per_ha_week",
+        "小时/公顷/周 hours per ha a week",
+        (0.01, 0.03, 0.1, 0.3),
+        (
+            "每周每公顷少于0.01小时 under 0.01 h per ha a week",
+            "0.01–0.03 小时 h",
+            "0.03–0.1 小时 h",
+            "0.1–0.3 小时 h",
+            "0.3 小时以上 h or more",
+        ),
+        decimals=3,
+    ),
+}
+DEFAULT_METRIC = "patrols"
 
 
-def _grid_popup(g, labels, metric_label: str, desk_link: str = "") -> str:
+def effort_classes(values: np.ndarray, metric: Metric) -> np.ndarray:
+    """Each value's class: -1 for no effort, else 0 … len(breaks) by the metric's fixed breaks (a
+    value on a break belongs to the class above it)."""
+    values = np.nan_to_num(np.asarray(values, dtype=float))
+    return np.where(values > 0, np.searchsorted(np.asarray(metric.breaks), values, side="right"), -1)
+
+
+def effort_colors(values: np.ndarray, metric: Metric) -> list[str]:
+    return [NO_EFFORT if c < 0 else EFFORT_COLORS[c] for c in effort_classes(values, metric).tolist()]
+
+
+def _grid_popup(g, labels, metric: Metric, desk_link: str = "") -> str:
     town = labels.towns.get(g.town, (g.town or "", ""))
     team = labels.teams.get(g.team, (g.team or "—", ""))
     rows = [
@@ -65,7 +117,7 @@ def _grid_popup(g, labels, metric_label: str, desk_link: str = "") -> str:
         ("巡护 Patrols", f"{int(g.patrols or 0)} ({int(g.patrol_days or 0)} 天 days)"),
         ("里程 Distance", f"{(g.km or 0):.1f} km"),
         ("时长 Time", "—" if pd.isna(g.hours) else f"{g.hours:.1f} h"),
-        (metric_label, f"{g.effort:.3f}"),
+        (metric.label, f"{g.effort:.{metric.decimals}f}"),
         ("最近巡护 Last patrolled", local_time(g.last_patrolled) or "—"),
         ("未结事件 Open incidents", str(int(g.open_incidents))),
     ]
@@ -81,7 +133,7 @@ def station_map(
     data,
     base: Basemap,
     *,
-    metric: str = "km_per_ha",
+    metric: str = DEFAULT_METRIC,
     decimals: int = 5,
     link: str = "",
     replay_link: str = "",
@@ -93,15 +145,14 @@ def station_map(
     desk's open incidents of that grid, for the users who have a desk)."""
     if metric not in METRICS:
         raise ValueError(f"unknown effort measure {metric!r}: use one of {', '.join(METRICS)}")
-    metric_label = METRICS[metric]
+    measure = METRICS[metric]
     overlay = Overlay(base, decimals)
     grids = data.grids.copy()
     geoms = overlay.geometries(grids.geometry.to_numpy())
     m = new_map(overlay.bounds(geoms), base)
 
-    grids["effort"] = grids[metric].fillna(0).to_numpy(dtype=float)
-    breaks = effort_breaks(grids.effort.to_numpy())
-    colors = effort_colors(grids.effort.to_numpy(), breaks)
+    grids["effort"] = grids[measure.column].fillna(0).to_numpy(dtype=float)
+    colors = effort_colors(grids.effort.to_numpy(), measure)
     props = []
     for g, color in zip(grids.itertuples(), colors):
         style = {"color": "#333", "weight": 1.2, "fillColor": color, "fillOpacity": 0.75}
@@ -112,7 +163,7 @@ def station_map(
                 "code": g.code,
                 "style": style,
                 "tooltip": f"{h(g.code)} {h(g.name_zh)} · {h(g.name_en)}",
-                "popup": _grid_popup(g, data.labels, metric_label, desk_link),
+                "popup": _grid_popup(g, data.labels, measure, desk_link),
             }
         )
     # In the tracks' canvas, beneath them: a track inside a grid shows in its own colour and its
@@ -179,11 +230,8 @@ def station_map(
         m, data.incidents, data.labels, overlay, name=f"事件 Incidents ({len(data.incidents)})", link=link
     )
 
-    ranges = [swatch(NO_EFFORT, "0 未巡护 none")]
-    lower = 0.0
-    for color, upper in zip(EFFORT_COLORS, breaks):
-        ranges.append(swatch(color, f"{lower:.3g}–{upper:.3g}"))
-        lower = upper
+    ranges = [swatch(NO_EFFORT, "未巡护 not patrolled")]
+    ranges += [swatch(color, h(text)) for color, text in zip(EFFORT_COLORS, measure.classes)]
     ranges.append(
         swatch(
             "#fff",
@@ -210,7 +258,7 @@ def station_map(
     Control(
         legend_html(
             [
-                (f"巡护强度 Effort ({metric_label})", ranges),
+                (f"巡护强度 Effort ({measure.label})", ranges),
                 ("巡护轨迹 Tracks by team", team_legend + tracks_note),
                 ("事件状态 Incident status", statuses),
                 ("事件类别 Incident category", categories),
@@ -228,7 +276,7 @@ def station_map(
     ).add_to(m)
     if form:
         fields = [
-            select("metric", "强度 Effort", list(METRICS.items()), [metric]),
+            select("metric", "强度 Effort", [(k, v.label) for k, v in METRICS.items()], [metric]),
             f"<label>未巡护天数 Not patrolled for (days) <input type='number' name='unpatrolled_days' min='1' "
             f"max='3650' value='{data.unpatrolled_days}'></label>",
         ]

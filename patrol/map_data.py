@@ -194,6 +194,12 @@ def station_map_data(
     for column in ("patrols", "patrol_days", "km", "hours", "person_hours", "km_per_ha", "last_patrolled"):
         grids[column] = grids.code.map(effort[column])
     grids["hours_per_ha"] = grids.hours.fillna(0) / grids.area_ha
+    # Per week of the period (up to now), so that maps of different periods compare.
+    weeks = (min(end, now) - start).total_seconds() / (7 * 86400)
+    weeks = max(weeks, 1 / 7)  # at least a day: a period that began moments ago is not a rate
+    grids["patrols_per_week"] = grids.patrols.fillna(0) / weeks
+    grids["km_per_ha_week"] = grids.km_per_ha.fillna(0) / weeks
+    grids["hours_per_ha_week"] = grids.hours_per_ha / weeks
 
     days = q.unpatrolled_days or settings.patrols.unpatrolled_days
     stale = {r["code"] for r in unpatrolled_grids(session, days=days, as_of=min(end, now))}

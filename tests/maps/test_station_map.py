@@ -13,7 +13,7 @@ from utils.mapdata import controls, incident_rows, layer, layer_names
 from geodata.datum import wgs84_to_gcj02
 from maps.assets import to_html
 from maps.base import basemap
-from maps.station import EFFORT_COLORS, NO_EFFORT, UNPATROLLED, station_map
+from maps.station import EFFORT_COLORS, METRICS, NO_EFFORT, UNPATROLLED, effort_classes, station_map
 from patrol.accounts import Principal
 from patrol.effort import unpatrolled_grids
 from patrol.errors import InvalidRequest, NotFound
@@ -53,7 +53,7 @@ def test_every_grid_of_the_station_is_drawn_coloured_by_effort_with_a_popup(demo
     assert sorted(label[2] for label in labels) == sorted(station_grids)
     # More effort never gets a lighter colour.
     order = {c: i for i, c in enumerate([NO_EFFORT] + EFFORT_COLORS)}
-    ranked = sorted(grids, key=lambda f: by_code.loc[f["properties"]["code"], "km_per_ha"])
+    ranked = sorted(grids, key=lambda f: by_code.loc[f["properties"]["code"], "patrols_per_week"])
     shades = [order[f["properties"]["style"]["fillColor"]] for f in ranked]
     assert shades == sorted(shades)
 
@@ -237,3 +237,40 @@ def test_grid_labels_are_on_a_point_inside_their_grid_largest_grid_first(demo):
         assert by_code[code].buffer(1e-5).contains(shapely.Point(lon, lat)), code
     areas = [by_code[code].area for _, _, code in rows]
     assert areas == sorted(areas, reverse=True)
+
+
+def effort_legend(html: str) -> str:
+    legend = next(c for c in controls(html) if "巡护强度 Effort" in c)
+    return legend.split("<h2>巡护轨迹")[0]
+
+
+@pytest.mark.parametrize("metric", list(METRICS))
+def test_effort_classes_are_fixed_round_numbers_in_words_the_same_for_any_period_or_place(demo, metric):
+    with demo.sessions() as session:
+        month, html_month = render(session, demo.settings, metric=metric)
+        week, html_week = render(
+            session,
+            demo.settings,
+            query=StationMapQuery(town="YZ", start=NOW - timedelta(days=7), end=NOW),
+            metric=metric,
+        )
+    assert effort_legend(html_month) == effort_legend(html_week)  # the same classes, whatever the view
+    words = effort_legend(html_month)
+    for text in METRICS[metric].classes:
+        assert text in words
+    if metric == "patrols":
+        assert "少于每两周1次 less than 1 patrol a fortnight" in words and "每周1–3次 1–3 a week" in words
+    # Each grid's colour is its class by the fixed breaks, of its per-week value.
+    for data, html in ((month, html_month), (week, html_week)):
+        by_code = data.grids.set_index("code")[METRICS[metric].column]
+        for f in layer(html, "polygons")["features"]:
+            value = by_code[f["properties"]["code"]]
+            cls = effort_classes([value], METRICS[metric])[0]
+            assert f["properties"]["style"]["fillColor"] == (NO_EFFORT if cls < 0 else EFFORT_COLORS[cls])
+
+
+def test_effort_class_boundaries():
+    patrols = METRICS["patrols"]
+    assert effort_classes([0, 0.2, 0.5, 0.99, 1, 2.9, 3, 6.9, 7, 30], patrols).tolist() == [
+        -1, 0, 1, 1, 2, 2, 3, 3, 4, 4
+    ]  # fmt: skip
