@@ -334,7 +334,7 @@
       return { t: t.t, latlngs: latlngs, trail: trail, head: head };
     });
     var panel = control(map, "bottomleft",
-      "<div class='mp-replay'><button type='button' class='mp-play'>▶</button>" +
+      "<div class='mp-replay'><button type='button' class='mp-play' aria-label='播放 Play'><span class='mp-icon-play'></span></button>" +
       "<input type='range' class='mp-slider' min='0' max='" + Math.ceil(duration) + "' step='1' value='0'>" +
       "<select class='mp-speed'><option value='30'>30×</option><option value='120' selected>120×</option>" +
       "<option value='600'>600×</option></select><div class='mp-clock'></div><div class='mp-now-grid'></div></div>",
@@ -381,11 +381,15 @@
       last = ts;
       if (timer !== null) timer = requestAnimationFrame(frame);
     }
-    function stop() { if (timer !== null) cancelAnimationFrame(timer); timer = null; last = null; button.textContent = "▶"; }
+    function icon(playing) {
+      button.innerHTML = playing ? "<span class='mp-icon-pause'></span>" : "<span class='mp-icon-play'></span>";
+      button.setAttribute("aria-label", playing ? "暂停 Pause" : "播放 Play");
+    }
+    function stop() { if (timer !== null) cancelAnimationFrame(timer); timer = null; last = null; icon(false); }
     button.addEventListener("click", function () {
       if (timer !== null) { stop(); return; }
       if (Number(slider.value) >= duration) slider.value = 0;
-      button.textContent = "⏸";
+      icon(true);
       timer = requestAnimationFrame(frame);
     });
     slider.addEventListener("input", function () { show(Number(slider.value)); });

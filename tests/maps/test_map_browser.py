@@ -399,3 +399,26 @@ def test_grid_labels_sit_on_their_point_and_are_thinned_so_none_overlap(browser,
     state = labels_at(browser, None)
     assert state["shown"] and state["centres"], state
     screenshot(browser, f"station-labels-z15-{demo.name}")
+
+
+TAP_TARGETS = """
+document.querySelectorAll('.mp-control details').forEach(d => d.open = true);
+const sel = '.leaflet-control-zoom a, .leaflet-control-layers-toggle, .mp-control summary, '
+  + '.mp-filter select, .mp-filter input:not([type=hidden]), .mp-filter button';
+return [...document.querySelectorAll(sel)].map(e => {
+  const r = e.getBoundingClientRect();
+  return [e.tagName + '.' + e.className + ':' + (e.name || e.textContent.slice(0, 12)), r.width, r.height];
+});
+"""
+
+
+def test_on_a_phone_every_control_and_form_field_is_a_44_px_tap_target(phone, site, demo):
+    sign_in(phone, site, "gq-manager")
+    load(phone, site + "/maps/station?basemap=none")
+    targets = phone.execute_script(TAP_TARGETS)
+    assert len(targets) >= 10, targets
+    small = [
+        t for t in targets if t[2] < 44 or (not t[0].startswith(("SELECT", "INPUT", "SUMMARY")) and t[1] < 44)
+    ]
+    assert small == [], small
+    screenshot(phone, f"station-phone-{demo.name}")
