@@ -149,7 +149,8 @@ def station_map(
     overlay = Overlay(base, decimals)
     grids = data.grids.copy()
     geoms = overlay.geometries(grids.geometry.to_numpy())
-    m = new_map(overlay.bounds(geoms), base)
+    focus = grids.code.isin(data.focus).to_numpy() if data.focus else np.ones(len(grids), dtype=bool)
+    m = new_map(overlay.bounds(geoms[focus] if focus.any() else geoms), base)
 
     grids["effort"] = grids[measure.column].fillna(0).to_numpy(dtype=float)
     colors = effort_colors(grids.effort.to_numpy(), measure)

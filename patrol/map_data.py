@@ -133,6 +133,7 @@ class StationMapData:
     incidents: pd.DataFrame
     labels: Labels
     track_tolerance_m: float = 0.0
+    focus: tuple[str, ...] = ()  # the grids the map opens on (a patrol member's team's); () for all
 
 
 def _station_scope(session: Session, principal: Principal, q: StationMapQuery) -> tuple[str, list]:
@@ -236,7 +237,16 @@ def station_map_data(
         incidents=incidents,
         labels=Labels.load(session),
         track_tolerance_m=settings.maps.track_tolerance_m,
+        focus=_focus(principal, q, grids),
     )
+
+
+def _focus(principal: Principal, q: StationMapQuery, grids: gpd.GeoDataFrame) -> tuple[str, ...]:
+    """A patrol member's own map (no scope chosen) shows their whole side's effort but opens on the
+    grids of their team(s): those are the ones they walk."""
+    if q.station or q.town or q.grids or principal.is_admin or principal.stations or not principal.teams:
+        return ()
+    return tuple(grids.code[grids.team.isin(principal.teams)])
 
 
 def _tracks(session, principal, grids, start, end, tolerance_m) -> gpd.GeoDataFrame | None:

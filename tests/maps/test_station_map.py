@@ -274,3 +274,21 @@ def test_effort_class_boundaries():
     assert effort_classes([0, 0.2, 0.5, 0.99, 1, 2.9, 3, 6.9, 7, 30], patrols).tolist() == [
         -1, 0, 1, 1, 2, 2, 3, 3, 4, 4
     ]  # fmt: skip
+
+
+def frame_of(html: str) -> list:
+    import json
+    import re
+
+    return json.loads(re.search(r"MangroveMaps\.frame\(\w+, (\[\[.*?\]\])\);", html).group(1))
+
+
+def test_a_patrol_members_map_opens_on_their_teams_grids_not_the_whole_county(demo):
+    with demo.sessions() as session:
+        data, html = render(session, demo.settings, username="gq-member-07")
+        _, admin_html = render(session, demo.settings, username="admin")
+    own = data.grids[data.grids.team == "LJ-T-GQ"]
+    assert 0 < len(own) < len(data.grids)  # the side's effort is there, the frame is their own
+    w, s, e, n = shapely.total_bounds(own.geometry.to_numpy())
+    assert np.allclose(frame_of(html), [[s, w], [n, e]], atol=1e-5)
+    assert frame_of(admin_html) != frame_of(html)
