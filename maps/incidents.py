@@ -85,11 +85,24 @@ def incident_rows(
 
 
 def add_incidents(
-    m, incidents, labels, overlay, *, name, color_by="status", link="", border_distance_m=None, heat=True
+    m,
+    incidents,
+    labels,
+    overlay,
+    *,
+    name,
+    color_by="status",
+    link="",
+    border_distance_m=None,
+    heat=True,
+    grid_names: dict | None = None,
 ):
     rows, lookups = incident_rows(incidents, labels, overlay, border_distance_m=border_distance_m)
     lookups["colorBy"] = color_by
     lookups["link"] = link
+    # The names of the grids the incidents are in (popups show the name after the code).
+    used = set(incidents.grid.dropna()) if len(incidents) else set()
+    lookups["gridNames"] = {c: n for c, n in (grid_names or {}).items() if c in used}
     # Category labels are admins' free text: script_json keeps them from ending the page's script.
     callback = f"MangroveMaps.incidentMarker({script_json(lookups)});"
     FastMarkerCluster(

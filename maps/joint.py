@@ -140,6 +140,7 @@ def joint_map(
         color_by="side",
         link=link,
         border_distance_m=data.border_distance_m,
+        grid_names=dict(zip(grids.code, grids.name_zh)),
     )
     if data.cases:
         lon, lat = overlay.lonlat([c["lon"] for c in data.cases], [c["lat"] for c in data.cases])
@@ -156,7 +157,7 @@ def joint_map(
                 f"<b>联合案件 Joint case {heading}</b><br>{h(case['title'])}<table class='mp-table'>"
                 f"<tr><th>状态 Status</th><td>{'办理中 open' if case['status'] == 'open' else '已结 closed'}</td></tr>"
                 f"<tr><th>立案 Opened</th><td>{local_time(case['opened_at'])}</td></tr>"
-                f"<tr><th>参与方 Sides</th><td>{h(', '.join(sides))}</td></tr>"
+                f"<tr><th>参与方 Sides</th><td>{'<br>'.join(h(data.labels.name('sides', c)) for c in sides)}</td></tr>"
                 f"<tr><th>事件 Incidents</th><td>{incidents}</td></tr>"
                 "</table>"
             )

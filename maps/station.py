@@ -195,7 +195,7 @@ def station_map(
                 day,
                 round(float(t.distance_m) / 1000, 2),
                 t.members,
-                t.transport,
+                data.labels.name("transports", t.transport),
                 line_parts(geom),
             ]
             for t, day, geom in zip(tracks.itertuples(), local_times(tracks.started_at), moved)
@@ -228,7 +228,13 @@ def station_map(
         ]
 
     lookups = add_incidents(
-        m, data.incidents, data.labels, overlay, name=f"事件 Incidents ({len(data.incidents)})", link=link
+        m,
+        data.incidents,
+        data.labels,
+        overlay,
+        name=f"事件 Incidents ({len(data.incidents)})",
+        link=link,
+        grid_names=dict(zip(grids.code, grids.name_zh)),
     )
 
     ranges = [swatch(NO_EFFORT, "未巡护 not patrolled")]

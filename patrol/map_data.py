@@ -32,6 +32,7 @@ from patrol.patrols import get_patrol, member_names, patrol_fixes, visible_patro
 from patrol.settings import Settings
 
 EPOCH = pd.Timestamp(0, tz="UTC")
+TRANSPORT_NAMES = {"foot": ("步行", "On foot"), "boat": ("乘船", "By boat")}
 
 
 @dataclass
@@ -44,6 +45,13 @@ class Labels:
     categories: dict[str, tuple[str, str]]
     statuses: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(STATUS_NAMES))
     open_statuses: tuple[str, ...] = OPEN
+    transports: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(TRANSPORT_NAMES))
+
+    def name(self, kind: str, code) -> str:
+        """'中文 English' for a code of ``kind`` (sides, towns, teams, …); the code itself only when
+        it has no name."""
+        zh, en = getattr(self, kind).get(code, (code, ""))
+        return f"{zh} {en}".strip() if zh or en else ""
 
     @classmethod
     def load(cls, session: Session) -> Labels:

@@ -150,7 +150,7 @@
           ["状态 Status", "<span class='mp-dot' style='background:" + status.color + "'></span>" + esc(status.zh) + " " + esc(status.en)],
           ["时限 Due", esc(row[7]) + (row[5] ? " <b class='mp-late'>超时 overdue</b>" : "")],
           ["发现 Observed", esc(row[6])],
-          ["网格 Grid", esc(row[8] || "—")],
+          ["网格 Grid", row[8] ? esc(row[8]) + (lookups.gridNames && lookups.gridNames[row[8]] ? "<br>" + esc(lookups.gridNames[row[8]]) : "") : "—"],
           ["一方 Side", esc(side.zh) + " " + esc(side.en)],
           ["", esc(notes.join(" · "))]
         ]);

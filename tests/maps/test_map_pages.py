@@ -451,3 +451,19 @@ def test_the_joint_map_opens_on_what_is_current_open_incidents_and_recent_ones(d
     assert f"{(today - timedelta(days=1)).isoformat()} – {today.isoformat()}" in controls(html)[1]
     legend = controls(html)[0]
     assert "Incident status (fill)" in legend and "Incident side (ring)" in legend
+
+
+def test_maps_show_names_not_codes_for_sides_teams_and_transport(demo_client):
+    sign_in(demo_client, "admin")
+    station = demo_client.get("/maps/station").text
+    tracks = layer(station, "tracks")
+    assert tracks["rows"] and {r[5] for r in tracks["rows"]} <= {"步行 On foot", "乘船 By boat"}
+    lookups = json_lookups(station)
+    assert lookups["gridNames"] and all(not name.startswith("LJ-") for name in lookups["gridNames"].values())
+    legend = " ".join(controls(station))
+    assert "LJ-T-" not in legend and "GD-LJ" not in legend and "patrol_member" not in legend
+    joint = demo_client.get("/maps/joint").text
+    for *_, popup in layer(joint, "cases"):
+        sides = re.search(r"参与方 Sides</th><td>(.*?)</td>", popup).group(1)
+        assert "GD-LJ" not in sides and "GX-HP" not in sides and "广东" in sides, sides
+    assert "GD-LJ" not in " ".join(controls(joint))
