@@ -1120,7 +1120,7 @@ def build_parser() -> argparse.ArgumentParser:
     st_map.add_argument("--grid", action="append", help="grid code, repeatable")
     st_map.add_argument("--from", dest="start", metavar="DATE", help="first China day (default: 30 days ago)")
     st_map.add_argument("--to", dest="end", metavar="DATE", help="last China day (default: today)")
-    st_map.add_argument("--metric", default="km_per_ha", choices=["km_per_ha", "hours_per_ha"])
+    st_map.add_argument("--metric", default="patrols", choices=["patrols", "km_per_ha", "hours_per_ha"])
     st_map.add_argument("--unpatrolled-days", type=int, help="mark grids not patrolled for this many days")
     st_map.set_defaults(handler=cmd_maps_station)
     jt_map = maps_cmd.add_parser("joint", help="both sides, the border, joint cases and referred incidents")

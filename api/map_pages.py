@@ -23,8 +23,9 @@ from maps.assets import to_html
 from maps.base import LOCAL_PREFIX, Basemap, FilterForm, basemap, local_label
 from maps.joint import joint_map
 from maps.replay import replay_map
-from maps.station import METRICS, station_map
+from maps.station import DEFAULT_METRIC, METRICS, station_map
 from patrol.errors import DomainError, InvalidRequest, NotFound
+from patrol.incidents import WORKER_ROLES
 from patrol.map_data import (
     JointMapQuery,
     StationMapQuery,
@@ -39,6 +40,8 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
 
 INCIDENT_LINK = "/incidents/"
+CASE_LINK = "/joint-cases/"
+DESK_GRID_LINK = "/desk?grid="
 SCOPE = ("station", "town", "grid")  # what the station map's form passes on unchanged
 REPLAY_LINK = "/maps/replay/patrol/"
 
@@ -93,6 +96,11 @@ def _origin(url: str) -> str:
     return f"{scheme}://{host}"
 
 
+def _desk_link(principal) -> str:
+    """Grid popups link to the desk's work list for those who have a desk: managers, officers, admins."""
+    return DESK_GRID_LINK if principal.is_admin or principal.has(*WORKER_ROLES) else ""
+
+
 def _page(html: str, base: Basemap) -> HTMLResponse:
     return HTMLResponse(html, headers={"Content-Security-Policy": _policy(base), "Cache-Control": "no-store"})
 
@@ -138,7 +146,7 @@ def station_page(request: Request, session: SessionDep, settings: SettingsDep, p
 
     def build():
         base = _choose_basemap(settings, q.get("basemap"))
-        metric = q.get("metric") or "km_per_ha"
+        metric = q.get("metric") or DEFAULT_METRIC
         if metric not in METRICS:
             raise InvalidRequest(f"unknown effort measure {metric!r}: use one of {', '.join(METRICS)}")
         start, end = _period(q.get("from"), q.get("to"))
@@ -163,6 +171,7 @@ def station_page(request: Request, session: SessionDep, settings: SettingsDep, p
             decimals=settings.maps.coordinate_decimals,
             link=INCIDENT_LINK,
             replay_link=REPLAY_LINK,
+            desk_link=_desk_link(principal),
             form=_form(settings, "/maps/station", [(k, v) for k, v in q.multi_items() if k in SCOPE]),
         )
         return to_html(m, self_contained=False, title=f"巡护地图 Station map · {data.title}"), base
@@ -189,6 +198,8 @@ def joint_page(request: Request, session: SessionDep, settings: SettingsDep, pri
             base,
             decimals=settings.maps.coordinate_decimals,
             link=INCIDENT_LINK,
+            case_link=CASE_LINK,
+            desk_link=_desk_link(principal),
             form=_form(settings, "/maps/joint"),
         )
         return to_html(m, self_contained=False, title="联合执法图 Joint enforcement map"), base

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import folium
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from branca.element import MacroElement
-from folium.map import FitBounds, Layer
+from folium.map import Layer
 from jinja2 import Template
 
 from geodata.datum import wgs84_to_gcj02
@@ -164,10 +165,11 @@ def new_map(bounds: tuple[float, float, float, float], base: Basemap) -> folium.
             control=False,
             **extent,
         ).add_to(m)
-    # Fitted without animation: a zoom animation at load would scale the drawn layers mid-render.
-    fit = FitBounds([[miny, minx], [maxy, maxx]])
-    fit.options["animate"] = False
-    m.add_child(fit)
+    # Fitted at once, then again in ``MangroveMaps.ready`` to the part of the map the title, filters
+    # and legend leave free (their sizes are known only in the browser). Without animation: a zoom
+    # animation at load would scale the drawn layers mid-render.
+    frame = script_json([[miny, minx], [maxy, maxx]])
+    m.add_child(Script(f"MangroveMaps.frame({{map}}, {frame});"))
     return m
 
 
@@ -228,8 +230,22 @@ def feature_collection(geoms, properties: list[dict]) -> dict:
 
 
 def label_points(geoms) -> np.ndarray:
-    """A point inside each polygon (not the centroid, which can fall outside a thin strip)."""
+    """Each polygon's representative point (shapely's ``point_on_surface``: always inside, unlike the
+    centroid of a thin or curved strip), as (lon, lat) rows."""
     return shapely.get_coordinates(shapely.point_on_surface(np.asarray(geoms, dtype=object)))
+
+
+LABEL_MIN_ZOOM = 11  # below it (a county or more on screen) the codes would be a heap: none shown
+
+
+def grid_labels(geoms, codes) -> list[list]:
+    """Rows [lat, lon, code] for ``MangroveMaps.labels``, each on its polygon's representative
+    point, largest polygon first: where labels would collide on screen the browser keeps the first."""
+    geoms = np.asarray(geoms, dtype=object)
+    points = label_points(geoms)
+    order = np.argsort(-shapely.area(geoms), kind="stable")
+    codes = list(codes)
+    return [[round(float(points[i, 1]), 5), round(float(points[i, 0]), 5), h(codes[i])] for i in order]
 
 
 # --- words and colours -------------------------------------------------------------------------
@@ -260,6 +276,28 @@ CATEGORY_GLYPHS = {
     "facilities": "设",
     "other": "他",
 }
+
+
+def luminance(color: str) -> float:
+    """WCAG 2 relative luminance of a #rrggbb colour."""
+    rgb = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)]) / 255
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    return float(linear @ [0.2126, 0.7152, 0.0722])
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb colours (1 to 21)."""
+    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+INK_LIGHT, INK_DARK = "#ffffff", "#111111"
+
+
+def ink(background: str) -> str:
+    """The text colour (white or near-black) that reads best on ``background``: one of the two always
+    reaches 4.5:1 (WCAG AA)."""
+    return max((INK_LIGHT, INK_DARK), key=lambda c: contrast(c, background))
 
 
 def glyph(code: str, label_zh: str) -> str:
@@ -299,6 +337,23 @@ def h(text) -> str:
     return escape("" if text is None else str(text))
 
 
+def anchor(href: str, text: str, *, new_tab: bool = False) -> str:
+    """An <a> element: ``href`` and ``text`` escaped (the caller quotes any value put in the URL)."""
+    target = " target='_blank' rel='noopener'" if new_tab else ""
+    return f"<a href='{h(href)}'{target}>{h(text)}</a>"
+
+
+DESK_GRID_TEXT = "本网格未结事件 Open incidents in this grid"
+
+
+def desk_grid_link(desk_link: str, code: str) -> str:
+    """The link from a grid's popup to the desk's work list of that grid (``desk_link``: the URL up
+    to the grid's code, e.g. ``/desk?grid=``; '' for users without a desk)."""
+    if not desk_link:
+        return ""
+    return f"<p class='mp-links'>{anchor(desk_link + quote(str(code), safe=''), DESK_GRID_TEXT)}</p>"
+
+
 # --- folium elements ---------------------------------------------------------------------------
 
 
@@ -318,7 +373,8 @@ def script_json(value) -> str:
 
 
 class JsLayer(Layer):
-    """An overlay built in the browser: ``builder`` is a ``MangroveMaps`` function given ``data``.
+    """An overlay built in the browser: ``builder`` is a ``MangroveMaps`` function given ``data``
+    (and ``options``, when there are any).
 
     A folium Layer, so that the layer control lists it and ``show`` works as for folium's own.
     """
@@ -326,16 +382,19 @@ class JsLayer(Layer):
     _template = Template(
         """
         {% macro script(this, kwargs) %}
-            var {{ this.get_name() }} = MangroveMaps.{{ this.builder }}({{ this.data_json }});
+            var {{ this.get_name() }} = MangroveMaps.{{ this.builder }}({{ this.data_json }}{% if this.options_json %}, {{ this.options_json }}{% endif %});
         {% endmacro %}
         """
     )
 
-    def __init__(self, builder: str, data, *, name: str, show: bool = True, control: bool = True):
+    def __init__(
+        self, builder: str, data, *, name: str, show: bool = True, control: bool = True, options=None
+    ):
         super().__init__(name=name, overlay=True, control=control, show=show)
         self._name = "JsLayer"
         self.builder = builder
         self.data_json = script_json(data)
+        self.options_json = script_json(options) if options else ""
 
 
 class Control(MacroElement):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from folium.plugins import FastMarkerCluster, HeatMap
 
-from maps.base import SIDE_COLORS, STATUS_COLORS, Overlay, glyph, local_times, script_json
+from maps.base import SIDE_COLORS, STATUS_COLORS, Overlay, glyph, ink, local_times, script_json
 
 
 def incident_rows(
@@ -33,6 +33,7 @@ def incident_rows(
                 "zh": labels.statuses[s][0],
                 "en": labels.statuses[s][1],
                 "color": STATUS_COLORS.get(s, "#555"),
+                "ink": ink(STATUS_COLORS.get(s, "#555")),
                 "open": s in labels.open_statuses,
             }
             for s in statuses
@@ -84,11 +85,24 @@ def incident_rows(
 
 
 def add_incidents(
-    m, incidents, labels, overlay, *, name, color_by="status", link="", border_distance_m=None, heat=True
+    m,
+    incidents,
+    labels,
+    overlay,
+    *,
+    name,
+    color_by="status",
+    link="",
+    border_distance_m=None,
+    heat=True,
+    grid_names: dict | None = None,
 ):
     rows, lookups = incident_rows(incidents, labels, overlay, border_distance_m=border_distance_m)
     lookups["colorBy"] = color_by
     lookups["link"] = link
+    # The names of the grids the incidents are in (popups show the name after the code).
+    used = set(incidents.grid.dropna()) if len(incidents) else set()
+    lookups["gridNames"] = {c: n for c, n in (grid_names or {}).items() if c in used}
     # Category labels are admins' free text: script_json keeps them from ending the page's script.
     callback = f"MangroveMaps.incidentMarker({script_json(lookups)});"
     FastMarkerCluster(

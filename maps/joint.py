@@ -8,17 +8,20 @@ import numpy as np
 import shapely
 
 from maps.base import (
+    LABEL_MIN_ZOOM,
     SIDE_COLORS,
     Basemap,
     Control,
     FilterForm,
     JsLayer,
     Overlay,
+    anchor,
+    desk_grid_link,
     feature_collection,
     finish,
     form_html,
+    grid_labels,
     h,
-    label_points,
     last_local_day,
     legend_html,
     line_key,
@@ -43,8 +46,19 @@ def _filter_fields(data) -> list[str]:
     ]
 
 
-def joint_map(data, base: Basemap, *, decimals: int = 5, link: str = "", form: FilterForm | None = None):
-    """The folium map of ``patrol.map_data.JointMapData``; ``form`` adds the filter form (served maps)."""
+def joint_map(
+    data,
+    base: Basemap,
+    *,
+    decimals: int = 5,
+    link: str = "",
+    case_link: str = "",
+    desk_link: str = "",
+    form: FilterForm | None = None,
+):
+    """The folium map of ``patrol.map_data.JointMapData``; ``form`` adds the filter form (served maps).
+    Links (URL prefixes, '' for none): ``link`` + an incident's id, ``case_link`` + a joint case's
+    id, ``desk_link`` + a grid's code (the desk's open incidents of that grid)."""
     overlay = Overlay(base, decimals)
     grids = data.grids
     geoms = overlay.geometries(grids.geometry.to_numpy())
@@ -69,18 +83,19 @@ def joint_map(data, base: Basemap, *, decimals: int = 5, link: str = "", form: F
                 "popup": f"<b>{h(g.code)} {h(g.name_zh)}</b><br>{h(g.name_en)}"
                 f"<table class='mp-table'><tr><th>一方 Side</th><td>{h(side[0])} {h(side[1])}</td></tr>"
                 f"<tr><th>乡镇 Town</th><td>{h(town[0])} {h(town[1])}</td></tr>"
-                f"<tr><th>面积 Area</th><td>{g.area_ha:,.1f} ha</td></tr></table>",
+                f"<tr><th>面积 Area</th><td>{g.area_ha:,.1f} ha</td></tr></table>"
+                + desk_grid_link(desk_link, g.code),
             }
         )
     JsLayer(
         "polygons", feature_collection(geoms, props), name="两省网格/保护区 Grids and zones of both sides"
     ).add_to(m)
-    points = label_points(geoms)
     JsLayer(
         "labels",
-        [[round(y, 5), round(x, 5), h(c)] for (x, y), c in zip(points, grids.code)],
+        grid_labels(geoms, grids.code),
         name="网格编号 Grid codes",
         show=False,
+        options={"minZoom": LABEL_MIN_ZOOM},
     ).add_to(m)
     km = data.border_distance_m / 1000
     JsLayer(
@@ -116,7 +131,7 @@ def joint_map(data, base: Basemap, *, decimals: int = 5, link: str = "", form: F
         name="粤桂省界 Provincial border",
     ).add_to(m)
 
-    add_incidents(
+    lookups = add_incidents(
         m,
         data.incidents,
         data.labels,
@@ -125,18 +140,25 @@ def joint_map(data, base: Basemap, *, decimals: int = 5, link: str = "", form: F
         color_by="side",
         link=link,
         border_distance_m=data.border_distance_m,
+        grid_names=dict(zip(grids.code, grids.name_zh)),
     )
     if data.cases:
         lon, lat = overlay.lonlat([c["lon"] for c in data.cases], [c["lat"] for c in data.cases])
         rows = []
         for case, x, y in zip(data.cases, lon, lat):
             sides = sorted({p["side"] for p in case["participants"]})
+            number = f"#{int(case['id'])}"
+            heading = anchor(f"{case_link}{int(case['id'])}", number, new_tab=True) if case_link else number
+            incidents = ", ".join(
+                anchor(f"{link}{int(i)}", f"#{int(i)}", new_tab=True) if link else f"#{int(i)}"
+                for i in case["incident_ids"]
+            )
             popup = (
-                f"<b>联合案件 Joint case #{case['id']}</b><br>{h(case['title'])}<table class='mp-table'>"
+                f"<b>联合案件 Joint case {heading}</b><br>{h(case['title'])}<table class='mp-table'>"
                 f"<tr><th>状态 Status</th><td>{'办理中 open' if case['status'] == 'open' else '已结 closed'}</td></tr>"
                 f"<tr><th>立案 Opened</th><td>{local_time(case['opened_at'])}</td></tr>"
-                f"<tr><th>参与方 Sides</th><td>{h(', '.join(sides))}</td></tr>"
-                f"<tr><th>事件 Incidents</th><td>{h(', '.join('#' + str(i) for i in case['incident_ids']))}</td></tr>"
+                f"<tr><th>参与方 Sides</th><td>{'<br>'.join(h(data.labels.name('sides', c)) for c in sides)}</td></tr>"
+                f"<tr><th>事件 Incidents</th><td>{incidents}</td></tr>"
                 "</table>"
             )
             rows.append(
@@ -152,10 +174,22 @@ def joint_map(data, base: Basemap, *, decimals: int = 5, link: str = "", form: F
         )
         for code, color in SIDE_COLORS.items()
     ]
+    rings = [
+        f"<span class='mp-inc mp-ringed' style='background:#fff;border-color:{color}'></span>"
+        f"{h(data.labels.sides.get(code, (code, ''))[0])} {h(data.labels.sides.get(code, ('', code))[1])}"
+        for code, color in SIDE_COLORS.items()
+    ]
+    statuses = [
+        f"<span class='mp-dot' style='background:{s['color']}'></span>{h(s['zh'])} {h(s['en'])}"
+        + ("" if s["open"] else " <span class='mp-muted'>已结 settled</span>")
+        for s in lookups["statuses"]
+    ]
     Control(
         legend_html(
             [
-                ("一方 Sides (grids and incidents)", sides),
+                ("一方 Sides (grids)", sides),
+                ("事件状态 Incident status (fill)", statuses),
+                ("事件所属方 Incident side (ring)", rings),
                 (
                     "省界 Border",
                     [
@@ -169,7 +203,7 @@ def joint_map(data, base: Basemap, *, decimals: int = 5, link: str = "", form: F
                         "<span class='mp-inc mp-joint' style='background:#555'></span>联合案件事件 In a joint case",
                         "<span class='mp-inc mp-referred' style='background:#555'></span>已移交 Referred to the other side",
                         f"<span class='mp-inc mp-near' style='background:#555'></span>近省界 Within {km:g} km of the border",
-                        "<span class='mp-inc mp-overdue' style='background:#555'></span>超时 Overdue",
+                        "<span class='mp-inc mp-ringed mp-overdue' style='background:#fff;border-color:#555'></span>超时 Overdue (double ring)",
                         "<span class='mp-case'>★</span>联合案件 Joint case",
                     ],
                 ),
@@ -177,9 +211,10 @@ def joint_map(data, base: Basemap, *, decimals: int = 5, link: str = "", form: F
         ),
         position="bottomright",
     ).add_to(m)
-    period = "全部时间 All time"
-    if data.start or data.end:
-        period = f"{local_day(data.start) or '…'} – {last_local_day(data.end) or '…'}"
+    period = (
+        f"{local_day(data.start)} – {last_local_day(data.end)} (UTC+8)"
+        "<br><span class='mp-muted'>及全部未结事件 and every open incident</span>"
+    )
     Control(
         f"<h1>粤桂联合执法图 Joint enforcement map</h1><p>{period}</p>"
         f"<p class='mp-muted'>{len(data.incidents)} 个事件 incidents · {len(data.cases)} 个联合案件 joint cases · "

@@ -3,21 +3,25 @@ heat map, for a station, town or set of grids over a period."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from maps.base import (
+    LABEL_MIN_ZOOM,
     TEAM_COLORS,
     Basemap,
     Control,
     FilterForm,
     JsLayer,
     Overlay,
+    desk_grid_link,
     feature_collection,
     finish,
     form_html,
+    grid_labels,
     h,
-    label_points,
     last_local_day,
     legend_html,
     line_key,
@@ -34,26 +38,76 @@ from maps.incidents import add_incidents
 EFFORT_COLORS = ["#edf8e9", "#bae4b3", "#74c476", "#31a354", "#006d2c"]  # ColorBrewer Greens
 NO_EFFORT = "#f2f2f2"
 UNPATROLLED = "#d7301f"
-METRICS = {"km_per_ha": "公里/公顷 km per ha", "hours_per_ha": "小时/公顷 hours per ha"}
 
 
-def effort_breaks(values: np.ndarray, classes: int = len(EFFORT_COLORS)) -> np.ndarray:
-    """Upper bounds of ``classes`` quantile classes of the non-zero values (zero is its own class)."""
-    positive = values[np.isfinite(values) & (values > 0)]
-    if positive.size == 0:
-        return np.array([])
-    return np.unique(np.quantile(positive, np.linspace(0, 1, classes + 1)[1:]))
+@dataclass(frozen=True)
+class Metric:
+    """A measure of patrol effort per week, in fixed classes: the same breaks whatever the period,
+    place or data, so a colour means the same thing on every map. ``classes`` names each class
+    (Chinese first); there is one more class than breaks."""
+
+    column: str  # per-week value in the grids' frame (``patrol.map_data``)
+    label: str
+    breaks: tuple[float, ...]
+    classes: tuple[str, ...]
+    decimals: int = 1
 
 
-def effort_colors(values: np.ndarray, breaks: np.ndarray) -> list[str]:
-    idx = np.searchsorted(breaks, values, side="left")
-    return [
-        NO_EFFORT if not (v > 0) else EFFORT_COLORS[min(i, len(EFFORT_COLORS) - 1)]
-        for v, i in zip(values, idx)
-    ]
+METRICS = {
+    "patrols": Metric(
+        "patrols_per_week",
+        "巡护频次 Patrols a week",
+        (0.5, 1, 3, 7),
+        (
+            "少于每两周1次 less than 1 patrol a fortnight",
+            "每两周1次至每周1次 1 a fortnight to 1 a week",
+            "每周1–3次 1–3 a week",
+            "每周3–7次 3–7 a week",
+            "每天1次以上 daily or more",
+        ),
+    ),
+    "km_per_ha": Metric(
+        "km_per_ha_week",
+        "公里/公顷/周 km per ha a week",
+        (0.01, 0.03, 0.1, 0.3),
+        (
+            "每周每公顷少于0.01公里 under 0.01 km per ha a week",
+            "0.01–0.03 公里 km",
+            "0.03–0.1 公里 km",
+            "0.1–0.3 公里 km",
+            "0.3 公里以上 km or more",
+        ),
+        decimals=3,
+    ),
+    "hours_per_ha": Metric(
+        "hours_per_ha_week",
+        "小时/公顷/周 hours per ha a week",
+        (0.01, 0.03, 0.1, 0.3),
+        (
+            "每周每公顷少于0.01小时 under 0.01 h per ha a week",
+            "0.01–0.03 小时 h",
+            "0.03–0.1 小时 h",
+            "0.1–0.3 小时 h",
+            "0.3 小时以上 h or more",
+        ),
+        decimals=3,
+    ),
+}
+DEFAULT_METRIC = "patrols"
 
 
-def _grid_popup(g, labels, metric_label: str) -> str:
+def effort_classes(values: np.ndarray, metric: Metric) -> np.ndarray:
+    """Each value's class: -1 for no effort, else 0 … len(breaks) by the metric's fixed breaks (a
+    value on a break belongs to the class above it)."""
+    values = np.nan_to_num(np.asarray(values, dtype=float))
+    return np.where(values > 0, np.searchsorted(np.asarray(metric.breaks), values, side="right"), -1)
+
+
+def effort_colors(values: np.ndarray, metric: Metric) -> list[str]:
+    return [NO_EFFORT if c < 0 else EFFORT_COLORS[c] for c in effort_classes(values, metric).tolist()]
+
+
+def _grid_popup(g, labels, metric: Metric, desk_link: str = "") -> str:
     town = labels.towns.get(g.town, (g.town or "", ""))
     team = labels.teams.get(g.team, (g.team or "—", ""))
     rows = [
@@ -63,37 +117,43 @@ def _grid_popup(g, labels, metric_label: str) -> str:
         ("巡护 Patrols", f"{int(g.patrols or 0)} ({int(g.patrol_days or 0)} 天 days)"),
         ("里程 Distance", f"{(g.km or 0):.1f} km"),
         ("时长 Time", "—" if pd.isna(g.hours) else f"{g.hours:.1f} h"),
-        (metric_label, f"{g.effort:.3f}"),
+        (metric.label, f"{g.effort:.{metric.decimals}f}"),
         ("最近巡护 Last patrolled", local_time(g.last_patrolled) or "—"),
         ("未结事件 Open incidents", str(int(g.open_incidents))),
     ]
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     warn = "<p class='mp-late'>久未巡护 Not patrolled lately</p>" if g.unpatrolled else ""
-    return f"<b>{h(g.code)} {h(g.name_zh)}</b><br>{h(g.name_en)}{warn}<table class='mp-table'>{table}</table>"
+    return (
+        f"<b>{h(g.code)} {h(g.name_zh)}</b><br>{h(g.name_en)}{warn}<table class='mp-table'>{table}</table>"
+        + desk_grid_link(desk_link, g.code)
+    )
 
 
 def station_map(
     data,
     base: Basemap,
     *,
-    metric: str = "km_per_ha",
+    metric: str = DEFAULT_METRIC,
     decimals: int = 5,
     link: str = "",
     replay_link: str = "",
+    desk_link: str = "",
     form: FilterForm | None = None,
 ):
-    """The folium map of ``patrol.map_data.StationMapData``."""
+    """The folium map of ``patrol.map_data.StationMapData``. Links (URL prefixes, '' for none):
+    ``link`` + an incident's id, ``replay_link`` + a patrol's id, ``desk_link`` + a grid's code (the
+    desk's open incidents of that grid, for the users who have a desk)."""
     if metric not in METRICS:
         raise ValueError(f"unknown effort measure {metric!r}: use one of {', '.join(METRICS)}")
-    metric_label = METRICS[metric]
+    measure = METRICS[metric]
     overlay = Overlay(base, decimals)
     grids = data.grids.copy()
     geoms = overlay.geometries(grids.geometry.to_numpy())
-    m = new_map(overlay.bounds(geoms), base)
+    focus = grids.code.isin(data.focus).to_numpy() if data.focus else np.ones(len(grids), dtype=bool)
+    m = new_map(overlay.bounds(geoms[focus] if focus.any() else geoms), base)
 
-    grids["effort"] = grids[metric].fillna(0).to_numpy(dtype=float)
-    breaks = effort_breaks(grids.effort.to_numpy())
-    colors = effort_colors(grids.effort.to_numpy(), breaks)
+    grids["effort"] = grids[measure.column].fillna(0).to_numpy(dtype=float)
+    colors = effort_colors(grids.effort.to_numpy(), measure)
     props = []
     for g, color in zip(grids.itertuples(), colors):
         style = {"color": "#333", "weight": 1.2, "fillColor": color, "fillOpacity": 0.75}
@@ -104,15 +164,22 @@ def station_map(
                 "code": g.code,
                 "style": style,
                 "tooltip": f"{h(g.code)} {h(g.name_zh)} · {h(g.name_en)}",
-                "popup": _grid_popup(g, data.labels, metric_label),
+                "popup": _grid_popup(g, data.labels, measure, desk_link),
             }
         )
-    JsLayer("polygons", feature_collection(geoms, props), name="网格巡护强度 Grid patrol effort").add_to(m)
-    points = label_points(geoms)
+    # In the tracks' canvas, beneath them: a track inside a grid shows in its own colour and its
+    # click opens the track's popup (with the replay link), not the grid's.
+    JsLayer(
+        "polygons",
+        feature_collection(geoms, props),
+        name="网格巡护强度 Grid patrol effort",
+        options={"underTracks": True},
+    ).add_to(m)
     JsLayer(
         "labels",
-        [[round(y, 5), round(x, 5), f"{h(code)}"] for (x, y), code in zip(points, grids.code)],
+        grid_labels(geoms, grids.code),
         name="网格编号 Grid codes",
+        options={"minZoom": LABEL_MIN_ZOOM},
     ).add_to(m)
 
     teams = sorted(data.labels.teams)
@@ -128,7 +195,7 @@ def station_map(
                 day,
                 round(float(t.distance_m) / 1000, 2),
                 t.members,
-                t.transport,
+                data.labels.name("transports", t.transport),
                 line_parts(geom),
             ]
             for t, day, geom in zip(tracks.itertuples(), local_times(tracks.started_at), moved)
@@ -161,14 +228,17 @@ def station_map(
         ]
 
     lookups = add_incidents(
-        m, data.incidents, data.labels, overlay, name=f"事件 Incidents ({len(data.incidents)})", link=link
+        m,
+        data.incidents,
+        data.labels,
+        overlay,
+        name=f"事件 Incidents ({len(data.incidents)})",
+        link=link,
+        grid_names=dict(zip(grids.code, grids.name_zh)),
     )
 
-    ranges = [swatch(NO_EFFORT, "0 未巡护 none")]
-    lower = 0.0
-    for color, upper in zip(EFFORT_COLORS, breaks):
-        ranges.append(swatch(color, f"{lower:.3g}–{upper:.3g}"))
-        lower = upper
+    ranges = [swatch(NO_EFFORT, "未巡护 not patrolled")]
+    ranges += [swatch(color, h(text)) for color, text in zip(EFFORT_COLORS, measure.classes)]
     ranges.append(
         swatch(
             "#fff",
@@ -195,7 +265,7 @@ def station_map(
     Control(
         legend_html(
             [
-                (f"巡护强度 Effort ({metric_label})", ranges),
+                (f"巡护强度 Effort ({measure.label})", ranges),
                 ("巡护轨迹 Tracks by team", team_legend + tracks_note),
                 ("事件状态 Incident status", statuses),
                 ("事件类别 Incident category", categories),
@@ -213,7 +283,7 @@ def station_map(
     ).add_to(m)
     if form:
         fields = [
-            select("metric", "强度 Effort", list(METRICS.items()), [metric]),
+            select("metric", "强度 Effort", [(k, v.label) for k, v in METRICS.items()], [metric]),
             f"<label>未巡护天数 Not patrolled for (days) <input type='number' name='unpatrolled_days' min='1' "
             f"max='3650' value='{data.unpatrolled_days}'></label>",
         ]

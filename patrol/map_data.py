@@ -32,6 +32,7 @@ from patrol.patrols import get_patrol, member_names, patrol_fixes, visible_patro
 from patrol.settings import Settings
 
 EPOCH = pd.Timestamp(0, tz="UTC")
+TRANSPORT_NAMES = {"foot": ("步行", "On foot"), "boat": ("乘船", "By boat")}
 
 
 @dataclass
@@ -44,6 +45,13 @@ class Labels:
     categories: dict[str, tuple[str, str]]
     statuses: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(STATUS_NAMES))
     open_statuses: tuple[str, ...] = OPEN
+    transports: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(TRANSPORT_NAMES))
+
+    def name(self, kind: str, code) -> str:
+        """'中文 English' for a code of ``kind`` (sides, towns, teams, …); the code itself only when
+        it has no name."""
+        zh, en = getattr(self, kind).get(code, (code, ""))
+        return f"{zh} {en}".strip() if zh or en else ""
 
     @classmethod
     def load(cls, session: Session) -> Labels:
@@ -54,6 +62,23 @@ class Labels:
             c["code"]: (c["label_zh"], c["label_en"]) for c in list_categories(session, include_retired=True)
         }
         return cls(names(Side), names(Town), names(Team), categories)
+
+
+def map_period(
+    days: int, now: datetime, start: datetime | None = None, end: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The period a map shows, defined once for the default and the filter form alike: whole China
+    days. Without an end, to the end of today (China); without a start, from local midnight
+    ``days`` − 1 days before the end's last day, so ``days`` days in all, today included. The form
+    shows this period as its first and last days, and applying it unchanged gives the same bounds.
+    Both bounds are returned in UTC."""
+    if end is None:
+        today = now.astimezone(LOCAL_TIME).date()
+        end = datetime.combine(today + timedelta(days=1), time(), tzinfo=LOCAL_TIME)
+    if start is None:
+        last_day = (end - timedelta(microseconds=1)).astimezone(LOCAL_TIME).date()
+        start = datetime.combine(last_day - timedelta(days=days - 1), time(), tzinfo=LOCAL_TIME)
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def _check_period(start: datetime | None, end: datetime | None) -> None:
@@ -67,6 +92,20 @@ def _grids_frame(records) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
         pd.DataFrame(rows, columns=columns), geometry=[r.geometry for r in records], crs=WGS84
     )
+
+
+def current_and_reported(open_now: pd.DataFrame, reported: pd.DataFrame, max_rows: int) -> pd.DataFrame:
+    """The incidents a map shows: every open one (current work, whenever it was reported) and those
+    reported in the period (settled ones only then), once each, in id order."""
+    frames = [f for f in (open_now, reported) if len(f)]
+    if not frames:
+        return reported
+    both = pd.concat(frames, ignore_index=True).drop_duplicates("id").sort_values("id", ignore_index=True)
+    if len(both) > max_rows:
+        raise InvalidRequest(
+            f"more than {max_rows} incidents match; choose a shorter time range or fewer grids"
+        )
+    return both
 
 
 def simplify_lonlat(geoms: np.ndarray, tolerance_m: float) -> np.ndarray:
@@ -86,8 +125,8 @@ class StationMapQuery:
     station: str | None = None
     town: str | None = None
     grids: tuple[str, ...] = ()
-    start: datetime | None = None  # default: ``maps.default_days`` before ``end``
-    end: datetime | None = None  # default: now
+    start: datetime | None = None  # default and end: see ``map_period``
+    end: datetime | None = None
     unpatrolled_days: int | None = None  # default: ``patrols.unpatrolled_days``
 
 
@@ -102,6 +141,7 @@ class StationMapData:
     incidents: pd.DataFrame
     labels: Labels
     track_tolerance_m: float = 0.0
+    focus: tuple[str, ...] = ()  # the grids the map opens on (a patrol member's team's); () for all
 
 
 def _station_scope(session: Session, principal: Principal, q: StationMapQuery) -> tuple[str, list]:
@@ -144,8 +184,7 @@ def station_map_data(
     now: datetime | None = None,
 ) -> StationMapData:
     now = now or datetime.now(UTC)
-    end = q.end or now
-    start = q.start or end - timedelta(days=settings.maps.default_days)
+    start, end = map_period(settings.maps.default_days, now, q.start, q.end)
     _check_period(start, end)
     title, records = _station_scope(session, principal, q)
     if not records:
@@ -164,12 +203,18 @@ def station_map_data(
     for column in ("patrols", "patrol_days", "km", "hours", "person_hours", "km_per_ha", "last_patrolled"):
         grids[column] = grids.code.map(effort[column])
     grids["hours_per_ha"] = grids.hours.fillna(0) / grids.area_ha
+    # Per week of the period (up to now), so that maps of different periods compare.
+    weeks = (min(end, now) - start).total_seconds() / (7 * 86400)
+    weeks = max(weeks, 1 / 7)  # at least a day: a period that began moments ago is not a rate
+    grids["patrols_per_week"] = grids.patrols.fillna(0) / weeks
+    grids["km_per_ha_week"] = grids.km_per_ha.fillna(0) / weeks
+    grids["hours_per_ha_week"] = grids.hours_per_ha / weeks
 
     days = q.unpatrolled_days or settings.patrols.unpatrolled_days
     stale = {r["code"] for r in unpatrolled_grids(session, days=days, as_of=min(end, now))}
     grids["unpatrolled"] = grids.code.isin(stale)
 
-    incidents = incident_points(
+    reported = incident_points(
         session,
         principal,
         IncidentQuery(grids=codes, start=start, end=end),
@@ -186,6 +231,7 @@ def station_map_data(
         now=now,
         max_rows=settings.maps.max_incidents,
     )
+    incidents = current_and_reported(open_now, reported, settings.maps.max_incidents)
     grids["open_incidents"] = grids.code.map(open_now.groupby("grid").size()).fillna(0).astype(int)
 
     tracks = _tracks(session, principal, grids, start, end, settings.maps.track_tolerance_m)
@@ -199,7 +245,16 @@ def station_map_data(
         incidents=incidents,
         labels=Labels.load(session),
         track_tolerance_m=settings.maps.track_tolerance_m,
+        focus=_focus(principal, q, grids),
     )
+
+
+def _focus(principal: Principal, q: StationMapQuery, grids: gpd.GeoDataFrame) -> tuple[str, ...]:
+    """A patrol member's own map (no scope chosen) shows their whole side's effort but opens on the
+    grids of their team(s): those are the ones they walk."""
+    if q.station or q.town or q.grids or principal.is_admin or principal.stations or not principal.teams:
+        return ()
+    return tuple(grids.code[grids.team.isin(principal.teams)])
 
 
 def _tracks(session, principal, grids, start, end, tolerance_m) -> gpd.GeoDataFrame | None:
@@ -257,8 +312,8 @@ class JointMapQuery:
 
 @dataclass
 class JointMapData:
-    start: datetime | None
-    end: datetime | None
+    start: datetime  # the period (``map_period``): settled incidents reported in it, and every open one
+    end: datetime
     grids: gpd.GeoDataFrame  # both sides
     border: object  # shapely LineString, lon/lat
     border_band: object  # the strip within ``border_distance_m`` of the border, lon/lat
@@ -281,7 +336,9 @@ def joint_map_data(
         raise PermissionDenied(
             "the joint-enforcement map is for station managers, enforcement officers and admins"
         )
-    _check_period(q.start, q.end)
+    now = now or datetime.now(UTC)
+    start, end = map_period(settings.maps.default_days, now, q.start, q.end)
+    _check_period(start, end)
     grids = _grids_frame(list_grids(session))
     wkb = session.scalar(select(func.ST_AsBinary(Boundary.geom)).where(Boundary.code == BORDER_CODE))
     if wkb is None:
@@ -293,14 +350,29 @@ def joint_map_data(
         shapely.simplify(shapely.buffer(metric, distance, quad_segs=4), 10),
         lambda xy: np.column_stack(unproject(xy[:, 0], xy[:, 1])),
     )
-    incidents = incident_points(
+    reported = incident_points(
         session,
         principal,
-        IncidentQuery(start=q.start, end=q.end, categories=q.categories, statuses=q.statuses),
+        IncidentQuery(start=start, end=end, categories=q.categories, statuses=q.statuses),
         settings.incidents,
         now=now,
         max_rows=settings.maps.max_incidents,
     )
+    # Open ones are current work whenever reported (within the statuses asked for, if any).
+    open_statuses = tuple(s for s in OPEN if not q.statuses or s in q.statuses)
+    open_now = (
+        incident_points(
+            session,
+            principal,
+            IncidentQuery(categories=q.categories, statuses=open_statuses),
+            settings.incidents,
+            now=now,
+            max_rows=settings.maps.max_incidents,
+        )
+        if open_statuses
+        else reported.iloc[:0]
+    )
+    incidents = current_and_reported(open_now, reported, settings.maps.max_incidents)
     incidents["near_border"] = incidents.border_distance_m <= distance
     # A case sits where all its incidents are, whatever the filter shows (one query for all cases).
     members = pd.DataFrame(
@@ -323,8 +395,8 @@ def joint_map_data(
         if case["id"] in by_case.index
     ]
     return JointMapData(
-        start=q.start,
-        end=q.end,
+        start=start,
+        end=end,
         grids=grids,
         border=border,
         border_band=band,

@@ -246,7 +246,7 @@ def test_every_basemap_choice_and_its_datum():
         basemap("tianditu")
 
 
-def test_a_period_without_patrols_shows_no_effort_no_tracks_and_no_incidents(demo_client):
+def test_a_period_without_patrols_shows_no_effort_no_tracks_and_only_the_open_incidents(demo_client):
     sign_in(demo_client, "admin")
     today = datetime.now(LOCAL_TIME).date()
     html = demo_client.get(
@@ -254,7 +254,10 @@ def test_a_period_without_patrols_shows_no_effort_no_tracks_and_no_incidents(dem
     ).text
     assert {f["properties"]["style"]["fillColor"] for f in layer(html, "polygons")["features"]} == {NO_EFFORT}
     assert not [name for name in layer_names(html) if name.startswith("巡护轨迹")]
-    assert "事件 Incidents (0)" in layer_names(html) and incident_rows(html) == []
+    rows = incident_rows(html)
+    lookups = json_lookups(html)
+    assert rows and all(lookups["statuses"][r[4]]["open"] for r in rows)  # current work, nothing settled
+    assert f"事件 Incidents ({len(rows)})" in layer_names(html)
 
 
 def test_incident_popups_link_to_a_page_with_the_incidents_history(demo, demo_client):
@@ -340,3 +343,127 @@ def test_the_content_policy_admits_exactly_the_chosen_basemaps_tile_servers(demo
     assert img.split() == ["img-src", "'self'", "data:", source]
     if name == "tianditu":
         assert "tk=test-key" in response.text and "value='tianditu'" in " ".join(controls(response.text))
+
+
+def test_grid_popups_link_managers_and_officers_to_the_desk_but_not_patrol_members(demo_client):
+    sign_in(demo_client, "lj-officer")
+    grids = layer(demo_client.get("/maps/station").text, "polygons")["features"]
+    assert grids
+    for f in grids:
+        code = f["properties"]["code"]
+        assert (
+            f"<a href='/desk?grid={code}'>本网格未结事件 Open incidents in this grid</a>"
+            in f["properties"]["popup"]
+        )
+    sign_in(demo_client, "hp-officer")
+    joint = layer(demo_client.get("/maps/joint").text, "polygons", 0)["features"]
+    assert all("/desk?grid=" + f["properties"]["code"] in f["properties"]["popup"] for f in joint)
+    sign_in(demo_client, "gq-member-07")
+    member = layer(demo_client.get("/maps/station").text, "polygons")["features"]
+    assert member and not any("/desk" in f["properties"]["popup"] for f in member)
+
+
+def test_joint_case_popups_link_to_the_case_and_to_each_of_its_incidents(demo_client):
+    sign_in(demo_client, "hp-officer")
+    cases = layer(demo_client.get("/maps/joint").text, "cases")
+    assert cases
+    for _lat, _lon, _icon, popup in cases:
+        case_id = re.search(
+            r"Joint case <a href='/joint-cases/(\d+)' target='_blank' rel='noopener'>#\1</a>", popup
+        )
+        assert case_id, popup
+        incidents = re.findall(r"<a href='/incidents/(\d+)' target='_blank' rel='noopener'>#\1</a>", popup)
+        assert incidents, popup
+
+
+def test_a_desk_link_quotes_and_escapes_the_grid_code():
+    from maps.base import desk_grid_link
+
+    html = desk_grid_link("/desk?grid=", "X'<b>&1")
+    assert "href='/desk?grid=X%27%3Cb%3E%261'" in html and "<b>" not in html
+    assert desk_grid_link("", "LJ-GQ-01") == ""
+
+
+def test_the_default_period_and_the_same_period_applied_from_the_form_show_the_same_map(demo, demo_client):
+    from patrol.settings import MapSettings
+
+    sign_in(demo_client, "admin")
+    saved = demo.settings.maps
+    # Three days: the first of them begins within the demo season, so patrols of its morning count.
+    demo.settings.maps = MapSettings(default_days=3)
+    try:
+        default = demo_client.get("/maps/station").text
+        form = controls(default)[-1]
+        start = re.search(r"name='from' value='([\d-]+)'", form).group(1)
+        end = re.search(r"name='to' value='([\d-]+)'", form).group(1)
+        applied = demo_client.get(f"/maps/station?from={start}&to={end}").text
+    finally:
+        demo.settings.maps = saved
+    today = datetime.now(LOCAL_TIME).date()
+    assert (start, end) == ((today - timedelta(days=2)).isoformat(), today.isoformat())
+    assert controls(applied)[1] == controls(default)[1]  # the same period in the title, same counts
+    assert [r[1] for r in layer(applied, "tracks")["rows"]] == [
+        r[1] for r in layer(default, "tracks")["rows"]
+    ]
+    assert [r[2] for r in incident_rows(applied)] == [r[2] for r in incident_rows(default)]
+
+
+def test_a_maps_period_is_whole_china_days_whatever_the_hour():
+    from patrol.map_data import map_period
+
+    # 23:30 and 00:30 China time on either side of midnight (15:30 and 16:30 UTC).
+    late = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
+    early = datetime(2026, 3, 10, 16, 30, tzinfo=UTC)
+    assert map_period(30, late) == (
+        datetime(2026, 2, 8, 16, tzinfo=UTC),  # 2026-02-09 00:00 China
+        datetime(2026, 3, 10, 16, tzinfo=UTC),  # the end of 2026-03-10 China
+    )
+    assert map_period(30, early) == (
+        datetime(2026, 2, 9, 16, tzinfo=UTC),
+        datetime(2026, 3, 11, 16, tzinfo=UTC),
+    )
+    # Only an end (the form's "to"): the days before it; only a start: to the end of today.
+    end = datetime(2026, 3, 1, 16, tzinfo=UTC)  # the end of 2026-03-01 China
+    assert map_period(7, late, end=end) == (datetime(2026, 2, 22, 16, tzinfo=UTC), end)
+    assert map_period(7, late, start=end)[1] == datetime(2026, 3, 10, 16, tzinfo=UTC)
+
+
+def test_the_joint_map_opens_on_what_is_current_open_incidents_and_recent_ones(demo, demo_client):
+    from patrol.incidents import OPEN
+    from patrol.models import Incident
+    from patrol.settings import MapSettings
+
+    sign_in(demo_client, "admin")
+    saved = demo.settings.maps
+    demo.settings.maps = MapSettings(default_days=2)
+    try:
+        html = demo_client.get("/maps/joint").text
+    finally:
+        demo.settings.maps = saved
+    today = datetime.now(LOCAL_TIME).date()
+    start = datetime.combine(today - timedelta(days=1), datetime.min.time(), tzinfo=LOCAL_TIME)
+    with demo.sessions() as session:
+        rows = session.execute(select(Incident.id, Incident.status, Incident.observed_at)).all()
+    aware = [(i, s, t if t.tzinfo else t.replace(tzinfo=UTC)) for i, s, t in rows]
+    expected = {i for i, s, t in aware if s in OPEN or t >= start}
+    assert {i for i, s, t in aware if s not in OPEN and t < start}, "the demo has older settled incidents"
+    assert {r[2] for r in incident_rows(html)} == expected
+    assert f"{(today - timedelta(days=1)).isoformat()} – {today.isoformat()}" in controls(html)[1]
+    legend = controls(html)[0]
+    assert "Incident status (fill)" in legend and "Incident side (ring)" in legend
+
+
+def test_maps_show_names_not_codes_for_sides_teams_and_transport(demo_client):
+    sign_in(demo_client, "admin")
+    station = demo_client.get("/maps/station").text
+    tracks = layer(station, "tracks")
+    assert tracks["rows"] and {r[5] for r in tracks["rows"]} <= {"步行 On foot", "乘船 By boat"}
+    lookups = json_lookups(station)
+    assert lookups["gridNames"] and all(not name.startswith("LJ-") for name in lookups["gridNames"].values())
+    legend = " ".join(controls(station))
+    assert "LJ-T-" not in legend and "GD-LJ" not in legend and "patrol_member" not in legend
+    joint = demo_client.get("/maps/joint").text
+    for *_, popup in layer(joint, "cases"):
+        sides = re.search(r"参与方 Sides</th><td>(.*?)</td>", popup).group(1)
+        assert "GD-LJ" not in sides and "GX-HP" not in sides and "广东" in sides, sides
+    assert "GD-LJ" not in " ".join(controls(joint))

@@ -13,7 +13,7 @@ from utils.mapdata import controls, incident_rows, layer, layer_names
 from geodata.datum import wgs84_to_gcj02
 from maps.assets import to_html
 from maps.base import basemap
-from maps.station import EFFORT_COLORS, NO_EFFORT, UNPATROLLED, station_map
+from maps.station import EFFORT_COLORS, METRICS, NO_EFFORT, UNPATROLLED, effort_classes, station_map
 from patrol.accounts import Principal
 from patrol.effort import unpatrolled_grids
 from patrol.errors import InvalidRequest, NotFound
@@ -53,7 +53,7 @@ def test_every_grid_of_the_station_is_drawn_coloured_by_effort_with_a_popup(demo
     assert sorted(label[2] for label in labels) == sorted(station_grids)
     # More effort never gets a lighter colour.
     order = {c: i for i, c in enumerate([NO_EFFORT] + EFFORT_COLORS)}
-    ranked = sorted(grids, key=lambda f: by_code.loc[f["properties"]["code"], "km_per_ha"])
+    ranked = sorted(grids, key=lambda f: by_code.loc[f["properties"]["code"], "patrols_per_week"])
     shades = [order[f["properties"]["style"]["fillColor"]] for f in ranked]
     assert shades == sorted(shades)
 
@@ -206,3 +206,89 @@ def test_a_map_that_would_hold_too_many_incidents_is_refused_with_advice(demo):
             station_map_data(session, principal(session, "admin"), SEASON, demo.settings)
     finally:
         demo.settings.maps = saved
+
+
+def test_open_incidents_reported_before_the_period_are_on_the_map_settled_ones_are_not(demo):
+    from patrol.incidents import OPEN
+
+    start = NOW - timedelta(days=2)
+    with demo.sessions() as session:
+        data, html = render(session, demo.settings, query=StationMapQuery(start=start, end=NOW))
+        earlier = session.execute(
+            select(Incident.id, Incident.status).where(
+                Incident.grid_id.is_not(None), Incident.observed_at < start.replace(tzinfo=None)
+            )
+        ).all()
+    open_before = {i for i, status in earlier if status in OPEN}
+    settled_before = {i for i, status in earlier if status not in OPEN}
+    assert open_before and settled_before, "the demo has both before the last two days"
+    shown = {r[2] for r in incident_rows(html)}
+    assert open_before <= shown and not settled_before & shown
+    assert shown == set(data.incidents.id)
+
+
+def test_grid_labels_are_on_a_point_inside_their_grid_largest_grid_first(demo):
+    with demo.sessions() as session:
+        data, html = render(session, demo.settings)
+    rows = layer(html, "labels")
+    by_code = dict(zip(data.grids.code, data.grids.geometry))
+    assert len(rows) == len(by_code)
+    for lat, lon, code in rows:
+        assert by_code[code].buffer(1e-5).contains(shapely.Point(lon, lat)), code
+    areas = [by_code[code].area for _, _, code in rows]
+    assert areas == sorted(areas, reverse=True)
+
+
+def effort_legend(html: str) -> str:
+    legend = next(c for c in controls(html) if "巡护强度 Effort" in c)
+    return legend.split("<h2>巡护轨迹")[0]
+
+
+@pytest.mark.parametrize("metric", list(METRICS))
+def test_effort_classes_are_fixed_round_numbers_in_words_the_same_for_any_period_or_place(demo, metric):
+    with demo.sessions() as session:
+        month, html_month = render(session, demo.settings, metric=metric)
+        week, html_week = render(
+            session,
+            demo.settings,
+            query=StationMapQuery(town="YZ", start=NOW - timedelta(days=7), end=NOW),
+            metric=metric,
+        )
+    assert effort_legend(html_month) == effort_legend(html_week)  # the same classes, whatever the view
+    words = effort_legend(html_month)
+    for text in METRICS[metric].classes:
+        assert text in words
+    if metric == "patrols":
+        assert "少于每两周1次 less than 1 patrol a fortnight" in words and "每周1–3次 1–3 a week" in words
+    # Each grid's colour is its class by the fixed breaks, of its per-week value.
+    for data, html in ((month, html_month), (week, html_week)):
+        by_code = data.grids.set_index("code")[METRICS[metric].column]
+        for f in layer(html, "polygons")["features"]:
+            value = by_code[f["properties"]["code"]]
+            cls = effort_classes([value], METRICS[metric])[0]
+            assert f["properties"]["style"]["fillColor"] == (NO_EFFORT if cls < 0 else EFFORT_COLORS[cls])
+
+
+def test_effort_class_boundaries():
+    patrols = METRICS["patrols"]
+    assert effort_classes([0, 0.2, 0.5, 0.99, 1, 2.9, 3, 6.9, 7, 30], patrols).tolist() == [
+        -1, 0, 1, 1, 2, 2, 3, 3, 4, 4
+    ]  # fmt: skip
+
+
+def frame_of(html: str) -> list:
+    import json
+    import re
+
+    return json.loads(re.search(r"MangroveMaps\.frame\(\w+, (\[\[.*?\]\])\);", html).group(1))
+
+
+def test_a_patrol_members_map_opens_on_their_teams_grids_not_the_whole_county(demo):
+    with demo.sessions() as session:
+        data, html = render(session, demo.settings, username="gq-member-07")
+        _, admin_html = render(session, demo.settings, username="admin")
+    own = data.grids[data.grids.team == "LJ-T-GQ"]
+    assert 0 < len(own) < len(data.grids)  # the side's effort is there, the frame is their own
+    w, s, e, n = shapely.total_bounds(own.geometry.to_numpy())
+    assert np.allclose(frame_of(html), [[s, w], [n, e]], atol=1e-5)
+    assert frame_of(admin_html) != frame_of(html)

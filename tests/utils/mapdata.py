@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import re
 
-BUILDER = re.compile(r"MangroveMaps\.(polygons|labels|tracks|cases)\((\{.*\}|\[.*\])\);\s*$", re.M)
+# A builder's data, then (optionally) a small object of options: MangroveMaps.polygons({…}, {"underTracks":true});
+BUILDER = re.compile(
+    r'MangroveMaps\.(polygons|labels|tracks|cases)\((\{.*?\}|\[.*?\])(?:, \{"\w+":[^{}]*\})?\);\s*$', re.M
+)
 CLUSTER_DATA = re.compile(r"var data = (\[.*\]);\s*$", re.M)
 LAYER_NAMES = re.compile(r'^\s*"([^"\n]+)" : (?:js_layer|fast_marker_cluster|heat_map)_[0-9a-f]+,?\s*$', re.M)
 ASSET_REFS = re.compile(
