@@ -53,13 +53,6 @@ SESSION_KINDS = ("token", "page")
 # needs to the second.
 TOUCH_EVERY = timedelta(minutes=5)
 MAX_SECRET_LENGTH = 256  # ours are 43 characters; anything far longer is not one of them
-# Each role in words, Chinese and English, for pages and reports.
-ROLE_NAMES = {
-    Role.PATROL_MEMBER.value: ("巡护队员", "Patrol member"),
-    Role.STATION_MANAGER.value: ("站长", "Station manager"),
-    Role.ENFORCEMENT_OFFICER.value: ("执法人员", "Enforcement officer"),
-    Role.ADMIN.value: ("管理员", "Administrator"),
-}
 
 
 @dataclass(frozen=True)

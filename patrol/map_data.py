@@ -30,9 +30,9 @@ from patrol.joint import list_joint_cases
 from patrol.models import Boundary, Grid, Incident, Patrol, PatrolVisit, Role, Side, Station, Team, Town
 from patrol.patrols import get_patrol, member_names, patrol_fixes, visible_patrols_clause
 from patrol.settings import Settings
+from patrol.vocabulary import TRANSPORT_NAMES
 
 EPOCH = pd.Timestamp(0, tz="UTC")
-TRANSPORT_NAMES = {"foot": ("步行", "On foot"), "boat": ("乘船", "By boat")}
 
 
 @dataclass

@@ -10,7 +10,7 @@ from geodata.cleaning import Flag
 
 ROLE_NAMES: dict[str, tuple[str, str]] = {
     "patrol_member": ("巡护队员", "Patrol member"),
-    "station_manager": ("站点管理员", "Station manager"),
+    "station_manager": ("站长", "Station manager"),
     "enforcement_officer": ("执法人员", "Enforcement officer"),
     "admin": ("系统管理员", "Administrator"),
 }

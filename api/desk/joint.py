@@ -25,7 +25,6 @@ from api.deps import Public, PublicForm, SessionDep, SettingsDep, check_csrf, cs
 from api.desk.pages import templates
 from api.idempotency import from_form, new_form_key
 from api.web import RESENT_CHANGED
-from patrol.accounts import ROLE_NAMES
 from patrol.errors import Conflict, DomainError, InvalidRequest, NotFound, PermissionDenied
 from patrol.idempotency import IdempotencyKeyReused, StoredResponse
 from patrol.incidents import STATUS_NAMES, incident_detail, list_categories
@@ -42,6 +41,7 @@ from patrol.joint import (
     participant_candidates,
 )
 from patrol.models import Side
+from patrol.vocabulary import ROLE_NAMES
 
 router = APIRouter(include_in_schema=False)
 

@@ -90,7 +90,7 @@ def test_the_home_page_and_an_error_page_fit_the_screen(browser, app, sessions, 
     with serving(app) as base:
         sign_in(browser, base, "manager", PASSWORD)
         browser.get(base + "/")
-        assert "站点管理员 Station manager" in browser.find_element(By.TAG_NAME, "main").text
+        assert "站长 Station manager" in browser.find_element(By.TAG_NAME, "main").text
         assert overflow(browser) <= 0
         shot(browser, f"home-{size}-{backend[0]}")
         browser.get(base + "/incidnets/12")
