@@ -19,7 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from patrol import audit
 from patrol.accounts import Principal
 from patrol.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
-from patrol.incidents import WORKER_ROLES, _event, can_work, get_incident
+from patrol.incidents import WORKER_ROLES, _check_version, _event, can_work, get_incident
 from patrol.models import (
     Incident,
     JointCase,
@@ -170,17 +170,22 @@ def add_incident(
     incident_id: int,
     settings: IncidentSettings,
     *,
+    version: int | None = None,
     now=None,
 ) -> None:
-    """Bring another incident into an open joint case (a participant who may work it, or admin)."""
+    """Bring another incident into an open joint case (a participant who may work it, or admin).
+    ``version``: the incident's version the caller read (a page form sends it; a stale one is
+    refused with Conflict); None: not checked (the API names the incident only)."""
     now = now or datetime.now(UTC)
+    incident = get_incident(session, principal, incident_id, settings)
+    if version is not None:
+        _check_version(incident, version)
+    if not can_work(principal, incident):
+        raise PermissionDenied(f"you may not raise incident {incident_id}: it is not yours to work")
     case = _get_case(session, principal, case_id)
     _check_participant(session, principal, case)
     if case.status != "open":
         raise Conflict(f"joint case {case_id} is closed")
-    incident = get_incident(session, principal, incident_id, settings)
-    if not can_work(principal, incident):
-        raise PermissionDenied(f"you may not raise incident {incident_id}: it is not yours to work")
     if incident.joint_case_id is not None:
         raise Conflict(f"incident {incident_id} is already in joint case {incident.joint_case_id}")
     before = _case_incident_ids(session, case.id)
