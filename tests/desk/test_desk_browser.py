@@ -83,6 +83,14 @@ def viewport(driver, width: int, height: int) -> None:
     )
 
 
+def fill(driver, field: str, text: str) -> None:
+    """Type into a field, unfolding "more actions" first if it is folded away there."""
+    element = driver.find_element(By.ID, field)
+    if not element.is_displayed():
+        driver.find_element(By.CSS_SELECTOR, "#more-actions > summary").click()
+    element.send_keys(text)
+
+
 def become(driver, base: str, username: str) -> None:
     driver.delete_all_cookies()
     sign_in(driver, base, username, PASSWORD)
@@ -186,7 +194,7 @@ def test_an_incident_from_report_to_close_with_a_stale_form_and_a_referral(
     desk.get(f"{base}/incidents/{second}")
     phone.get(f"{base}/incidents/{second}")
     press(phone, "form-accept")
-    desk.find_element(By.ID, "reject-note").send_keys("重复报告 reported twice")
+    fill(desk, "reject-note", "重复报告 reported twice")
     press(desk, "form-reject")
     stale = wait(desk, "#stale").text
     assert "有人已修改此事件 Someone changed this incident" in stale
@@ -200,8 +208,8 @@ def test_an_incident_from_report_to_close_with_a_stale_form_and_a_referral(
 
     # The manager refers it to Hepu; it lands on Hepu's officer's work list.
     phone.get(f"{base}/incidents/{second}")
+    fill(phone, "refer-note", "污染来自对岸 from across the border")
     assert "广西·合浦 Guangxi · Hepu" in phone.find_element(By.ID, "form-refer").text
-    phone.find_element(By.ID, "refer-note").send_keys("污染来自对岸 from across the border")
     press(phone, "form-refer")
     assert "已移交对方 Referred to the other side" in wait(phone, "p.ok").text
     assert status(sessions, second) == ("accepted", "GX-HP")
