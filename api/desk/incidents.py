@@ -226,7 +226,9 @@ def desk(
         if filters["status"] == "":
             items = to_act
         else:
+            # Answered incidents pile up: the newest of them, when there are more than a page.
             query.statuses = () if filters["status"] == "all" else (filters["status"],)
+            query.sort = "-id"
             items, more = _desk_items(session, principal, query, settings, now)
     except DomainError as exc:
         error = exc.message
