@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
@@ -190,11 +190,11 @@ def desk(
     settings: SettingsDep,
     principal: Public,
     now: NowDep,
-    grid: Annotated[str, Query(max_length=64)] = "",
-    town: Annotated[str, Query(max_length=64)] = "",
-    category: Annotated[str, Query(max_length=64)] = "",
-    status: Annotated[str, Query(max_length=32)] = "",
-    side: Annotated[str, Query(max_length=16)] = "",
+    grid: str = "",
+    town: str = "",
+    category: str = "",
+    status: str = "",
+    side: str = "",
 ):
     """What the signed-in manager, officer or admin must act on, the most urgent first."""
     if principal is None:
@@ -207,6 +207,8 @@ def desk(
     towns = _town_names(session)
     error, items, counts, more = None, [], {}, False
     try:
+        if any(len(value) > 64 for value in filters.values()):
+            raise InvalidRequest("筛选值太长 A filter value is longer than 64 characters")
         if filters["town"] and filters["town"] not in towns:
             raise InvalidRequest(f"未知乡镇 Unknown town {filters['town']!r}")
         if filters["status"] not in ("", "all", *STATUSES):

@@ -264,11 +264,12 @@ def test_the_work_list_filters_by_grid_town_category_status_and_side(client, ses
         ("category=nope", "unknown incident category"),
         ("status=lost", "Unknown status"),
         ("side=XX", "unknown side"),
-        ("grid=" + "x" * 65, ""),
+        ("grid=" + "x" * 65, "longer than 64 characters"),
     ):
         response = client.get(f"/desk?{query}")
         assert response.status_code == 422, query
         assert message in html_lib.unescape(response.text), query
+        assert response.headers["content-type"].startswith("text/html"), query
     sign_in(client, "officer-hp")
     assert listed("side=GX-HP") == {hepu}
 
