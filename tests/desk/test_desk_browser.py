@@ -103,6 +103,13 @@ def status(sessions, incident_id: int) -> tuple[str, str | None]:
 
 
 @pytest.fixture
+def spatialite_only(backend):
+    """Storage-agnostic: the TestClient tests cover PostGIS; no browser is started for it."""
+    if backend[0] != "spatialite":
+        pytest.skip("storage-agnostic: the TestClient tests cover both backends")
+
+
+@pytest.fixture
 def site(engine, settings, sessions):
     from api.app import create_app
 
@@ -126,10 +133,8 @@ def browsers():
 
 
 def test_an_incident_from_report_to_close_with_a_stale_form_and_a_referral(
-    site, browsers, sessions, settings, tmp_path, backend
+    spatialite_only, site, browsers, sessions, settings, tmp_path
 ):
-    if backend[0] != "spatialite":
-        pytest.skip("storage-agnostic: the TestClient tests cover PostGIS")
     phone, desk = browsers
     base = site
 
