@@ -234,7 +234,7 @@ def desk(
             items, more = _desk_items(session, principal, query, settings, now)
     except DomainError as exc:
         error = exc.message
-    categories = _category_labels(session)
+    categories, sides = _category_labels(session), _side_names(session)
     for item in items:
         item["category_label"] = categories.get(item["category"], item["category"])
         item["status_label"] = STATUS_LABELS.get(item["status"], item["status"])
@@ -242,6 +242,7 @@ def desk(
         item["town_label"] = towns.get(item["town"] or "", "")
         item["due"] = _due(item)
         item["severity_label"] = SEVERITY_LABELS.get(item["severity"], item["severity"])
+        item["referred_label"] = _referral(item, principal, sides)
     context = {
         **base,
         "items": items,
@@ -254,12 +255,21 @@ def desk(
             select(Grid.code, Grid.name_zh).where(Grid.retired_at.is_(None)).order_by(Grid.code)
         ).all(),
         "towns": towns,
-        "sides": _side_names(session),
+        "sides": sides,
         "categories": list_categories(session),
         "statuses": [(s, STATUS_LABELS[s]) for s in STATUSES],
         "to_act": [(s, STATUS_LABELS[s]) for s in TO_ACT],
     }
     return templates.TemplateResponse(request, "desk.html", context, status_code=422 if error else 200)
+
+
+def _referral(item: dict[str, Any], principal, sides: dict[str, str]) -> str:
+    """Where a referred incident came from (for the side it was referred to) or went."""
+    if not item["referred_to"]:
+        return ""
+    if item["referred_to"] == principal.side:
+        return f"移交自 referred from {sides.get(item['side'], '')}"
+    return f"已移交 referred to {sides.get(item['referred_to'], '')}"
 
 
 def _here(request: Request) -> str:

@@ -362,6 +362,8 @@ def test_reject_duplicate_reopen_refer_and_joint_through_the_page(client, sessio
     page = client.get(f"/incidents/{first}").text
     assert "refer" not in offered(page) and "已移交 referred to 广西·合浦 Guangxi · Hepu" in page
     sign_in(client, "officer-hp")
+    row = re.search(rf'data-id="{first}">(.*?)</li>', client.get("/desk").text, re.S).group(1)
+    assert "移交自 referred from 广东·廉江 Guangdong · Lianjiang" in row
     page = client.get(f"/incidents/{first}").text
     assert "accept" in offered(page)
     assert submit(client, first, "accept", page).status_code == 303
