@@ -63,7 +63,7 @@ def looked_at(driver, name: str, answered: int | None = None) -> None:
     assert "Traceback" not in driver.page_source
 
 
-def wait(driver, css: str, timeout: float = 10):
+def wait(driver, css: str, timeout: float = 30):
     return WebDriverWait(driver, timeout).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
 
 
@@ -72,7 +72,7 @@ def press(driver, form: str) -> None:
     button = driver.find_element(By.CSS_SELECTOR, f"#{form} button[type=submit]")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
     button.click()
-    WebDriverWait(driver, 10).until(ec.staleness_of(button))
+    WebDriverWait(driver, 30).until(ec.staleness_of(button))
 
 
 def viewport(driver, width: int, height: int) -> None:
@@ -146,7 +146,7 @@ def test_an_incident_from_report_to_close_with_a_stale_form_and_a_referral(
     phone.find_element(By.ID, "lat").send_keys(f"{WHERE[1]:.6f}")
     phone.find_element(By.ID, "description").send_keys("三棵红树被砍 three mangroves cut")
     phone.find_element(By.ID, "submit").click()
-    WebDriverWait(phone, 10).until(lambda d: "reported=" in d.current_url)
+    WebDriverWait(phone, 30).until(lambda d: "reported=" in d.current_url)
     incident = int(re.search(r"reported=(\d+)", phone.current_url).group(1))
 
     # The station manager finds it on the work list and takes it to resolved, on the phone.
