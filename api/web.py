@@ -47,7 +47,6 @@ from patrol.errors import (
     AuthenticationFailed,
     DomainError,
     InvalidRequest,
-    NotFound,
     PermissionDenied,
     TooManyAttempts,
 )
@@ -212,6 +211,11 @@ def home_links(principal, latest_patrol: int | None = None) -> list[dict[str, st
         # First for those in the field: records, reports and queues with no network.
         links.insert(
             0, {"href": "/app/", "label": "手机巡护应用 Field app", "note": "record patrols, report offline"}
+        )
+    if principal.has(Role.STATION_MANAGER, Role.ENFORCEMENT_OFFICER, Role.ADMIN):
+        # First for those who answer reports: what is due, the most urgent first.
+        links.insert(
+            0, {"href": "/desk", "label": "待办事件 My work list", "note": "what is due, overdue first"}
         )
     links.append({"href": "/api/v1/effort", "label": "网格巡护统计 Patrol effort per grid (JSON)"})
     links.append({"href": "/api/v1/effort/unpatrolled", "label": "久未巡护的网格 Grids not patrolled lately"})
@@ -646,42 +650,3 @@ def my_incidents(
         },
         status_code=status,
     )
-
-
-# --- one incident, for people (the maps' popups link here) ---------------------------------------
-
-ACTION_LABELS = {
-    "reported": "报告 Reported",
-    "accept": "受理 Accepted",
-    "start": "开始处理 Started",
-    "resolve": "办结 Resolved",
-    "close": "关闭 Closed",
-    "reject": "不予受理 Rejected",
-    "duplicate": "标为重复 Marked duplicate",
-    "reopen": "重新打开 Reopened",
-    "refer": "移交 Referred",
-    "joint": "纳入联合案件 Added to a joint case",
-    "link_patrol": "关联巡护 Linked to its patrol",
-}
-
-
-@router.get("/incidents/{incident_id:int}", response_class=HTMLResponse)
-def incident_page(
-    request: Request, incident_id: int, session: SessionDep, settings: SettingsDep, principal: Public
-):
-    """An incident with its history and photos, under the API's visibility rules (others: 404)."""
-    if principal is None:
-        return RedirectResponse(f"/login?next=/incidents/{incident_id}", status_code=303)
-    context = {"principal": principal, "csrf": csrf_token(request), "incident": None, "error": None}
-    status = 200
-    try:
-        if not 1 <= incident_id <= 2**31 - 1:
-            raise NotFound(f"no incident {incident_id}")
-        detail = incident_detail(session, principal, incident_id, settings.incidents)
-    except DomainError as exc:
-        context["error"], status = exc.message, exc.status
-    else:
-        context["incident"] = _labelled(session, detail)
-        for event in detail["history"]:
-            event["label"] = ACTION_LABELS.get(event["action"], event["action"])
-    return templates.TemplateResponse(request, "incident.html", context, status_code=status)

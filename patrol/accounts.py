@@ -428,6 +428,15 @@ def unlock_user(session: Session, by: Principal | None, username: str) -> thrott
     return was
 
 
+def display_names(session: Session, usernames) -> dict[str, str]:
+    """The display names of the given usernames (a username without an account maps to itself)."""
+    names = {name: name for name in usernames if name}
+    if names:
+        rows = session.execute(select(User.username, User.display_name).where(User.username.in_(names)))
+        names.update({username: shown for username, shown in rows})
+    return names
+
+
 def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.username)))
 

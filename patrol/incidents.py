@@ -430,6 +430,28 @@ def transition(
     now: datetime | None = None,
 ) -> Incident:
     """Move an incident along its lifecycle. The caller commits."""
+    incident, changes = _transition(
+        session, principal, incident_id, action, settings,
+        version=version, note=note, duplicate_of=duplicate_of, level=level, now=now,
+    )  # fmt: skip
+    audit.record(session, principal, "incident.transition", "incident", incident.id, changes)
+    return incident
+
+
+def _transition(
+    session: Session,
+    principal: Principal,
+    incident_id: int,
+    action: str,
+    settings: IncidentSettings,
+    *,
+    version: int | None,
+    note: str | None,
+    duplicate_of: int | None,
+    level: str | None,
+    now: datetime | None,
+) -> tuple[Incident, dict[str, list]]:
+    """:func:`transition` without its audit entry: the incident and the changes to record."""
     now = aware(now) or _now()
     incident = get_incident(session, principal, incident_id, settings)
     if action not in TRANSITIONS:
@@ -459,13 +481,7 @@ def transition(
     if action in ("reject", "reopen") and not note:
         raise InvalidRequest(f"say why: a note is required to {action} an incident")
     if action == "close" and not principal.is_admin:
-        resolver = session.scalar(
-            select(IncidentEvent.actor_id)
-            .where(IncidentEvent.incident_id == incident.id, IncidentEvent.action == "resolve")
-            .order_by(IncidentEvent.id.desc())
-            .limit(1)
-        )
-        if resolver == principal.user_id:
+        if last_resolver(session, incident.id) == principal.user_id:
             raise PermissionDenied(
                 "closing verifies the resolution: someone other than the resolver must do it"
             )
@@ -510,8 +526,139 @@ def transition(
     changes = audit.changes(audit_before, audit.snapshot(incident, TRANSITION_AUDIT_FIELDS))
     if note:
         changes["note"] = [None, note]
-    audit.record(session, principal, "incident.transition", "incident", incident.id, changes)
-    return incident
+    return incident, changes
+
+
+def resolve_with_photos(
+    session: Session,
+    principal: Principal,
+    incident_id: int,
+    settings: IncidentSettings,
+    *,
+    version: int | None,
+    note: str | None,
+    photos: list[bytes],
+    photo_dir: Path,
+    now: datetime | None = None,
+) -> tuple[Incident, list[Path]]:
+    """One resolve form: the transition and its evidence photos in the caller's transaction, with
+    ONE audit entry (``incident.transition`` naming the photos). Returns the incident and the files
+    written; the caller commits, or rolls back and discards them. A photo that is refused is
+    reported as ``PhotoRejected`` naming which one (1-based), and every file written is removed."""
+    from patrol.photos import PhotoRejected, add_photo, discard  # photos build on incidents
+
+    incident, changes = _transition(
+        session, principal, incident_id, "resolve", settings,
+        version=version, note=note, duplicate_of=None, level=None, now=now,
+    )  # fmt: skip
+    written: list[Path] = []
+    rows = []
+    try:
+        for number, data in enumerate(photos, start=1):
+            try:
+                row, path = add_photo(
+                    session, principal, incident.id, data, settings, photo_dir, audited=False
+                )
+            except (InvalidRequest, Conflict) as exc:
+                prefix = f"photo {number}: " if len(photos) > 1 else ""
+                raise PhotoRejected(prefix + exc.message) from None
+            written.append(path)
+            rows.append(row)
+        if rows:
+            changes["photos"] = [
+                None, [audit.snapshot(r, ("id", "sha256", "size_bytes", "content_type")) for r in rows]
+            ]  # fmt: skip
+        audit.record(session, principal, "incident.transition", "incident", incident.id, changes)
+    except BaseException:
+        for path in written:
+            discard(path)
+        raise
+    return incident, written
+
+
+def last_resolver(session: Session, incident_id: int) -> int | None:
+    """The user who last resolved the incident (None: never resolved)."""
+    return session.scalar(
+        select(IncidentEvent.actor_id)
+        .where(IncidentEvent.incident_id == incident_id, IncidentEvent.action == "resolve")
+        .order_by(IncidentEvent.id.desc())
+        .limit(1)
+    )
+
+
+# What a page may offer, in the order it offers them.
+ACTIONS = ("accept", "start", "resolve", "close", "reject", "duplicate", "refer", "joint", "reopen")
+
+
+def available_actions(session: Session, principal: Principal, incident: Incident) -> list[str]:
+    """The actions ``principal`` may take on ``incident`` in its current state — exactly those
+    :func:`transition`, :func:`refer` and ``patrol.joint.add_incident`` would accept (bar a
+    stale version or bad input). Nothing for those who may not work it."""
+    if not can_work(principal, incident):
+        return []
+    offered = []
+    for action in ACTIONS:
+        if action in TRANSITIONS:
+            sources, _ = TRANSITIONS[action]
+            if incident.status not in sources:
+                continue
+            if action == "reopen" and incident.status in ADMIN_REOPEN_FROM and not principal.is_admin:
+                continue
+            if (
+                action == "close"
+                and not principal.is_admin
+                and last_resolver(session, incident.id) == principal.user_id
+            ):
+                continue
+        elif action == "refer":
+            if incident.status not in OPEN or incident.referred_to not in (None, incident.side):
+                continue
+        elif action == "joint":
+            if incident.joint_case_id is not None or not (principal.is_admin or principal.has(*WORKER_ROLES)):
+                continue
+        offered.append(action)
+    return offered
+
+
+# The fields a change on the desk can make different, for "what changed" after a stale version.
+TRACKED_FIELDS = ("status", "level", "referred_to", "joint_case_id", "duplicate_of", "patrol_id")
+
+
+def changed_since(detail: dict[str, Any], version: int) -> dict[str, Any]:
+    """What happened to an incident after the ``version`` someone read, from its detail
+    (:func:`incident_detail`): the history entries made since (every entry after the report is one
+    version) and the tracked fields whose value now differs, as ``{field: [then, now]}``."""
+    history = detail["history"]
+    version = max(1, min(int(version), len(history)))
+    # Replay the history to the state at ``version``; the start is what the entries imply.
+    levels = [e["details"]["level"] for e in history if (e.get("details") or {}).get("level")]
+    linked = any(e["action"] == "link_patrol" for e in history)
+    state = {
+        "status": "reported",
+        "level": levels[0][0] if levels else detail["level"],
+        "referred_to": None,
+        "joint_case_id": None,
+        "duplicate_of": None,
+        "patrol_id": None if linked else detail["patrol_id"],
+    }
+    for event in history[1:version]:
+        details = event.get("details") or {}
+        if event.get("to"):
+            state["status"] = event["to"]
+        if details.get("level"):
+            state["level"] = details["level"][1]
+        if event["action"] == "refer":
+            state["referred_to"] = details.get("to")
+        elif event["action"] == "joint":
+            state["joint_case_id"] = details.get("case")
+        elif event["action"] == "duplicate":
+            state["duplicate_of"] = details.get("duplicate_of")
+        elif event["action"] == "reopen":
+            state["duplicate_of"] = None
+        elif event["action"] == "link_patrol":
+            state["patrol_id"] = details.get("patrol_id")
+    fields = {name: [state[name], detail[name]] for name in TRACKED_FIELDS if state[name] != detail[name]}
+    return {"version": version, "events": history[version:], "fields": fields}
 
 
 def refer(
@@ -829,7 +976,7 @@ def incident_detail(
         .where(Incident.id == incident_id)
     ).one()
     history = session.execute(
-        select(IncidentEvent, User.username)
+        select(IncidentEvent, User.username, User.display_name)
         .join(User, User.id == IncidentEvent.actor_id)
         .where(IncidentEvent.incident_id == incident_id)
         .order_by(IncidentEvent.id)
@@ -847,13 +994,14 @@ def incident_detail(
             {
                 "at": iso_utc(e.at),
                 "by": username,
+                "by_name": display_name,
                 "action": e.action,
                 "from": e.from_status,
                 "to": e.to_status,
                 "note": e.note,
                 "details": e.details,
             }
-            for e, username in history
+            for e, username, display_name in history
         ],
         "photos": [
             {

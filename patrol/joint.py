@@ -19,7 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from patrol import audit
 from patrol.accounts import Principal
 from patrol.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
-from patrol.incidents import WORKER_ROLES, _event, can_work, get_incident
+from patrol.incidents import WORKER_ROLES, _check_version, _event, can_work, get_incident
 from patrol.models import (
     Grid,
     Incident,
@@ -209,15 +209,21 @@ def add_incident(
     incident_id: int,
     settings: IncidentSettings,
     *,
+    version: int | None = None,
     now=None,
 ) -> None:
-    """Bring another incident into an open joint case (a participant who may work it, or admin)."""
+    """Bring another incident into an open joint case (a participant who may work it, or admin).
+    ``version``: the incident's version the caller read (a page form sends it; a stale one is
+    refused with Conflict); None: not checked (the API names the incident only)."""
     now = now or datetime.now(UTC)
+    # The incident first: whether this user may raise it at all decides before which case.
+    incident = _raisable(session, principal, incident_id, settings, field="incident")
+    if version is not None:
+        _check_version(incident, version)
     case = _get_case(session, principal, case_id)
     _check_participant(session, principal, case)
     if case.status != "open":
         raise Conflict(f"joint case {case_id} is closed")
-    incident = _raisable(session, principal, incident_id, settings, field="incident")
     before = _case_incident_ids(session, case.id)
     incident.joint_case_id = case.id
     incident.updated_at = now

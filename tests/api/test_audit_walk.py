@@ -226,6 +226,34 @@ def _page_open_case(participants: list[str], csrf: str | None = None, **fields) 
     return step
 
 
+def _desk_prepare(user: str = "manager", *, case: bool = False) -> Callable[[World], dict]:
+    """An incident (and a joint case) and ``user`` signed in on its page: its form's CSRF token."""
+
+    def prepare(w: World) -> dict:
+        joint = w.joint_case() if case else None
+        incident = w.incident("member", GQ03)
+        token = w.page(user, f"/incidents/{incident['id']}")
+        return {"incident": incident, "csrf": token, "case": joint}
+
+    return prepare
+
+
+def _desk(what: str, *, stale: bool = False, forged: bool = False, **fields) -> Step:
+    """A form of the incident page sent (the version it was drawn with, unless stale)."""
+
+    def step(w, p):
+        incident = p["incident"]
+        data = {
+            "csrf_token": "forged" if forged else p["csrf"],
+            "version": str(incident["version"] + (5 if stale else 0)),
+            **({"case_id": str(p["case"]["id"])} if p["case"] else {}),
+            **fields,
+        }
+        return w.client.post(f"/incidents/{incident['id']}/{what}", data=data, follow_redirects=False)
+
+    return step
+
+
 def _page_case_step(what: str, fields: Callable[[dict], dict], csrf: str | None = None) -> Step:
     def step(w, prepared):
         case, token = prepared
@@ -436,6 +464,46 @@ ROUTE_CASES: dict[tuple[str, str], Case] = {
             (422, _page_open_case(["member-hp"])),  # a patrol member is no participant
             (422, _page_open_case(["officer-hp"], title=" ")),
             (403, _page_open_case(["officer-hp"], csrf="forged")),
+        ),
+        channel="page",
+        actor="officer-lj",
+    ),
+    # --- the incident desk (pages) ---
+    ("POST", "/incidents/{incident_id:int}/transition"): Case(
+        "incident.transition",
+        (),
+        prepare=_desk_prepare("manager"),
+        valid=_desk("transition", action="accept", level="town"),
+        refused=(
+            (403, _desk("transition", forged=True, action="accept")),
+            (422, _desk("transition", action="reject", note="")),  # a reason is required
+            (409, _desk("transition", stale=True, action="accept")),
+            (409, _desk("transition", action="close")),  # not resolved yet: refused, nothing written
+        ),
+        channel="page",
+        actor="manager",
+    ),
+    ("POST", "/incidents/{incident_id:int}/referral"): Case(
+        "incident.refer",
+        (),
+        prepare=_desk_prepare("manager"),
+        valid=_desk("referral", to_side="GX-HP", note="对岸排污 from across the border"),
+        refused=(
+            (422, _desk("referral", to_side="XX")),
+            (409, _desk("referral", stale=True, to_side="GX-HP")),
+        ),
+        channel="page",
+        actor="manager",
+    ),
+    ("POST", "/incidents/{incident_id:int}/joint"): Case(
+        "joint_case.add_incident",
+        (),
+        prepare=_desk_prepare("officer-lj", case=True),
+        valid=_desk("joint"),
+        refused=(
+            (422, _desk("joint", case_id="424242")),
+            (403, _desk("joint", forged=True)),
+            (409, _desk("joint", stale=True)),
         ),
         channel="page",
         actor="officer-lj",

@@ -78,6 +78,8 @@ def test_the_services_pages_run_no_inline_script_or_style(client, sessions):
         "/incidents/mine",
         f"/incidents/{incident['id']}",
         "/incidents/99999",
+        "/desk",
+        "/desk?grid=LJ-XX-99",  # the work list with a refused filter
         "/patrols/upload",
         "/maps/station?basemap=google",  # a map's error page is one of ours
         "/joint-cases",
