@@ -41,6 +41,7 @@ def submit(driver) -> None:
     button = driver.find_element(By.CSS_SELECTOR, "form[action='/patrols/upload'] button[type=submit]")
     button.click()
     WebDriverWait(driver, 30).until(gone.staleness_of(button))
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def shot(driver, name: str) -> None:
