@@ -20,7 +20,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from sqlalchemy import select, update
-from utils.browser import ARTIFACTS, chromium, serving, severe, sign_in
+from utils.browser import ARTIFACTS, chromium, serving, severe, sign_in, wait_until_replaced
 from utils.factories import PASSWORD, add_users
 from utils.places import inside_near_border
 
@@ -72,7 +72,7 @@ def press(driver, form: str) -> None:
     button = driver.find_element(By.CSS_SELECTOR, f"#{form} button[type=submit]")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
     button.click()
-    WebDriverWait(driver, 30).until(ec.staleness_of(button))
+    wait_until_replaced(driver, button)
 
 
 def viewport(driver, width: int, height: int) -> None:

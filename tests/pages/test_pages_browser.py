@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as gone
-from selenium.webdriver.support.wait import WebDriverWait
-from utils.browser import ARTIFACTS, chromium, serving, sign_in
+from utils.browser import ARTIFACTS, chromium, serving, sign_in, wait_until_replaced
 from utils.factories import PASSWORD, add_users
 from utils.tracks import crossing, gpx
 
@@ -40,8 +38,7 @@ def submit(driver) -> None:
     """Press the upload form's button and wait until the answer has replaced the page."""
     button = driver.find_element(By.CSS_SELECTOR, "form[action='/patrols/upload'] button[type=submit]")
     button.click()
-    WebDriverWait(driver, 30).until(gone.staleness_of(button))
-    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    wait_until_replaced(driver, button)
 
 
 def shot(driver, name: str) -> None:

@@ -111,3 +111,28 @@ def sign_in(driver, base_url: str, username: str, password: str = "mangrove-demo
     while driver.current_url.endswith("/login") and time.monotonic() < deadline:
         time.sleep(0.05)
     driver.get_log("browser")  # drop the login page's messages
+
+
+def wait_until_replaced(driver, element, timeout_s: float = 30.0) -> None:
+    """Wait until the page holding ``element`` has been replaced by the next one (a form's answer)
+    and that one has finished loading. Chromium may answer a question about a node of the page
+    being unloaded with "Node with given id does not belong to the document" instead of "stale
+    element" (Selenium's ``staleness_of`` lets that through): both mean the old page is gone."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    def gone(_):
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    WebDriverWait(driver, timeout_s).until(gone)
+    WebDriverWait(driver, timeout_s).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )
