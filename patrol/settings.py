@@ -160,6 +160,25 @@ class IncidentSettings(BaseSettings):
         }[level]
 
 
+class AnalysisSettings(BaseSettings):
+    """Work ahead of complaints: encounter rates, hot spots, recurring places, priorities, quotas."""
+
+    model_config = SettingsConfigDict(env_prefix="MANGROVE_ANALYSIS_", extra="ignore")
+
+    max_period_days: int = Field(default=400, ge=1, le=3660)  # the longest period one analysis covers
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)  # of the Poisson intervals of rates
+    # Below this effort in a grid a rate says nothing: it is shown, flagged "too little effort".
+    min_effort_km: float = Field(default=5.0, ge=0)
+    min_effort_hours: float = Field(default=5.0, ge=0)
+    hotspot_cell_m: float = Field(default=250.0, gt=0, le=5000)
+    hotspot_alpha: float = Field(default=0.05, gt=0, lt=0.5)  # after the false-discovery-rate correction
+    recurring_distance_m: float = Field(default=200.0, gt=0, le=5000)
+    recurring_min_months: int = Field(default=3, ge=2, le=60)
+    # A grid's quota unless an admin sets its own.
+    quota_patrols_per_month: int = Field(default=8, ge=0, le=1000)
+    quota_km_per_month: float = Field(default=20.0, ge=0, le=100_000)
+
+
 class IdempotencySettings(BaseSettings):
     """Safe retries: how long a create's Idempotency-Key is remembered."""
 
@@ -261,6 +280,7 @@ class Settings:
         self.incidents = _read(IncidentSettings)
         self.maps = _read(MapSettings)
         self.idempotency = _read(IdempotencySettings)
+        self.analysis = _read(AnalysisSettings)
         self.tls = _read(TLSSettings)
         try:
             self.maps.check_basemap(self.maps.default_basemap)
