@@ -198,6 +198,7 @@ def home_links(principal, latest_patrol: int | None = None) -> list[dict[str, st
             {"href": "/maps/joint", "label": "粤桂联合执法图 Joint enforcement map", "note": "both sides"}
         )
         maps.append({"href": "/joint-cases", "label": "联合案件 Joint cases", "note": "五联 five-joint log"})
+        maps.append({"href": "/briefing", "label": "月度工作简报 Monthly briefing", "note": "HTML, PDF"})
     if latest_patrol is not None:
         maps.append(
             {
