@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_gcj02_detection.py [--walks 300] [--noise 4] [--seed 14]
 
-Synthetic patrols as the demo makes them (``patrol.demo_patrols``): 70 % on foot along the
+Synthetic patrols as the demo makes them (``patrol.demo.patrols``): 70 % on foot along the
 mangrove edge of one of the team's grids (15–40 m inside its boundary, 0.9–1.3 m/s), 30 % by boat
 along a creek through the team's grids (3–5 m/s); a fix every 1, 2, 3 or 5 s; GPS noise of
 ``--noise`` m (σ) wandering over a minute. Each walk of each duration is uploaded twice in
@@ -34,7 +34,7 @@ from geodata import reference  # noqa: E402
 from geodata.assign import GridIndex  # noqa: E402
 from geodata.crs import METRIC, WGS84, transformer  # noqa: E402
 from geodata.datum import gcj02_to_wgs84, wgs84_to_gcj02  # noqa: E402
-from patrol.demo_patrols import _creek, _edge_walk, _wandering_noise  # noqa: E402
+from patrol.demo.patrols import _creek, _edge_walk, _wandering_noise  # noqa: E402
 from patrol.patrols import SHIFT_SUSPECT_GAIN, gcj02_suspected, grid_fit  # noqa: E402
 
 MINUTES = (1, 2, 5, 10, 15, 20, 30, 60)

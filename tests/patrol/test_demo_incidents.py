@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 
 from patrol.demo import load_demo, load_demo_patrols
-from patrol.demo_incidents import load_demo_incidents
+from patrol.demo.incidents import load_demo_incidents
 from patrol.incidents import aware, overdue_clause
 from patrol.joint import MECHANISMS
 from patrol.models import (

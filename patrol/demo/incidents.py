@@ -34,7 +34,7 @@ from patrol.joint import add_action, close_joint_case, open_joint_case
 from patrol.models import Boundary, Incident, IncidentCategory, JointCase, Patrol, PatrolVisit, User
 from patrol.settings import IncidentSettings
 
-# The demo member who reports for each team (see patrol.demo_patrols.TEAM_MEMBERS).
+# The demo member who reports for each team (see patrol.demo.patrols.TEAM_MEMBERS).
 MEMBERS = ("gq-member-07", "yz-member-12", "cb-member-02", "ap-member-05", "ld-member-09", "sk-member-03")
 WORKERS = ("gq-manager", "lj-officer", "hp-officer", "admin")
 

@@ -1,4 +1,6 @@
-"""Demo mode: the reference geodata plus invented demo users (never real people)."""
+"""Demo mode: the reference geodata plus invented demo users (never real people), a season of
+synthetic patrols (``patrol.demo.patrols``) uploaded through the real pipeline and the incidents
+found on them (``patrol.demo.incidents``)."""
 
 from __future__ import annotations
 
@@ -82,8 +84,8 @@ def load_demo_patrols(
     incident_settings: IncidentSettings | None = None,
     patrols_per_team_week: float = 3.0,
 ) -> dict:
-    """A season of synthetic patrols (see ``patrol.demo_patrols``), uploaded through the real
-    pipeline, then the incidents found on them (see ``patrol.demo_incidents``). Idempotent for the
+    """A season of synthetic patrols (see ``patrol.demo.patrols``), uploaded through the real
+    pipeline, then the incidents found on them (see ``patrol.demo.incidents``). Idempotent for the
     same day and seed: a file uploaded before is the same patrol; incidents are added only to a
     database without any."""
     import tempfile
@@ -92,8 +94,8 @@ def load_demo_patrols(
     from geodata.cleaning import Transport
     from geodata.datum import Datum
     from patrol.accounts import Principal
-    from patrol.demo_incidents import load_demo_incidents
-    from patrol.demo_patrols import season
+    from patrol.demo.incidents import load_demo_incidents
+    from patrol.demo.patrols import season
     from patrol.models import Patrol
     from patrol.patrols import UploadOptions, upload_patrol
 
