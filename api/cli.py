@@ -1241,6 +1241,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser(
         "verify", help="check the chain: exit 0 intact, 3 changed/deleted/inserted entries, 1 no database"
     ).set_defaults(handler=cmd_audit_verify)
+    __import__("api.cli_assessment", fromlist=["add_commands"]).add_commands(commands)  # quotas, assessment
     cli_briefing.add_commands(commands)
     return parser
 
