@@ -12,6 +12,7 @@ briefing whose ``empty`` is true: the page then says so instead of drawing empty
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ import pandas as pd
 
 from patrol.effort import LOCAL_TIME
 
+log = logging.getLogger("mangrove.briefing")
 # How a scope is named in a title: the side's official name rather than "广东·廉江".
 SIDE_TITLES = {"GD-LJ": ("廉江市", "Lianjiang"), "GX-HP": ("合浦县", "Hepu")}
 MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
@@ -32,8 +34,7 @@ ALL_CATEGORIES = "all"  # the rates report's row summing a grid's categories
 # The assessment's columns shown in the briefing, with their headings.
 ASSESSMENT_COLUMNS = {
     "rank": "名次 Rank",
-    "team": "队伍 Team",
-    "name_zh": "名称 Name",
+    "name_zh": "队伍 Team",
     "patrols": "巡护次数 Patrols",
     "patrol_days": "巡护天数 Days",
     "km": "里程 km",
@@ -359,10 +360,10 @@ def collect_briefing(
         confidence=settings.analysis.confidence,
         recurring_distance_m=settings.analysis.recurring_distance_m,
     )
+    idle = [r for r in grids.itertuples() if not r.patrols]
+    before = last_patrolled_before(session, [r.code for r in idle], scope.start)
     b.unpatrolled = [
-        {"code": r.code, "name_zh": r.name_zh, "last_patrolled": _last(r)}
-        for r in grids.itertuples()
-        if not r.patrols
+        {"code": r.code, "name_zh": r.name_zh, "last_patrolled": before.get(r.code)} for r in idle
     ]
     if b.empty:
         return b
@@ -383,69 +384,82 @@ def _with_effort(grids, effort):
     return merged
 
 
-def _last(row) -> str | None:
-    value = getattr(row, "last_patrolled", None)
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
-        return None
-    try:
-        return (
-            pd.Timestamp(value).tz_convert(LOCAL_TIME).strftime("%Y-%m-%d")
-            if pd.Timestamp(value).tzinfo
-            else str(value)[:10]
-        )
-    except (TypeError, ValueError):
-        return str(value)[:10]
+def last_patrolled_before(session, codes: list[str], before: datetime) -> dict[str, str]:
+    """{grid code: the China date of its last visit before ``before``} (grids never visited
+    before are left out). Effort per grid is not personal data: everyone may see it."""
+    from sqlalchemy import func, select
+
+    from patrol.models import Grid, PatrolVisit
+
+    if not codes:
+        return {}
+    rows = session.execute(
+        select(Grid.code, func.max(PatrolVisit.entered_at))
+        .join(PatrolVisit, PatrolVisit.grid_id == Grid.id)
+        .where(Grid.code.in_(codes), PatrolVisit.entered_at < before)
+        .group_by(Grid.code)
+    ).all()
+    out = {}
+    for code, when in rows:
+        if when is not None:
+            when = pd.Timestamp(when)  # SQLite: naive UTC; PostgreSQL: aware
+            when = when.tz_localize("UTC") if when.tzinfo is None else when
+            out[code] = when.tz_convert(LOCAL_TIME).strftime("%Y-%m-%d")
+    return out
 
 
 def _add_reports(b: Briefing, session, principal, settings, scope, now) -> None:
-    """Rates, hot spots, recurring places, priorities and the assessment; a report whose module
-    has not been installed yet is named in ``notes`` instead of failing the whole briefing."""
-    try:
-        from patrol.analysis.reports import rates_report
-    except ImportError:
-        b.notes.append("遭遇率暂不可用 Encounter rates are not available in this version.")
-    else:
+    """Rates, hot spots, recurring places, priorities and the assessment. One section that fails
+    is logged and named in ``notes``; the rest of the briefing is still made."""
+    from patrol.analysis.assessment import assessment
+    from patrol.analysis.priorities import priorities_report
+    from patrol.analysis.reports import hotspots_report, rates_report, recurring_report
+
+    def section(label: str, build) -> None:
+        try:
+            with session.begin_nested():  # a failed query leaves the others a usable transaction
+                build()
+        except Exception as exc:  # noqa: BLE001 - one section must not take the briefing down
+            log.exception("briefing %s %s: %s failed", b.month, b.scope_en, label)
+            b.notes.append(f"{label}: 未能生成 could not be computed ({type(exc).__name__}).")
+
+    def rates_section():
         b.rates = rate_rows(rates_report(session, principal, settings, scope))
-    try:
-        from patrol.analysis.reports import hotspots_report
-    except ImportError:
-        b.notes.append("热点分析暂不可用 Hot-spot analysis is not available in this version.")
-    else:
+
+    def hotspots_section():
         b.hotspots = hotspot_cells(hotspots_report(session, principal, settings, scope))
-    try:
-        from patrol.analysis.reports import recurring_report
-    except ImportError:
-        b.notes.append("重复发生地点暂不可用 Recurring places are not available in this version.")
-    else:
-        # A place recurs over months: look back a year (within the analysis cap) to the month's end,
-        # and list first the places that came back this month.
+
+    def recurring_section():
+        # A place recurs over months: look back a year (within the analysis cap) to the month's
+        # end, and list first the places that came back this month.
         days = min(RECURRING_LOOKBACK_DAYS, settings.analysis.max_period_days)
-        lookback = replace(
-            scope, start=max(scope.end - timedelta(days=days), scope.start - timedelta(days=days))
-        )
+        lookback = replace(scope, start=scope.end - timedelta(days=days))
         rows = recurring_rows(recurring_report(session, principal, settings, lookback))
         for row in rows:
             row["this_month"] = b.month in row["months_list"]
         rows.sort(key=lambda r: (not r["this_month"], -(r["months_count"] or 0), -(r["count"] or 0)))
         b.recurring = rows[:RECURRING_COUNT]
-    try:
-        from patrol.analysis.reports import priorities_report
-    except ImportError:
-        b.notes.append("下月巡护重点暂不可用 Next month's priorities are not available in this version.")
-    else:
-        as_of = min(scope.end, now)  # the ranking for the days after the month (or after today)
+
+    def priorities_section():
+        # Ranked as at the month's last second (or now, for the month under way): the quota
+        # shortfall is then the whole month's. (Exactly at the next month's first instant the
+        # month-to-date effort would be an empty period.)
+        as_of = min(scope.end - timedelta(seconds=1), now)
         b.priorities = priority_rows(
             priorities_report(session, principal, settings, scope, as_of=as_of, limit=PRIORITY_COUNT)
         )
-    try:
-        from patrol.analysis.assessment import assessment
-    except ImportError:
-        b.assessment = None
-    else:
+
+    def assessment_section():
         rows = _rows(
             assessment(session, principal, settings, month=b.month, by="team", side=scope.side, now=now)
         )
         b.assessment = assessment_rows(session, rows, scope)
+
+    section("遭遇率 Encounter rates", rates_section)
+    section("热点 Hot spots", hotspots_section)
+    section("反复发生地点 Recurring places", recurring_section)
+    section("下月巡护重点 Priorities", priorities_section)
+    section("队伍考核 Assessment", assessment_section)
 
 
 def _number(value):

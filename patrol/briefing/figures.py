@@ -254,6 +254,14 @@ def weekly_effort_chart(briefing) -> bytes | None:
     return to_png(fig)
 
 
+def _two_lines(label: str, width: int = 16) -> str:
+    """A long "中文 English" label on two lines (Chinese, then English), so the axes keep their room."""
+    if len(label) <= width or " " not in label:
+        return label
+    zh, _, en = label.partition(" ")
+    return f"{zh}\n{en}" if len(en) <= 2 * width else f"{zh}\n{en[: 2 * width - 1]}…"
+
+
 def incident_chart(briefing) -> bytes | None:
     """Incidents by category and by status, side by side."""
     incidents = briefing.incidents
@@ -263,7 +271,7 @@ def incident_chart(briefing) -> bytes | None:
     left = fig.add_axes((0.3, 0.15, 0.27, 0.72))
     right = fig.add_axes((0.75, 0.15, 0.22, 0.72))
     by_category = incidents["category"].value_counts().sort_values()
-    names = [briefing.category_label(c) for c in by_category.index]
+    names = [_two_lines(briefing.category_label(c)) for c in by_category.index]
     left.barh(names, by_category.to_numpy(), color="#7570b3")
     left.set_title("按类别 By category", fontsize=9)
     by_status = incidents["status"].value_counts().reindex(list(STATUS_COLOURS)).dropna()
@@ -304,7 +312,9 @@ def close_time_chart(briefing) -> bytes | None:
     jitter = np.random.default_rng(0)  # the same picture for the same data
     for i, (_, v) in enumerate(groups, start=1):
         ax.scatter(v, i + jitter.uniform(-0.12, 0.12, len(v)), s=4, color="#1b9e77", alpha=0.6, zorder=3)
-    ax.set_yticks(range(1, len(groups) + 1), [f"{briefing.category_label(c)} ({len(v)})" for c, v in groups])
+    ax.set_yticks(
+        range(1, len(groups) + 1), [_two_lines(f"{briefing.category_label(c)} ({len(v)})") for c, v in groups]
+    )
     ax.tick_params(labelsize=7)
     ax.set_xlabel("报告至关闭天数 Days from report to closure", fontsize=8)
     ax.set_title("办结用时 Time to close", fontsize=9)

@@ -6,15 +6,25 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
+from geodata.cleaning import Transport
+from patrol.accounts import Principal
 from patrol.briefing.collect import Briefing, Totals
+from patrol.incidents import IncidentReport, report_incident
+from patrol.models import User
+from patrol.patrols import UploadOptions, upload_patrol
+from patrol.settings import PatrolSettings
+from utils.factories import add_users
+from utils.places import inside
+from utils.tracks import START, crossing, gpx
 
 # Three square grids of 2 km side in UTM 49N near Gaoqiao, side by side; the middle one unpatrolled.
 ORIGIN = (390_000.0, 2_380_000.0)
@@ -192,3 +202,65 @@ def png_pixels(png: bytes) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+# --- a database scene: last month's patrols and incidents on both sides ---------------------------
+
+CHINA = ZoneInfo("Asia/Shanghai")
+GRID = "LJ-GQ-03"
+
+
+def month_of(day: date) -> str:
+    return f"{day.year}-{day.month:02d}"
+
+
+def months_ago(n: int) -> str:
+    today = datetime.now(CHINA).date().replace(day=1)
+    for _ in range(n):
+        today = (today - timedelta(days=1)).replace(day=1)
+    return month_of(today)
+
+
+def first_instant(month: str) -> datetime:
+    return datetime.combine(date(int(month[:4]), int(month[5:]), 1), time(), tzinfo=CHINA).astimezone(UTC)
+
+
+def who(session, name) -> Principal:
+    return Principal.of(session.query(User).filter_by(username=name).one())
+
+
+def walk(session, tmp_path, at: datetime, by: str = "member") -> None:
+    lon, lat, times, _ = crossing(GRID)
+    times = [t - START + at for t in times]
+    path = tmp_path / f"walk-{at:%Y%m%d%H}.gpx"
+    path.write_bytes(gpx(lon, lat, times))
+    upload_patrol(session, path, filename=path.name, principal=who(session, by),
+                  options=UploadOptions(transport=Transport.FOOT), settings=PatrolSettings())  # fmt: skip
+    session.commit()
+
+
+def report(session, settings, code: str, at: datetime, by: str = "member", category="rubbish") -> int:
+    lon, lat = inside(code)
+    incident = report_incident(session, who(session, by), IncidentReport(category=category, lon=lon, lat=lat,
+                               observed_at=at), settings.incidents, now=at + timedelta(minutes=5))  # fmt: skip
+    session.commit()
+    return incident.id
+
+
+def seed_scene(sessions, settings, tmp_path):
+    """Last month: two walks through LJ-GQ-03 and incidents in Lianjiang (LJ-GQ-03, LJ-AP-02) and
+    Hepu (HP-SK-06, 7 km from the border; HP-SK-03, 1 km from it); the month before: one walk."""
+    add_users(sessions)
+    month, before = months_ago(1), months_ago(2)
+    t0 = first_instant(month) + timedelta(days=2, hours=1)
+    with sessions() as session:
+        walk(session, tmp_path, t0)
+        walk(session, tmp_path, t0 + timedelta(days=7))
+        walk(session, tmp_path, first_instant(before) + timedelta(days=3, hours=1))
+        ids = {
+            "gq": report(session, settings, GRID, t0 + timedelta(days=1)),
+            "ap": report(session, settings, "LJ-AP-02", t0 + timedelta(days=2), category="cutting"),
+            "hp_far": report(session, settings, "HP-SK-06", t0 + timedelta(days=3), by="member-hp"),
+            "hp_near": report(session, settings, "HP-SK-03", t0 + timedelta(days=3), by="member-hp"),
+        }
+    return month, ids
