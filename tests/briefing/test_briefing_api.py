@@ -201,3 +201,30 @@ def test_the_command_refuses_an_unknown_format(configured, scene, tmp_path, caps
     month, _ = scene
     assert run(["briefing", "--month", month, "-o", str(tmp_path / "brief.docx")]) == 2
     assert ".pdf or .html" in capsys.readouterr().err
+
+
+# --- the page -----------------------------------------------------------------------------------
+
+
+def test_the_page_offers_the_briefing_to_managers_and_officers_only(client, scene, sessions):
+    from utils.factories import sign_in
+
+    month, _ = scene
+    assert client.get("/briefing", follow_redirects=False).status_code == 303  # sign in first
+    sign_in(client, "member")
+    refused = client.get("/briefing")
+    assert refused.status_code == 403 and "Not allowed" in refused.text
+    assert "/briefing" not in client.get("/").text  # no link for patrol members
+    sign_in(client, "officer-lj")
+    assert 'href="/briefing"' in client.get("/").text
+    form = client.get("/briefing")
+    assert form.status_code == 200 and f'value="{month}"' in form.text  # last month by default
+    assert "HP-S-SK" not in form.text and "LJ-S-GQ" in form.text  # only their side's stations
+    answer = client.get("/briefing", params={"month": month, "town": "GQ"})
+    assert f"/api/v1/briefings/{month}?town=GQ&amp;format=pdf" in answer.text
+    bad = client.get("/briefing", params={"month": "2026-13"})
+    assert bad.status_code == 422 and 'id="month-error"' in bad.text and "2026-13" in bad.text
+    other = client.get("/briefing", params={"month": month, "station": "HP-S-SK"})
+    assert other.status_code == 403 and "HP-S-SK" in other.text
+    # the link works with the page's session (a GET: no CSRF token needed)
+    assert client.get(f"/api/v1/briefings/{month}", params={"town": "GQ"}).status_code == 200
