@@ -44,6 +44,7 @@ SQRT3 = math.sqrt(3.0)
 CORRECTIONS = ("fdr_bh", "bonferroni", "none")
 INFERENCES = ("randomisation", "permutation", "normal")
 _MAX_TABLE = 8_000_000  # floats in one batch of convolution tables
+_MAX_WORK = 200_000_000  # floats in all convolution tables of one call (about a second or two)
 _CORRECTION_NAMES = {"fdr_bh": "BH FDR", "bonferroni": "Bonferroni", "none": "no correction"}
 
 
@@ -109,8 +110,10 @@ def cell_grid(
     Squares have sides of ``cell_size_m``; hexagons (pointy-top) are ``cell_size_m`` between the
     centres of neighbouring cells (flat-to-flat width), so a hexagon covers 0.87 × cell_size_m².
     Only cells that intersect the area are kept. Returns columns ``cell`` (0..n-1), ``col``, ``row``
-    (lattice indices), ``x``, ``y`` (centres) and geometry; ``attrs["lattice"]`` records shape, size
-    and origin, which ``count_in_cells`` and ``gi_star`` rely on.
+    (lattice indices), ``x``, ``y`` (centres), ``area_m2`` (the part of the cell inside the area) and
+    geometry; ``attrs["lattice"]`` records shape, size and origin, which ``count_in_cells`` and
+    ``gi_star`` rely on. Cells cut by the edge hold less area and so fewer incidents: Gi* on counts
+    can call them cold for that alone; ``gi_star(..., effort=cells["area_m2"])`` tests density.
     """
     if shape not in ("hex", "square"):
         raise InvalidRequest(f"cell shape must be 'hex' or 'square', not {shape!r}", field="shape")
@@ -157,6 +160,11 @@ def cell_grid(
     shapely.prepare(area)
     # A cell that only touches the area's edge holds none of it.
     inside = shapely.intersects(area, polygons) & ~shapely.touches(area, polygons)
+    polygons = polygons[inside]
+    # Only cells cut by the edge need an intersection; the others are whole.
+    cell_area = np.full(polygons.size, shapely.area(polygons[0]) if polygons.size else 0.0)
+    cut = ~shapely.contains_properly(area, polygons)
+    cell_area[cut] = shapely.area(shapely.intersection(polygons[cut], area))
     cells = gpd.GeoDataFrame(
         {
             "cell": np.arange(int(inside.sum())),
@@ -164,8 +172,9 @@ def cell_grid(
             "row": row[inside],
             "x": cx[inside],
             "y": cy[inside],
+            "area_m2": cell_area,
         },
-        geometry=polygons[inside],
+        geometry=polygons,
         crs=METRIC,
     )
     cells.attrs["lattice"] = lattice
@@ -313,14 +322,19 @@ def _exact_randomisation_p(y: np.ndarray, focal, neighbour) -> tuple[np.ndarray,
     vmax = int(values.max())
     histogram = np.bincount(values, minlength=vmax + 1).astype(float)
     p_hot, p_cold = np.ones(n), np.ones(n)
-    for k in np.unique(card[card > 0]):
+    ks = np.unique(card[card > 0])
+    # The cost is one table of k·vmax floats per (k, own value): refuse what would take long.
+    work = sum(
+        np.unique(values[card == k]).size * fft.next_fast_len(int(k) * vmax + 1, real=True) for k in ks
+    )
+    if work > _MAX_WORK:
+        return None
+    for k in ks:
         size = int(k) * vmax + 1
         nfft = fft.next_fast_len(size, real=True)
         cells_k = np.flatnonzero(card == k)
         own, group = np.unique(values[cells_k], return_inverse=True)
         rows = max(1, _MAX_TABLE // nfft)
-        if nfft > _MAX_TABLE:
-            return None
         for start in range(0, own.size, rows):  # batches bound the memory; each is one FFT
             batch = own[start : start + rows]
             pool = np.tile(histogram, (batch.size, 1))

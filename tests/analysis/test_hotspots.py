@@ -56,6 +56,10 @@ def test_cells_cover_the_area_and_only_it(shape):
     np.testing.assert_allclose(shapely.get_x(centroids), cells["x"], atol=1e-6)
     expected_area = 100 * 100 if shape == "square" else np.sqrt(3) / 2 * 100 * 100
     np.testing.assert_allclose(cells.area, expected_area)
+    # area_m2 is the part inside the area: whole cells in the middle, less at the edge.
+    assert cells["area_m2"].sum() == pytest.approx(AREA.area)
+    assert cells["area_m2"].max() == pytest.approx(expected_area)
+    assert cells["area_m2"].min() < expected_area / 2
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -172,6 +176,15 @@ def test_exact_randomisation_agrees_with_sampled_permutations(per_cell):
     # 9,999 permutations: Monte Carlo standard error <= 0.005; allow 3 of them.
     np.testing.assert_allclose(exact_hot, sampled_hot, atol=0.015)
     np.testing.assert_allclose(exact_cold, sampled_cold, atol=0.015)
+
+
+def test_a_huge_count_falls_back_to_sampled_permutations():
+    cells = cell_grid(SQUARE_KM, 100, "square")
+    counts = np.random.default_rng(8).poisson(2.0, len(cells)).astype(float)
+    counts[55] = 50_000_000  # the exact tables would need 400 million entries per own value
+    result = gi_star(cells, counts)
+    assert "999 conditional permutations" in result.attrs["method"]
+    assert result["p"].min() >= result.attrs["min_p"]
 
 
 def test_effort_turns_counts_into_rates():
