@@ -33,7 +33,7 @@ import numpy as np
 import shapely
 from esda import G_Local
 from libpysal.graph import Graph
-from scipy import fft, ndimage, stats
+from scipy import fft, ndimage, sparse, stats
 from scipy.spatial import cKDTree
 
 from geodata.crs import METRIC
@@ -472,9 +472,13 @@ def gi_star(
 
     m = index.size
     self_ids = np.arange(m)
-    graph = Graph.from_arrays(
-        np.concatenate([self_ids, focal]), np.concatenate([self_ids, neighbour]), np.ones(m + focal.size)
+    # Binary weights with the cell itself (Gi*), as a sparse matrix: Graph.from_sparse is the
+    # cheapest way in for millions of pairs.
+    weights = sparse.csr_array(
+        (np.ones(m + focal.size), (np.concatenate([self_ids, focal]), np.concatenate([self_ids, neighbour]))),
+        shape=(m, m),
     )
+    graph = Graph.from_sparse(weights)
     with warnings.catch_warnings():
         # esda/libpysal warn about islands and the like; the result stays valid, the warning is noise.
         warnings.simplefilter("ignore")
