@@ -67,7 +67,7 @@ def month_range(month: str, *, now: datetime | None = None, max_days: int = 400)
     """[start, end) in UTC of the China-time calendar month ``YYYY-MM``, checked: not malformed,
     not in the future, not starting more than ``max_days`` days before ``now``."""
     now = now or datetime.now(UTC)
-    match = MONTH.fullmatch(month.strip()) if isinstance(month, str) else None
+    match = MONTH.fullmatch(month) if isinstance(month, str) else None
     if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 2000:
         raise InvalidRequest(
             f"month must be a calendar month as YYYY-MM, e.g. 2026-11; got {month!r}", field="month"

@@ -191,7 +191,7 @@ def test_who_sees_what(sessions, settings, month):
 @pytest.mark.parametrize(
     ("month", "words"),
     [("2026-13", "YYYY-MM"), ("Nov 2026", "YYYY-MM"), ("2026-1", "YYYY-MM"), ("2027-01", "future"),
-     ("2025-01", "days ago"), ("", "YYYY-MM")],
+     ("2025-01", "days ago"), ("", "YYYY-MM"), ("2026-11\r\n", "YYYY-MM")],
 )  # fmt: skip
 def test_bad_months_are_refused_naming_month(month, words):
     with pytest.raises(InvalidRequest, match=words) as refused:
@@ -306,3 +306,25 @@ def test_cli(configured, sessions, month, tmp_path, capsys):
     assert run(["assessment", "--month", this_month, "-o", str(tmp_path / "out.pdf")]) == 2
     assert ".csv or .xlsx" in capsys.readouterr().err
     assert run(["assessment", "--month", this_month, "--as", "nobody"]) == 2
+
+
+def test_a_fixed_number_of_queries_whatever_the_number_of_teams(engine, sessions, settings, month):
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with sessions() as session:
+            admin = who(session, "admin")
+            for by in ("team", "member"):
+                statements.clear()
+                rows = assessment(session, admin, settings, "2026-11", by=by, now=NOW)
+                assert len(rows) >= 4
+                # teams, members, grids with quotas, patrols, visits per grid and team, incidents
+                assert len(statements) <= 6, statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
