@@ -247,6 +247,8 @@ def test_api_json_csv_xlsx_and_refusals(app, client, sessions, month):
     assert by_team["LJ-T-GQ"][rows[0].index("巡护次数 patrols")] == 2
     assert by_team["LJ-T-LD"][2].startswith("'=")
     assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)  # no formulas
+    notes = dict(book.worksheets[2].iter_rows(values_only=True))
+    assert notes["排名规则 ranking"] == RANKING["team"] and notes["月份 month (China time)"] == "2026-11"
     grids = list(book.worksheets[1].iter_rows(values_only=True))
     assert ("LJ-T-GQ", "LJ-GQ-03", 2) == grids[[g[1] for g in grids].index("LJ-GQ-03")][:3]
 
