@@ -169,7 +169,11 @@ def assessment(
             .join(Patrol, Patrol.id == PatrolMember.patrol_id)
             .where(PatrolMember.user_id.in_(ids), *in_month)
         ).all()  # fmt: skip
-    effort = _effort(pd.DataFrame(rows, columns=["key", "id", "started_at", "distance_m", "duration_s"]))
+    effort = _effort(
+        pd.DataFrame(
+            [tuple(r) for r in rows], columns=["key", "id", "started_at", "distance_m", "duration_s"]
+        )
+    )
 
     reporters = list(teams_of) if by == "team" or not self_only else [principal.user_id]
     incident_rows = session.execute(
@@ -177,7 +181,9 @@ def assessment(
             Incident.reporter_id.in_(reporters), Incident.observed_at >= start, Incident.observed_at < end
         )
     ).all()
-    incidents = pd.DataFrame(incident_rows, columns=["reporter_id", *(c.key for c in HANDLING_COLUMNS)])
+    incidents = pd.DataFrame(
+        [tuple(r) for r in incident_rows], columns=["reporter_id", *(c.key for c in HANDLING_COLUMNS)]
+    )
     if by == "team" and len(incidents):
         # An incident counts for every visible team its reporter is a member of.
         incidents["key"] = incidents.reporter_id.map(lambda uid: teams_of.get(uid, []))
