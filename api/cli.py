@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from api import cli_analysis
+from api import cli_analysis, cli_assessment
 from geodata.errors import InputError
 from geodata.gridfile import GRID_FIELDS, GridFileOptions
 from patrol import migrate
@@ -1242,6 +1242,7 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="check the chain: exit 0 intact, 3 changed/deleted/inserted entries, 1 no database"
     ).set_defaults(handler=cmd_audit_verify)
     cli_analysis.add_commands(commands)
+    cli_assessment.add_commands(commands)  # quotas, assessment
     return parser
 
 

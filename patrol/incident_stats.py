@@ -32,6 +32,19 @@ from patrol.settings import IncidentSettings
 GROUPS = ("grid", "town", "side", "month")
 
 
+# The columns the handling rates are computed from (``handling_rates``).
+HANDLING_COLUMNS = (
+    Incident.status,
+    Incident.reported_at,
+    Incident.responded_at,
+    Incident.accepted_at,
+    Incident.resolved_at,
+    Incident.accept_due,
+    Incident.resolve_due,
+)
+_TIMES = ("reported_at", "responded_at", "accepted_at", "resolved_at", "accept_due", "resolve_due")
+
+
 def incident_stats(
     session: Session,
     principal: Principal,
@@ -45,38 +58,32 @@ def incident_stats(
         raise InvalidRequest(f"unknown grouping {by!r}: use one of {', '.join(GROUPS)}")
     now = now or datetime.now(UTC)
     clauses = _filters(session, principal, q, settings, now)
-    columns = [
-        Grid.code.label("grid"),
-        Incident.town,
-        Incident.side,
-        Incident.observed_at,
-        Incident.status,
-        Incident.reported_at,
-        Incident.responded_at,
-        Incident.accepted_at,
-        Incident.resolved_at,
-        Incident.accept_due,
-        Incident.resolve_due,
-    ]
+    columns = [Grid.code.label("grid"), Incident.town, Incident.side, Incident.observed_at, *HANDLING_COLUMNS]
     rows = session.execute(
         select(*columns).outerjoin(Grid, Grid.id == Incident.grid_id).where(*clauses)
     ).all()
     frame = pd.DataFrame(rows, columns=[c.key for c in columns])
     if frame.empty:
         return []
-    for name in (
-        "observed_at",
-        "reported_at",
-        "responded_at",
-        "accepted_at",
-        "resolved_at",
-        "accept_due",
-        "resolve_due",
-    ):
-        frame[name] = pd.to_datetime(frame[name], utc=True)
     if by == "month":
-        frame["month"] = frame.observed_at.dt.tz_convert("Asia/Shanghai").dt.strftime("%Y-%m")
+        observed = pd.to_datetime(frame.observed_at, utc=True)
+        frame["month"] = observed.dt.tz_convert("Asia/Shanghai").dt.strftime("%Y-%m")
     key = frame[by].fillna("(none)")
+    out = [
+        {by: None if group == "(none)" else group, **rates}
+        for group, rates in handling_rates(frame, key, now).items()
+    ]
+    return sorted(out, key=lambda r: (r[by] is None, r[by] or ""))
+
+
+def handling_rates(frame: pd.DataFrame, key: pd.Series, now: datetime) -> dict[Any, dict[str, Any]]:
+    """The handling rates (see the module's docstring) of the incidents in ``frame`` (one row per
+    incident, with the columns of ``HANDLING_COLUMNS``) grouped by ``key``: {group: rates}."""
+    if frame.empty:
+        return {}
+    frame = frame.copy()
+    for name in _TIMES:
+        frame[name] = pd.to_datetime(frame[name], utc=True)
     now_ts = pd.Timestamp(now)
     responded = frame.responded_at.notna()
     response_due = responded | (frame.accept_due < now_ts)
@@ -93,40 +100,37 @@ def incident_stats(
     hours_to_resolve = (frame.resolved_at - frame.reported_at).dt.total_seconds() / 3600
     parts = pd.DataFrame(
         {
-            "key": key,
+            "key": key.to_numpy(),
             "count": 1,
-            "responded": responded,
-            "response_due": response_due,
-            "on_time_response": on_time_response,
-            "actionable": actionable,
-            "resolved": resolved,
-            "resolution_due": resolution_due,
-            "on_time_resolution": on_time_resolution,
-            "open_overdue": overdue,
-            "hours_to_accept": hours_to_accept,
-            "hours_to_resolve": hours_to_resolve.where(resolved),
+            "responded": responded.to_numpy(),
+            "response_due": response_due.to_numpy(),
+            "on_time_response": on_time_response.to_numpy(),
+            "actionable": actionable.to_numpy(),
+            "resolved": resolved.to_numpy(),
+            "resolution_due": resolution_due.to_numpy(),
+            "on_time_resolution": on_time_resolution.to_numpy(),
+            "open_overdue": overdue.to_numpy(),
+            "hours_to_accept": hours_to_accept.to_numpy(),
+            "hours_to_resolve": hours_to_resolve.where(resolved).to_numpy(),
         }
     )
     sums = parts.drop(columns=["hours_to_accept", "hours_to_resolve"]).groupby("key").sum()
     medians = parts.groupby("key")[["hours_to_accept", "hours_to_resolve"]].median()
-    out = []
+    out = {}
     for group, s in sums.iterrows():
-        out.append(
-            {
-                by: None if group == "(none)" else group,
-                "count": int(s["count"]),
-                "responded": int(s.responded),
-                "response_rate": _rate(s.responded, s["count"]),
-                "on_time_response_rate": _rate(s.on_time_response, s.response_due),
-                "resolved": int(s.resolved),
-                "resolution_rate": _rate(s.resolved, s.actionable),
-                "on_time_resolution_rate": _rate(s.on_time_resolution, s.resolution_due),
-                "median_hours_to_accept": _hours(medians.loc[group, "hours_to_accept"]),
-                "median_hours_to_resolve": _hours(medians.loc[group, "hours_to_resolve"]),
-                "open_overdue": int(s.open_overdue),
-            }
-        )
-    return sorted(out, key=lambda r: (r[by] is None, r[by] or ""))
+        out[group] = {
+            "count": int(s["count"]),
+            "responded": int(s.responded),
+            "response_rate": _rate(s.responded, s["count"]),
+            "on_time_response_rate": _rate(s.on_time_response, s.response_due),
+            "resolved": int(s.resolved),
+            "resolution_rate": _rate(s.resolved, s.actionable),
+            "on_time_resolution_rate": _rate(s.on_time_resolution, s.resolution_due),
+            "median_hours_to_accept": _hours(medians.loc[group, "hours_to_accept"]),
+            "median_hours_to_resolve": _hours(medians.loc[group, "hours_to_resolve"]),
+            "open_overdue": int(s.open_overdue),
+        }
+    return out
 
 
 def _rate(numerator, denominator) -> float | None:

@@ -146,6 +146,23 @@ class Grid(Base):
     __table_args__ = (CheckConstraint("kind IN ('grid', 'zone')", name="ck_grids_kind"),)
 
 
+class GridQuota(Base):
+    """A grid's own monthly patrol quota, set by an admin; grids without a row take the defaults
+    of ``AnalysisSettings`` (see ``patrol.analysis.quotas``)."""
+
+    __tablename__ = "grid_quotas"
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), primary_key=True)
+    patrols_per_month: Mapped[int] = mapped_column(Integer)
+    km_per_month: Mapped[float] = mapped_column(Float)
+    updated_by: Mapped[str] = mapped_column(String(80))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("patrols_per_month >= 0", name="ck_grid_quotas_patrols"),
+        CheckConstraint("km_per_month >= 0", name="ck_grid_quotas_km"),
+    )
+
+
 class Boundary(Base):
     """Lines of reference such as the Guangdong–Guangxi provincial border."""
 

@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -286,6 +286,11 @@ def _new_user(**overrides) -> dict:
     return user | overrides
 
 
+def _quota(w: World, user: str, grid: str, patrols, km) -> httpx.Response:
+    body = {"patrols_per_month": patrols, "km_per_month": km}
+    return w.client.put(f"/api/v1/grids/{grid}/quota", json=body, headers=w.auth(user))
+
+
 ROUTE_CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/v1/grids/import"): Case(
         "grid_import.import",
@@ -295,6 +300,26 @@ ROUTE_CASES: dict[tuple[str, str], Case] = {
         refused=(
             (200, lambda w, path: w.import_grids(path, dry_run="true")),
             (422, lambda w, path: w.import_grids(_text_file(w, "broken.geojson", "{not json"))),
+        ),
+    ),
+    ("PUT", "/api/v1/grids/{code}/quota"): Case(
+        "grid_quota.set",
+        ("admin", "manager"),
+        valid=lambda w, p: _quota(w, "admin", "LJ-GQ-03", 12, 30),
+        refused=(
+            (422, lambda w, p: _quota(w, "admin", "LJ-GQ-03", -1, 30)),
+            (403, lambda w, p: _quota(w, "manager", "LJ-GQ-03", 12, 30)),
+            (404, lambda w, p: _quota(w, "admin", "LJ-XX-99", 12, 30)),
+        ),
+    ),
+    ("DELETE", "/api/v1/grids/{code}/quota"): Case(
+        "grid_quota.clear",
+        ("admin", "manager"),
+        prepare=lambda w: (w.sign_in("admin"), _quota(w, "admin", "LJ-GQ-03", 12, 30)),
+        valid=lambda w, p: w.client.delete("/api/v1/grids/LJ-GQ-03/quota", headers=w.auth("admin")),
+        refused=(
+            (403, lambda w, p: w.client.delete("/api/v1/grids/LJ-GQ-03/quota", headers=w.auth("manager"))),
+            (200, lambda w, p: w.client.delete("/api/v1/grids/LJ-GQ-04/quota", headers=w.auth("admin"))),
         ),
     ),
     ("POST", "/api/v1/patrols"): Case(
@@ -927,6 +952,23 @@ CLI_CASES: dict[tuple[str, ...], CliCase] = {
             (2, lambda w, path: ["grids", "import", _text_file(w, "x.geojson", "{").as_posix()]),
         ),
     ),
+    ("quotas", "set"): CliCase(
+        "grid_quota.set",
+        valid=lambda w, p: ["quotas", "set", "LJ-GQ-03", "--patrols", "12", "--km", "30"],
+        refused=(
+            (2, lambda w, p: ["quotas", "set", "LJ-GQ-03", "--patrols", "0", "--km", "0"]),
+            (2, lambda w, p: ["quotas", "set", "LJ-XX-99", "--patrols", "12", "--km", "30"]),
+        ),
+    ),
+    ("quotas", "clear"): CliCase(
+        "grid_quota.clear",
+        prepare=lambda w: run(["quotas", "set", "LJ-GQ-03", "--patrols", "12", "--km", "30"]),
+        valid=lambda w, p: ["quotas", "clear", "LJ-GQ-03"],
+        refused=(
+            (0, lambda w, p: ["quotas", "clear", "LJ-GQ-04"]),  # no quota of its own: nothing to clear
+            (2, lambda w, p: ["quotas", "clear", "LJ-XX-99"]),
+        ),
+    ),
     ("db", "upgrade"): CliCase(
         # Records the behaviour settings when they differ from the last recorded ones.
         "setting.change",
@@ -1035,6 +1077,8 @@ CLI_READ_ONLY: dict[tuple[str, ...], Callable[[World, dict], list[str]]] = {
     ("incidents", "list"): lambda w, ids: ["incidents", "list"],
     ("incidents", "show"): lambda w, ids: ["incidents", "show", str(ids["incident"])],
     ("incidents", "stats"): lambda w, ids: ["incidents", "stats"],
+    ("quotas", "list"): lambda w, ids: ["quotas", "list"],
+    ("assessment",): lambda w, ids: ["assessment", "--month", f"{datetime.now(UTC) + timedelta(hours=8):%Y-%m}"],
     ("audit", "list"): lambda w, ids: ["audit", "list"],
     ("audit", "verify"): lambda w, ids: ["audit", "verify"],
 }  # fmt: skip
