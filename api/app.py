@@ -17,7 +17,19 @@ from starlette.middleware.sessions import SessionMiddleware
 from api import desk, fieldapp, map_pages, openapi, problems, security, web
 from api.deps import Public
 from api.limits import RequestLimits
-from api.routes import assessment, audit, auth, briefing, grids, incidents, meta, patrols, tiles, users
+from api.routes import (
+    analysis,
+    assessment,
+    audit,
+    auth,
+    briefing,
+    grids,
+    incidents,
+    meta,
+    patrols,
+    tiles,
+    users,
+)
 from maps.assets import STATIC_DIR
 from patrol.db import create_db_engine, make_session_factory
 from patrol.settings import Settings, get_settings
@@ -82,6 +94,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         incidents.router,
         users.router,
         audit.router,
+        analysis.router,
         assessment.router,
         tiles.router,
         briefing.router,

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from api import cli_briefing
+from api import cli_analysis, cli_assessment, cli_briefing
 from geodata.errors import InputError
 from geodata.gridfile import GRID_FIELDS, GridFileOptions
 from patrol import migrate
@@ -1241,7 +1241,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser(
         "verify", help="check the chain: exit 0 intact, 3 changed/deleted/inserted entries, 1 no database"
     ).set_defaults(handler=cmd_audit_verify)
-    __import__("api.cli_assessment", fromlist=["add_commands"]).add_commands(commands)  # quotas, assessment
+    cli_analysis.add_commands(commands)
+    cli_assessment.add_commands(commands)  # quotas, assessment
     cli_briefing.add_commands(commands)
     return parser
 

@@ -109,8 +109,7 @@ def _pct(value) -> str:
 
 def cmd_assessment(args) -> int:
     from api.cli import CliError, _principal_of
-    from api.routes.assessment import assessment_table, grid_summary, grid_table
-    from api.tables import to_csv, to_xlsx
+    from api.routes.assessment import assessment_csv, assessment_workbook
     from patrol.analysis.assessment import RANKING, assessment
     from patrol.settings import get_settings
 
@@ -126,22 +125,13 @@ def cmd_assessment(args) -> int:
         )
     if out is not None:
         if out.suffix.lower() == ".csv":
-            header, body = assessment_table(rows, args.by)
-            header.append("网格明细 grid detail")
-            for line, row in zip(body, rows):
-                line.append(grid_summary(row))
-            data = to_csv(header, body).encode("utf-8")
+            data = assessment_csv(rows, args.by).encode("utf-8")
         else:
-            data = to_xlsx(
-                [
-                    ("考核 assessment", *assessment_table(rows, args.by)),
-                    ("网格 grids", *grid_table(rows, args.by)),
-                ]
-            )
+            data = assessment_workbook(rows, args.month, args.by, args.side)
         tmp = out.with_name(out.name + ".part")
         tmp.write_bytes(data)
         tmp.replace(out)
-        print(f"{out}: {len(rows)} {args.by}s, {args.month}")
+        print(f"{out}: {len(rows)} {args.by}s, {args.month}, ranked by {RANKING[args.by]}")
         return 0
     if args.json:
         print(json.dumps({"month": args.month, "by": args.by, "ranking": RANKING[args.by], "rows": rows},

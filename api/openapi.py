@@ -41,6 +41,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "status": {"type": "integer"},
             "detail": {"type": "string", "description": "what is wrong, in words"},
             "instance": {"type": "string", "description": "the path asked for"},
+            "parameter": {"type": "string", "description": "the parameter or field the refusal is about"},
             "problems": {
                 "type": "array",
                 "description": "each problem found, e.g. each invalid feature or field",

@@ -65,6 +65,7 @@ def _domain_error(request: Request, exc: DomainError | InputError) -> JSONRespon
         headers=headers,
         problems=problems,
         retry_after=retry_after,
+        parameter=getattr(exc, "field", None),  # the input the refusal is about, when it is one
     )
 
 

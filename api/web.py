@@ -218,6 +218,8 @@ def home_links(principal, latest_patrol: int | None = None) -> list[dict[str, st
         links.insert(
             0, {"href": "/desk", "label": "待办事件 My work list", "note": "what is due, overdue first"}
         )
+        links.insert(1, {"href": "/desk/ahead", "label": "未诉先办 Ahead of complaints",
+                         "note": "next week's priorities, recurring places, hot spots"})  # fmt: skip
     links.append({"href": "/api/v1/effort", "label": "网格巡护统计 Patrol effort per grid (JSON)"})
     links.append({"href": "/api/v1/effort/unpatrolled", "label": "久未巡护的网格 Grids not patrolled lately"})
     if principal.has(Role.ADMIN):

@@ -38,6 +38,12 @@ from maps.incidents import add_incidents
 EFFORT_COLORS = ["#edf8e9", "#bae4b3", "#74c476", "#31a354", "#006d2c"]  # ColorBrewer Greens
 NO_EFFORT = "#f2f2f2"
 UNPATROLLED = "#d7301f"
+# Encounter rates (incidents per 10 km, all categories) in fixed classes, as the effort is.
+RATE_BREAKS = (0.1, 0.3, 1.0, 3.0)
+RATE_COLORS = ["#fef0d9", "#fdcc8a", "#fc8d59", "#e34a33", "#b30000"]  # ColorBrewer OrRd
+RATE_CLASSES = ("少于0.1 under 0.1", "0.1–0.3", "0.3–1", "1–3", "3 以上 or more")
+TOO_LITTLE = "#bdbdbd"
+HOT, COLD = "#b2182b", "#2166ac"
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,64 @@ def _grid_popup(g, labels, metric: Metric, desk_link: str = "") -> str:
         f"<b>{h(g.code)} {h(g.name_zh)}</b><br>{h(g.name_en)}{warn}<table class='mp-table'>{table}</table>"
         + desk_grid_link(desk_link, g.code)
     )
+
+
+def _analysis_layers(m, data, overlay: Overlay) -> tuple[list, list]:
+    """The encounter-rate layer (off at first: it recolours the grids) and the hot-spot cells;
+    their legend sections. Nothing for the roles that do not analyse."""
+    rate_legend, hot_legend = [], []
+    if data.rates is not None and len(data.rates):
+        rates = data.rates.set_index("grid")
+        grids = data.grids[data.grids.code.isin(rates.index)]
+        geoms = overlay.geometries(grids.geometry.to_numpy())
+        props = []
+        for code, name in zip(grids.code, grids.name_zh):
+            r = rates.loc[code]
+            few = bool(r["too_little_effort"])
+            value = r["per_10km"]
+            if few or pd.isna(value):
+                fill, text = (
+                    TOO_LITTLE,
+                    f"巡护不足，无法判断 too little effort to say ({h(r.get('note') or '')})",
+                )
+            else:
+                fill = RATE_COLORS[int(np.searchsorted(RATE_BREAKS, value, side="right"))]
+                text = (f"{value:.2f} / 10 km ({r['per_10km_low']:.2f}–{r['per_10km_high']:.2f}), "
+                        f"{int(r['incidents'])} 事件 incidents / {r['km']:.1f} km")  # fmt: skip
+            props.append({
+                "code": code,
+                "style": {"color": "#555", "weight": 1, "fillColor": fill, "fillOpacity": 0.85,
+                          **({"dashArray": "3 3"} if few else {})},
+                "tooltip": f"{h(code)} {h(name)}: {text}",
+                "popup": f"<b>{h(code)} {h(name)}</b><br>遇见率 Encounter rate<br>{text}",
+            })  # fmt: skip
+        JsLayer("polygons", feature_collection(geoms, props), name="遇见率 Encounter rate (per 10 km)",
+                show=False, options={"underTracks": True}).add_to(m)  # fmt: skip
+        keys = [swatch(c, t) for c, t in zip(RATE_COLORS, RATE_CLASSES)]
+        keys.append(swatch(TOO_LITTLE, "巡护不足 too little effort", dash=True))
+        rate_legend = [("遇见率 Incidents per 10 km (layer)", keys)]
+    if data.hotspots is not None and len(data.hotspots):
+        cells = data.hotspots
+        geoms = overlay.geometries(cells.geometry.to_numpy())
+        props = []
+        for c in cells.itertuples():
+            hot = c.kind == "hot"
+            label = "热点 Hot spot" if hot else "冷点 Cold spot"
+            text = (
+                f"{label}: {int(c.count)} 事件 incidents, z = {c.z:.2f}, p (corrected) = {c.p_adjusted:.4f}"
+            )
+            props.append({
+                "code": str(c.cell),
+                "style": {"color": HOT if hot else COLD, "weight": 2, "fillColor": HOT if hot else COLD,
+                          "fillOpacity": 0.25},
+                "tooltip": h(text),
+                "popup": h(text) + f"<br><span class='mp-muted'>{h(data.hotspot_method)}</span>",
+            })  # fmt: skip
+        JsLayer("polygons", feature_collection(geoms, props), name=f"热点 Hot spots ({len(cells)})").add_to(m)
+        hot_legend = [("热点分析 Hot spots (Gi*)", [swatch(HOT, "热点 hot spot", border=HOT),
+                                                swatch(COLD, "冷点 cold spot", border=COLD),
+                                                f"<span class='mp-muted'>{h(data.hotspot_method)}</span>"])]  # fmt: skip
+    return rate_legend, hot_legend
 
 
 def station_map(
@@ -227,6 +291,8 @@ def station_map(
             if t in team_index
         ]
 
+    rate_legend, hot_legend = _analysis_layers(m, data, overlay)
+
     lookups = add_incidents(
         m,
         data.incidents,
@@ -267,6 +333,8 @@ def station_map(
             [
                 (f"巡护强度 Effort ({measure.label})", ranges),
                 ("巡护轨迹 Tracks by team", team_legend + tracks_note),
+                *rate_legend,
+                *hot_legend,
                 ("事件状态 Incident status", statuses),
                 ("事件类别 Incident category", categories),
             ]

@@ -142,6 +142,11 @@ class StationMapData:
     labels: Labels
     track_tolerance_m: float = 0.0
     focus: tuple[str, ...] = ()  # the grids the map opens on (a patrol member's team's); () for all
+    # For those who may analyse (managers, officers, admins; None for others): the encounter rate
+    # of every grid (all categories) and the significant Gi* hot-spot cells, WGS84.
+    rates: pd.DataFrame | None = None
+    hotspots: gpd.GeoDataFrame | None = None
+    hotspot_method: str = ""
 
 
 def _station_scope(session: Session, principal: Principal, q: StationMapQuery) -> tuple[str, list]:
@@ -235,6 +240,7 @@ def station_map_data(
     grids["open_incidents"] = grids.code.map(open_now.groupby("grid").size()).fillna(0).astype(int)
 
     tracks = _tracks(session, principal, grids, start, end, settings.maps.track_tolerance_m)
+    rates, spots = _analysis_layers(session, principal, settings, codes, start, min(end, now), now)
     return StationMapData(
         title=title,
         start=start,
@@ -246,7 +252,29 @@ def station_map_data(
         labels=Labels.load(session),
         track_tolerance_m=settings.maps.track_tolerance_m,
         focus=_focus(principal, q, grids),
+        rates=rates,
+        hotspots=None if spots is None else spots[0],
+        hotspot_method="" if spots is None else spots[1],
     )
+
+
+def _analysis_layers(session, principal, settings, codes, start, end, now):
+    """Encounter rates and significant hot spots of the map's grids and period, for the roles that
+    analyse, when the period is one an analysis takes; (None, None) otherwise."""
+    from patrol.analysis import reports
+    from patrol.analysis.scope import analysis_scope
+
+    if not principal.has(*WORKER_ROLES) or end <= start:
+        return None, None
+    try:
+        scope = analysis_scope(session, principal, settings, start=start, end=end, grids=codes, now=now)
+    except (InvalidRequest, PermissionDenied):  # e.g. a period beyond the cap, another side's grids
+        return None, None
+    table = reports.rates_report(session, principal, settings, scope)
+    rates = table[table.category == "all"].reset_index(drop=True)
+    spots = reports.hotspots_report(session, principal, settings, scope)
+    cells = spots.cells[spots.cells["significant"]].to_crs(WGS84)
+    return rates, (cells, spots.method)
 
 
 def _focus(principal: Principal, q: StationMapQuery, grids: gpd.GeoDataFrame) -> tuple[str, ...]:

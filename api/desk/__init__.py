@@ -4,8 +4,9 @@ each form calls the same domain function the API calls (``patrol.incidents``, ``
 
 from fastapi import APIRouter
 
-from api.desk import incidents, joint
+from api.desk import ahead, incidents, joint
 
 router = APIRouter(include_in_schema=False)
 router.include_router(incidents.router)
 router.include_router(joint.router)
+router.include_router(ahead.router)

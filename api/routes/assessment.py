@@ -99,6 +99,36 @@ def grid_table(rows: list[dict[str, Any]], by: str) -> tuple[list[str], list[lis
     return header, body
 
 
+def notes_table(month: str, by: str, side: str | None) -> tuple[list[str], list[list[Any]]]:
+    """What the workbook covers and how it is ranked, for its third sheet."""
+    return ["项 item", "值 value"], [
+        ["月份 month (China time)", month],
+        ["按 by", by],
+        ["辖区 side", side or "all the caller may see"],
+        ["排名规则 ranking", RANKING[by]],
+    ]
+
+
+def assessment_workbook(rows: list[dict[str, Any]], month: str, by: str, side: str | None) -> bytes:
+    """The assessment as XLSX: the table, the per-grid detail, and notes with the ranking rule."""
+    return to_xlsx(
+        [
+            ("考核 assessment", *assessment_table(rows, by)),
+            ("网格 grids", *grid_table(rows, by)),
+            ("说明 notes", *notes_table(month, by, side)),
+        ]
+    )
+
+
+def assessment_csv(rows: list[dict[str, Any]], by: str) -> str:
+    """The assessment as CSV: the table, with each row's grids summed up in its last cell."""
+    header, body = assessment_table(rows, by)
+    header.append("网格明细 grid detail")
+    for line, row in zip(body, rows):
+        line.append(grid_summary(row))
+    return to_csv(header, body)
+
+
 def grid_summary(row: dict[str, Any]) -> str:
     """The grids of one row as text for one CSV cell: ``LJ-GQ-01 3/8 12.1/20 km ✗; …``."""
     return "; ".join(
@@ -125,16 +155,10 @@ def monthly_assessment(
     rows = assessment(session, principal, settings, month, by, side, now=now)
     name = f"assessment-{month}-{by}"
     if format == "csv":
-        header, body = assessment_table(rows, by)
-        header.append("网格明细 grid detail")
-        for line, row in zip(body, rows):
-            line.append(grid_summary(row))
-        headers = {"Content-Disposition": f'attachment; filename="{name}.csv"'}
-        return Response(to_csv(header, body), media_type="text/csv; charset=utf-8", headers=headers)
+        headers = {"Content-Disposition": f'attachment; filename="{name}.csv"', "X-Ranking": RANKING[by]}
+        return Response(assessment_csv(rows, by), media_type="text/csv; charset=utf-8", headers=headers)
     if format == "xlsx":
-        data = to_xlsx(
-            [("考核 assessment", *assessment_table(rows, by)), ("网格 grids", *grid_table(rows, by))]
-        )
-        headers = {"Content-Disposition": f'attachment; filename="{name}.xlsx"'}
+        data = assessment_workbook(rows, month, by, side)
+        headers = {"Content-Disposition": f'attachment; filename="{name}.xlsx"', "X-Ranking": RANKING[by]}
         return Response(data, media_type=XLSX, headers=headers)
     return {"month": month, "by": by, "side": side, "ranking": RANKING[by], "rows": rows}

@@ -67,7 +67,7 @@ def month_range(month: str, *, now: datetime | None = None, max_days: int = 400)
     """[start, end) in UTC of the China-time calendar month ``YYYY-MM``, checked: not malformed,
     not in the future, not starting more than ``max_days`` days before ``now``."""
     now = now or datetime.now(UTC)
-    match = MONTH.fullmatch(month.strip()) if isinstance(month, str) else None
+    match = MONTH.fullmatch(month) if isinstance(month, str) else None
     if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 2000:
         raise InvalidRequest(
             f"month must be a calendar month as YYYY-MM, e.g. 2026-11; got {month!r}", field="month"
@@ -169,7 +169,11 @@ def assessment(
             .join(Patrol, Patrol.id == PatrolMember.patrol_id)
             .where(PatrolMember.user_id.in_(ids), *in_month)
         ).all()  # fmt: skip
-    effort = _effort(pd.DataFrame(rows, columns=["key", "id", "started_at", "distance_m", "duration_s"]))
+    effort = _effort(
+        pd.DataFrame(
+            [tuple(r) for r in rows], columns=["key", "id", "started_at", "distance_m", "duration_s"]
+        )
+    )
 
     reporters = list(teams_of) if by == "team" or not self_only else [principal.user_id]
     incident_rows = session.execute(
@@ -177,7 +181,9 @@ def assessment(
             Incident.reporter_id.in_(reporters), Incident.observed_at >= start, Incident.observed_at < end
         )
     ).all()
-    incidents = pd.DataFrame(incident_rows, columns=["reporter_id", *(c.key for c in HANDLING_COLUMNS)])
+    incidents = pd.DataFrame(
+        [tuple(r) for r in incident_rows], columns=["reporter_id", *(c.key for c in HANDLING_COLUMNS)]
+    )
     if by == "team" and len(incidents):
         # An incident counts for every visible team its reporter is a member of.
         incidents["key"] = incidents.reporter_id.map(lambda uid: teams_of.get(uid, []))

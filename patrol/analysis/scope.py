@@ -109,7 +109,8 @@ def analysis_scope(
         raise InvalidRequest(f"unknown side {side!r}: use one of {known}", field="side")
     if not principal.is_admin:
         if side not in (None, principal.side):
-            raise PermissionDenied(f"side {side}: you work for {principal.side} and analyse that side only")
+            raise PermissionDenied(f"side {side}: you work for {principal.side} and analyse that side only",
+                                   field="side")  # fmt: skip
         side = principal.side
     if town is not None:
         row = session.get(Town, town)
@@ -141,7 +142,8 @@ def analysis_scope(
 
 def _same_side(actual: str, side: str | None, field: str, code: str) -> None:
     if side is not None and actual != side:
-        raise PermissionDenied(f"{field} {code} is on side {actual}, outside the analysed side {side}")
+        raise PermissionDenied(f"{field} {code} is on side {actual}, outside the analysed side {side}",
+                               field=field)  # fmt: skip
 
 
 def _aware(value: datetime) -> datetime:

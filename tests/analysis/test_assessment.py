@@ -191,7 +191,7 @@ def test_who_sees_what(sessions, settings, month):
 @pytest.mark.parametrize(
     ("month", "words"),
     [("2026-13", "YYYY-MM"), ("Nov 2026", "YYYY-MM"), ("2026-1", "YYYY-MM"), ("2027-01", "future"),
-     ("2025-01", "days ago"), ("", "YYYY-MM")],
+     ("2025-01", "days ago"), ("", "YYYY-MM"), ("2026-11\r\n", "YYYY-MM")],
 )  # fmt: skip
 def test_bad_months_are_refused_naming_month(month, words):
     with pytest.raises(InvalidRequest, match=words) as refused:
@@ -247,6 +247,8 @@ def test_api_json_csv_xlsx_and_refusals(app, client, sessions, month):
     assert by_team["LJ-T-GQ"][rows[0].index("巡护次数 patrols")] == 2
     assert by_team["LJ-T-LD"][2].startswith("'=")
     assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)  # no formulas
+    notes = dict(book.worksheets[2].iter_rows(values_only=True))
+    assert notes["排名规则 ranking"] == RANKING["team"] and notes["月份 month (China time)"] == "2026-11"
     grids = list(book.worksheets[1].iter_rows(values_only=True))
     assert ("LJ-T-GQ", "LJ-GQ-03", 2) == grids[[g[1] for g in grids].index("LJ-GQ-03")][:3]
 
@@ -306,3 +308,25 @@ def test_cli(configured, sessions, month, tmp_path, capsys):
     assert run(["assessment", "--month", this_month, "-o", str(tmp_path / "out.pdf")]) == 2
     assert ".csv or .xlsx" in capsys.readouterr().err
     assert run(["assessment", "--month", this_month, "--as", "nobody"]) == 2
+
+
+def test_a_fixed_number_of_queries_whatever_the_number_of_teams(engine, sessions, settings, month):
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with sessions() as session:
+            admin = who(session, "admin")
+            for by in ("team", "member"):
+                statements.clear()
+                rows = assessment(session, admin, settings, "2026-11", by=by, now=NOW)
+                assert len(rows) >= 4
+                # teams, members, grids with quotas, patrols, visits per grid and team, incidents
+                assert len(statements) <= 6, statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)

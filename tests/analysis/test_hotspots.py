@@ -15,7 +15,9 @@ from scipy.stats import binom
 
 from patrol.analysis.hotspots import (
     _distance_pairs,
+    _exact_randomisation_p,
     _lattice_pairs,
+    _permutation_p,
     cell_grid,
     count_in_cells,
     gi_star,
@@ -54,6 +56,10 @@ def test_cells_cover_the_area_and_only_it(shape):
     np.testing.assert_allclose(shapely.get_x(centroids), cells["x"], atol=1e-6)
     expected_area = 100 * 100 if shape == "square" else np.sqrt(3) / 2 * 100 * 100
     np.testing.assert_allclose(cells.area, expected_area)
+    # area_m2 is the part inside the area: whole cells in the middle, less at the edge.
+    assert cells["area_m2"].sum() == pytest.approx(AREA.area)
+    assert cells["area_m2"].max() == pytest.approx(expected_area)
+    assert cells["area_m2"].min() < expected_area / 2
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -120,13 +126,30 @@ def test_a_planted_cluster_is_found_hot(shape, seed):
     assert result.attrs["method"].endswith("BH FDR q=0.05")
 
 
+def test_a_cluster_among_ten_thousand_cells_is_found():
+    """Sampled permutations could not do this: with 999 of them BH over 10,000 cells needs 400 cells
+    at the p floor; the exact randomisation distribution has no floor."""
+    area = shapely.box(X0, Y0, X0 + 10_000, Y0 + 10_000)
+    cells = cell_grid(area, 100, "square")
+    assert len(cells) == 10_000
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.uniform(X0, X0 + 10_000, 20_000), rng.normal(X0 + 3000, 150, 400)])
+    y = np.concatenate([rng.uniform(Y0, Y0 + 10_000, 20_000), rng.normal(Y0 + 7000, 150, 400)])
+    result = gi_star(cells, count_in_cells(cells, x, y))
+    hot = result[result["kind"] == "hot"]
+    assert len(hot) >= 5
+    assert np.hypot(hot["x"] - X0 - 3000, hot["y"] - Y0 - 7000).max() < 500
+    assert "exact conditional randomisation" in result.attrs["method"]
+
+
+@pytest.mark.parametrize("per_cell", [0.3, 1.0])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_uniform_incidents_rarely_give_any_hot_spot(shape):
+def test_uniform_incidents_rarely_give_any_hot_spot(shape, per_cell):
     cells = cell_grid(SQUARE_KM, 100, shape)
     seeds_with_a_hit = 0
     for seed in range(SEEDS):
         rng = np.random.default_rng(1000 + seed)
-        result = gi_star(cells, _uniform_counts(cells, 1.0, rng), alpha=ALPHA, seed=seed)
+        result = gi_star(cells, _uniform_counts(cells, per_cell, rng), alpha=ALPHA, seed=seed)
         seeds_with_a_hit += bool(result["significant"].any())
     assert seeds_with_a_hit <= MAX_SEEDS_WITH_A_FALSE_HIT
 
@@ -137,10 +160,31 @@ def test_normal_approximation_would_fail_the_same_check():
     seeds_with_a_hit = 0
     for seed in range(SEEDS):
         rng = np.random.default_rng(1000 + seed)
-        result = gi_star(cells, _uniform_counts(cells, 0.3, rng), alpha=ALPHA, permutations=0)
+        result = gi_star(cells, _uniform_counts(cells, 0.3, rng), alpha=ALPHA, inference="normal")
         seeds_with_a_hit += bool(result["significant"].any())
     assert seeds_with_a_hit > MAX_SEEDS_WITH_A_FALSE_HIT
     assert "normal approximation" in result.attrs["method"]
+
+
+@pytest.mark.parametrize("per_cell", [0.5, 3.0])
+def test_exact_randomisation_agrees_with_sampled_permutations(per_cell):
+    cells = cell_grid(SQUARE_KM, 100, "hex")
+    y = np.random.default_rng(3).poisson(per_cell, len(cells)).astype(float)
+    focal, neighbour = _lattice_pairs(cells)
+    sampled_hot, sampled_cold = _permutation_p(y, focal, neighbour, 9999, np.random.default_rng(2))
+    exact_hot, exact_cold = _exact_randomisation_p(y, focal, neighbour)
+    # 9,999 permutations: Monte Carlo standard error <= 0.005; allow 3 of them.
+    np.testing.assert_allclose(exact_hot, sampled_hot, atol=0.015)
+    np.testing.assert_allclose(exact_cold, sampled_cold, atol=0.015)
+
+
+def test_a_huge_count_falls_back_to_sampled_permutations():
+    cells = cell_grid(SQUARE_KM, 100, "square")
+    counts = np.random.default_rng(8).poisson(2.0, len(cells)).astype(float)
+    counts[55] = 50_000_000  # the exact tables would need 400 million entries per own value
+    result = gi_star(cells, counts)
+    assert "999 conditional permutations" in result.attrs["method"]
+    assert result["p"].min() >= result.attrs["min_p"]
 
 
 def test_effort_turns_counts_into_rates():
@@ -157,6 +201,7 @@ def test_effort_turns_counts_into_rates():
     assert np.isnan(by_rate.loc[0, "p"]) and by_rate.loc[0, "kind"] is None
     np.testing.assert_allclose(by_rate["rate"][1:], counts[1:] / effort[1:])
     assert "rate per unit effort" in by_rate.attrs["method"]
+    assert "999 conditional permutations" in by_rate.attrs["method"]  # rates are not whole numbers
 
 
 @pytest.mark.parametrize("correction", ["bonferroni", "none"])
@@ -213,6 +258,7 @@ def test_fewer_than_three_cells():
         ({"neighbours": -10}, "neighbours"),
         ({"neighbours": "rook"}, "neighbours"),
         ({"permutations": -1}, "permutations"),
+        ({"inference": "bootstrap"}, "inference"),
         ({"effort": np.ones(3)}, "effort"),
     ],
 )

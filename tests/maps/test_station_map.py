@@ -292,3 +292,34 @@ def test_a_patrol_members_map_opens_on_their_teams_grids_not_the_whole_county(de
     w, s, e, n = shapely.total_bounds(own.geometry.to_numpy())
     assert np.allclose(frame_of(html), [[s, w], [n, e]], atol=1e-5)
     assert frame_of(admin_html) != frame_of(html)
+
+
+def test_managers_get_the_encounter_rate_and_hot_spot_layers_members_do_not(demo):
+    with demo.sessions() as session:
+        data, html = render(session, demo.settings, username="gq-manager",
+                            query=StationMapQuery(station="LJ-S-GQ", **vars_of(SEASON)))  # fmt: skip
+        member_data, member_html = render(session, demo.settings, username="gq-member-07")
+    assert member_data.rates is None and member_data.hotspots is None
+    assert not [n for n in layer_names(member_html) if n.startswith(("遇见率", "热点"))]
+
+    names = layer_names(html)
+    assert "遇见率 Encounter rate (per 10 km)" in names
+    rates = layer(html, "polygons", 1)["features"]
+    by_grid = data.rates.set_index("grid")
+    assert {f["properties"]["code"] for f in rates} == set(data.grids.code)
+    for feature in rates:
+        r = by_grid.loc[feature["properties"]["code"]]
+        if r["too_little_effort"]:
+            assert "too little effort" in feature["properties"]["tooltip"]
+        else:
+            assert f"{r['per_10km']:.2f} / 10 km" in feature["properties"]["tooltip"]
+    legend = controls(html)[0] + "".join(controls(html))
+    assert "遇见率 Incidents per 10 km" in legend
+    # Hot spots are drawn exactly when the analysis finds them, each with its corrected p-value.
+    spots = data.hotspots
+    if len(spots):
+        assert f"热点 Hot spots ({len(spots)})" in names and "Gi*" in legend
+        cells = layer(html, "polygons", 2)["features"]
+        assert len(cells) == len(spots) and all("p (corrected)" in c["properties"]["tooltip"] for c in cells)
+    else:
+        assert not [n for n in names if n.startswith("热点")]

@@ -1,0 +1,145 @@
+"""The analyses through the API, on both backends: who may ask, what a bad request is told, and
+numbers that can be worked out by hand from walks and reports made in the test."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from utils.analysis import GRID, MARCH, march_of_walks_and_reports, report
+from utils.factories import add_users, auth
+from utils.places import inside
+from utils.tracks import START
+
+
+@pytest.fixture
+def march(sessions, tmp_path):
+    return march_of_walks_and_reports(sessions, tmp_path)
+
+
+def test_encounter_rate_is_incidents_per_10_km_walked_with_an_exact_poisson_interval(client, march):
+    km = sum(w["inside_m"] for w in march) / 1000
+    hours = sum(w["inside_s"] for w in march) / 3600
+    response = client.get("/api/v1/analysis/rates", params={"datetime": MARCH, "grid": GRID},
+                          headers=auth(client, "manager"))  # fmt: skip
+    assert response.status_code == 200, response.text
+    rows = {(r["grid"], r["category"]): r for r in response.json()["rates"]}
+    rubbish = rows[(GRID, "rubbish")]
+    assert rubbish["incidents"] == 3
+    assert rubbish["km"] == pytest.approx(km, rel=0.01)
+    assert rubbish["per_10km"] == pytest.approx(3 / km * 10, rel=0.01)
+    assert rubbish["per_100h"] == pytest.approx(3 / hours * 100, rel=0.01)
+    # Exact 95 % interval for a count of 3: 0.619 … 8.767 (Garwood), scaled by the effort.
+    assert rubbish["per_10km_low"] == pytest.approx(0.6186 / km * 10, rel=0.01)
+    assert rubbish["per_10km_high"] == pytest.approx(8.7673 / km * 10, rel=0.01)
+    assert rows[(GRID, "all")]["incidents"] == 3
+    # A walk of a kilometre or two is too little effort to say much: flagged, not hidden.
+    assert rubbish["too_little_effort"] is (km < 5)
+
+
+def test_rates_as_csv(client, march):
+    response = client.get("/api/v1/analysis/rates", params={"datetime": MARCH, "grid": GRID, "format": "csv"},
+                          headers=auth(client, "officer-lj"))  # fmt: skip
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    header, *lines = response.text.splitlines()
+    assert "per_10km_low" in header and any(line.startswith(f"{GRID},") for line in lines)
+
+
+def test_a_planted_cluster_is_a_significant_hot_spot(client, sessions):
+    add_users(sessions)
+    lon, lat = inside(GRID)
+    with sessions() as session:
+        for i in range(25):
+            report(session, at=START + timedelta(hours=i), lonlat=(lon + (i % 5) * 1e-5, lat))
+        for code in ("LJ-AP-01", "LJ-CB-02", "LJ-YZ-01", "LJ-GQ-06"):
+            report(session, code, at=START + timedelta(days=1))
+    response = client.get("/api/v1/analysis/hotspots", params={"datetime": MARCH, "side": "GD-LJ"},
+                          headers=auth(client, "officer-lj"))  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/geo+json")
+    body = response.json()
+    assert body["incidents"] == 29 and body["cell_m"] == 250 and "Gi*" in body["method"]
+    hot = [f for f in body["features"] if f["properties"]["kind"] == "hot"]
+    assert hot, body["method"]
+    top = max(hot, key=lambda f: f["properties"]["count"])
+    assert top["properties"]["count"] == 25 and top["properties"]["grid"] == GRID
+    assert top["properties"]["p_adjusted"] <= 0.05
+    # The lone reports elsewhere are not hot spots.
+    assert all(f["properties"]["count"] > 1 for f in hot if f["properties"]["kind"] == "hot")
+
+
+def test_priorities_rank_grids_and_say_why(client, march):
+    response = client.get("/api/v1/analysis/priorities", params={"side": "GD-LJ"},
+                          headers=auth(client, "manager"))  # fmt: skip
+    assert response.status_code == 200, response.text
+    body = response.json()
+    grids = body["grids"]
+    assert len(grids) == 26 and [g["rank"] for g in grids] == list(range(1, 27))
+    assert [g["score"] for g in grids] == sorted((g["score"] for g in grids), reverse=True)
+    assert set(body["weights"]) == {"recent", "rate", "hot", "unpatrolled", "shortfall"}
+    # Nothing was patrolled in the last 90 days (the walks were in March): every grid says so.
+    assert all(any("not patrolled" in reason for reason in g["reasons"]) for g in grids)
+
+
+@pytest.mark.parametrize(
+    "path, params, status, parameter, says",
+    [
+        ("rates", {"datetime": "2026-03-31/2026-03-01"}, 400, None, "reversed"),
+        ("rates", {"datetime": "2024-01-01/2026-03-01"}, 400, "datetime", "at most 400 days"),
+        ("rates", {"datetime": "2099-01"}, 400, "datetime", "future"),
+        ("rates", {"side": "XX"}, 400, "side", "unknown side"),
+        ("rates", {"side": "GX-HP"}, 403, None, "GD-LJ"),
+        ("rates", {"town": "ZZ"}, 400, "town", "unknown town"),
+        ("rates", {"grid": "LJ-XX-01"}, 400, "grid", "LJ-XX-01"),
+        ("rates", {"category": "whales"}, 400, "category", "whales"),
+        ("hotspots", {"cell_m": "0"}, 400, "cell_m", "cell"),
+        ("hotspots", {"cell_m": "-5"}, 400, "cell_m", "cell"),
+        ("hotspots", {"cell_m": "900000"}, 400, "cell_m", "cell"),
+        ("hotspots", {"shape": "circle"}, 422, None, "shape"),
+        ("recurring", {"distance_m": "0"}, 400, "distance_m", "distance"),
+        ("recurring", {"min_months": "1"}, 400, "min_months", "min_months"),
+    ],
+)
+def test_bad_requests_are_refused_naming_the_parameter(
+    client, sessions, path, params, status, parameter, says
+):
+    add_users(sessions, "officer-lj")
+    response = client.get(f"/api/v1/analysis/{path}", params=params, headers=auth(client, "officer-lj"))
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert says in response.json()["detail"]
+    if parameter:
+        assert response.json()["parameter"] == parameter
+
+
+def test_patrol_members_and_strangers_get_no_analyses(client, sessions):
+    add_users(sessions, "member")
+    assert client.get("/api/v1/analysis/rates").status_code == 401
+    response = client.get("/api/v1/analysis/hotspots", headers=auth(client, "member"))
+    assert response.status_code == 403
+    assert "managers" in response.json()["detail"]
+
+
+def test_an_officer_counts_nothing_of_the_other_side_beyond_what_the_list_shows(client, sessions):
+    add_users(sessions)
+    with sessions() as session:
+        report(session, _hepu_grid(session), by="member-hp",
+               at=datetime.now(UTC) - timedelta(days=3))  # fmt: skip
+        report(session, at=datetime.now(UTC) - timedelta(days=2))
+    listed = client.get("/api/v1/incidents", headers=auth(client, "officer-lj")).json()
+    hot = client.get("/api/v1/analysis/hotspots", params={"all_cells": "true"},
+                     headers=auth(client, "officer-lj")).json()  # fmt: skip
+    assert hot["incidents"] == sum(1 for f in listed["features"] if f["properties"]["side"] == "GD-LJ") == 1
+    # An admin analysing Hepu sees its report; the officer cannot ask for Hepu at all.
+    hepu = client.get(
+        "/api/v1/analysis/rates", params={"side": "GX-HP"}, headers=auth(client, "admin")
+    ).json()
+    assert sum(r["incidents"] for r in hepu["rates"] if r["category"] == "all") == 1
+
+
+def _hepu_grid(session) -> str:
+    from sqlalchemy import select
+
+    from patrol.models import Grid
+
+    # A Hepu zone far from the border: the Guangdong side never sees its incidents.
+    return session.scalars(select(Grid.code).where(Grid.side == "GX-HP").order_by(Grid.code)).first()
