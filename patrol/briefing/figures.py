@@ -39,6 +39,7 @@ KNOWN_FONT_PATHS = (
 DPI = 200  # print resolution: a 17 cm wide figure is ~1,340 px
 MAP_SIZE = (6.8, 6.2)  # inches: the width, and the height at most (the map, its legend below)
 CHART_SIZE = (6.8, 3.0)
+FRAME_MARGIN = 0.08  # of the grids' extent, around them on the map
 
 # Incident markers by status: open ones warm, answered ones cool, dismissed ones grey.
 STATUS_COLOURS = {
@@ -128,13 +129,17 @@ def map_figure(briefing, *, metric: str = "km_per_ha") -> Figure | None:
     grids = briefing.grids
     if grids is None or len(grids) == 0:
         return None
+    # The frame is the grids' extent with a margin: incidents far out at sea would shrink the
+    # grids to specks. Those outside the frame are counted beneath the map instead.
     minx, miny, maxx, maxy = grids.total_bounds
-    incidents = briefing.incidents
-    if incidents is not None and len(incidents):
-        minx, maxx = min(minx, incidents["x"].min()), max(maxx, incidents["x"].max())
-        miny, maxy = min(miny, incidents["y"].min()), max(maxy, incidents["y"].max())
-    pad = max(maxx - minx, maxy - miny) * 0.03 + 50
+    pad = max(maxx - minx, maxy - miny) * FRAME_MARGIN + 50
     minx, miny, maxx, maxy = minx - pad, miny - pad, maxx + pad, maxy + pad
+    incidents = briefing.incidents
+    outside = 0
+    if incidents is not None and len(incidents):
+        inside = incidents["x"].between(minx, maxx) & incidents["y"].between(miny, maxy)
+        outside = int((~inside).sum())
+        incidents = incidents[inside]
     # The figure takes the map's shape (within limits), so no band of white is left above and below.
     width_in, map_w = MAP_SIZE[0], MAP_SIZE[0] * 0.82
     aspect = min(max((maxy - miny) / (maxx - minx), 0.45), 1.5)
@@ -202,6 +207,10 @@ def map_figure(briefing, *, metric: str = "km_per_ha") -> Figure | None:
     ]
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=6, frameon=False,
                bbox_to_anchor=(0.45, 0.0))  # fmt: skip
+    if outside:
+        fig.text(0.02, (legend_h + 0.05) / height_in - 0.01, f"另有 {outside} 起事件在图幅外 "
+                 f"{outside} more incident{'s' if outside != 1 else ''} outside the frame",
+                 fontsize=6, va="top", color="#555555")  # fmt: skip
     return fig
 
 
@@ -289,7 +298,7 @@ def incident_chart(briefing) -> bytes | None:
                 f"{int(v)}", (v, y), xytext=(2, 0), textcoords="offset points", va="center", fontsize=6
             )
         ax.set_xlim(0, top * 1.2)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
     return to_png(fig)
 
 
