@@ -28,7 +28,7 @@ SIDE_TITLES = {"GD-LJ": ("廉江市", "Lianjiang"), "GX-HP": ("合浦县", "Hepu
 MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
                "September", "October", "November", "December")  # fmt: skip
 PRIORITY_COUNT = 10
-RECURRING_LOOKBACK_DAYS = 365
+RECURRING_LOOKBACK_DAYS = 183  # half a year to the month's end
 RECURRING_COUNT = 15
 ALL_CATEGORIES = "all"  # the rates report's row summing a grid's categories
 # The assessment's columns shown in the briefing, with their headings.
@@ -300,13 +300,11 @@ def scope_names(session, scope) -> tuple[str, str]:
     return "廉江市与合浦县", "Lianjiang and Hepu"
 
 
-def _month_data(session, principal, settings, scope, now):
-    from patrol.analysis.data import effort_frame, incidents_frame, visits_frame
+def _month_data(session, principal, settings, scope):
+    """The month's visits and the incidents ``principal`` may see (the totals come from these)."""
+    from patrol.analysis.data import incidents_frame, visits_frame
 
-    visits = visits_frame(session, scope)
-    incidents = incidents_frame(session, principal, scope, settings)
-    effort = effort_frame(session, scope, settings)
-    return visits, incidents, effort
+    return visits_frame(session, scope), incidents_frame(session, principal, scope, settings)
 
 
 def collect_briefing(
@@ -335,8 +333,11 @@ def collect_briefing(
     before_scope = analysis_scope(session, principal, settings, start=p_start, end=p_end, now=now, **where)
 
     grids = grids_frame(session, scope)
-    visits, incidents, effort = _month_data(session, principal, settings, scope, now)
-    p_visits, p_incidents, _ = _month_data(session, principal, settings, before_scope, now)
+    from patrol.analysis.data import effort_frame
+
+    visits, incidents = _month_data(session, principal, settings, scope)
+    effort = effort_frame(session, scope, settings)
+    p_visits, p_incidents = _month_data(session, principal, settings, before_scope)
     grids = _with_effort(grids, effort)
 
     from patrol.incidents import list_categories
@@ -430,8 +431,8 @@ def _add_reports(b: Briefing, session, principal, settings, scope, now) -> None:
         b.hotspots = hotspot_cells(hotspots_report(session, principal, settings, scope))
 
     def recurring_section():
-        # A place recurs over months: look back a year (within the analysis cap) to the month's
-        # end, and list first the places that came back this month.
+        # A place recurs over months: look back half a year (within the analysis cap) to the
+        # month's end, and list first the places that came back this month.
         days = min(RECURRING_LOOKBACK_DAYS, settings.analysis.max_period_days)
         lookback = replace(scope, start=scope.end - timedelta(days=days))
         rows = recurring_rows(recurring_report(session, principal, settings, lookback))

@@ -101,11 +101,18 @@ def setup_fonts() -> str | None:
 
 
 def to_png(fig: Figure, dpi: int = DPI) -> bytes:
-    """The figure as PNG, pixel for pixel as laid out (no tight bounding box: the map's pixel
-    positions stay computable from its axes transform)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, facecolor=BACKGROUND)
+    """The figure as an RGB PNG, pixel for pixel as laid out (no tight bounding box: the map's
+    pixel positions stay computable from its axes transform). No alpha channel: the page is
+    white, and WeasyPrint embeds an opaque PNG far faster than it splits off a transparency mask."""
+    from PIL import Image
+
+    if dpi != fig.dpi:
+        fig.set_dpi(dpi)
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
     plt.close(fig)
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="PNG", dpi=(dpi, dpi))
     return buffer.getvalue()
 
 
