@@ -11,7 +11,7 @@ from pathlib import Path
 
 from patrol.analysis import reports
 from patrol.analysis.priorities import priorities_report
-from patrol.analysis.scope import analysis_scope
+from patrol.analysis.scope import analysis_scope, requested_period
 
 
 def _scope(session, args):
@@ -23,10 +23,7 @@ def _scope(session, args):
     principal = _principal_of(session, args.as_user)
     now = datetime.now(UTC)
     start, end = parse_datetime_interval(args.datetime)
-    if start is None and end is None:
-        start, end = reports.default_period(now)
-    elif end is None or end > now:
-        end = now
+    start, end = requested_period(start, end, now)
     scope = analysis_scope(
         session, principal, settings, start=start, end=end, side=args.side, town=args.town,
         station=args.station, grids=args.grid or (), categories=args.category or (), now=now,

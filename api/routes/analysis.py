@@ -20,11 +20,10 @@ from patrol.accounts import Principal
 from patrol.analysis import priorities as rule
 from patrol.analysis import reports
 from patrol.analysis.priorities import priorities_report
-from patrol.analysis.scope import Scope, analysis_scope
+from patrol.analysis.scope import Scope, analysis_scope, requested_period
 
 router = APIRouter(prefix="/api/v1/analysis", tags=["analysis"])
 GEOJSON = "application/geo+json"
-DEFAULT_DAYS = 90
 
 
 class ScopeParams:
@@ -51,10 +50,7 @@ class ScopeParams:
 
     def scope(self, session, principal: Principal, settings, now: datetime) -> Scope:
         start, end = parse_datetime_interval(self.datetime)
-        if start is None and end is None:
-            start, end = reports.default_period(now, DEFAULT_DAYS)
-        elif end is None or end > now:
-            end = now  # an open or running period ends now
+        start, end = requested_period(start, end, now)
         return analysis_scope(
             session, principal, settings, start=start, end=end, side=self.side, town=self.town,
             station=self.station, grids=self.grids, categories=self.categories, now=now,

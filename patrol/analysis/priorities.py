@@ -77,7 +77,7 @@ def priorities_report(
     elapsed = min(1.0, (as_of - month_start) / (month_end - month_start))
     month_effort = data.effort_frame(session, replace(risk_scope, start=month_start, end=as_of), settings)
     month_effort = month_effort.set_index("grid").reindex(codes)
-    quota = quotas.effective_quotas(session, settings, codes).set_index("grid").reindex(codes)
+    quota = quotas.effective_quotas(session, settings, codes).set_index("code").reindex(codes)
     due_patrols = quota["patrols_per_month"].to_numpy(dtype=float) * elapsed
     due_km = quota["km_per_month"].to_numpy(dtype=float) * elapsed
     done_patrols = month_effort["patrols"].fillna(0).to_numpy(dtype=float)

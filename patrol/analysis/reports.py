@@ -7,7 +7,6 @@ hands columns to the pure statistics in ``rates``, ``hotspots`` and ``recurring`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import geopandas as gpd
@@ -211,8 +210,3 @@ def _plain(value):
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """A frame as JSON-ready rows."""
     return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
-
-
-def default_period(now: datetime | None = None, days: int = 90) -> tuple[datetime, datetime]:
-    now = now or datetime.now(UTC)
-    return now - timedelta(days=days), now

@@ -66,6 +66,17 @@ def previous_month(month: str) -> str:
     return f"{year - (number == 1)}-{(number - 2) % 12 + 1:02d}"
 
 
+def requested_period(start: datetime | None, end: datetime | None, now: datetime, *, default_days: int = 90
+                     ) -> tuple[datetime | None, datetime | None]:  # fmt: skip
+    """A period as asked (either end may be open): nothing means the last ``default_days``; a
+    period running on past now ends now. What is left for ``check_period`` to refuse stays."""
+    if start is None and end is None:
+        return now - timedelta(days=default_days), now
+    if start is not None and start <= now and (end is None or end > now):
+        return start, now
+    return start, end
+
+
 def check_period(start: datetime | None, end: datetime | None, *, max_days: int, now: datetime | None = None,
                  field: str = "datetime") -> tuple[datetime, datetime]:  # fmt: skip
     """A bounded, non-empty period that has begun; the refusal names ``field``."""
