@@ -90,6 +90,8 @@ class Briefing:
     notes: list[str] = field(default_factory=list)  # what could not be shown, and why
     confidence: float = 0.95
     recurring_distance_m: float = 200.0
+    min_effort_km: float = 5.0  # below these a rate is flagged "too little effort"
+    min_effort_hours: float = 5.0
 
     @property
     def empty(self) -> bool:
@@ -360,6 +362,8 @@ def collect_briefing(
         categories=categories,
         confidence=settings.analysis.confidence,
         recurring_distance_m=settings.analysis.recurring_distance_m,
+        min_effort_km=settings.analysis.min_effort_km,
+        min_effort_hours=settings.analysis.min_effort_hours,
     )
     idle = [r for r in grids.itertuples() if not r.patrols]
     before = last_patrolled_before(session, [r.code for r in idle], scope.start)

@@ -215,7 +215,7 @@ def map_figure(briefing, *, metric: str = "km_per_ha") -> Figure | None:
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=6, frameon=False,
                bbox_to_anchor=(0.45, 0.0))  # fmt: skip
     if outside:
-        fig.text(0.02, (legend_h + 0.05) / height_in - 0.01, f"另有 {outside} 起事件在图幅外 "
+        fig.text(0.02, 1 - 0.015 / height_in, f"另有 {outside} 起事件在图幅外 "
                  f"{outside} more incident{'s' if outside != 1 else ''} outside the frame",
                  fontsize=6, va="top", color="#555555")  # fmt: skip
     return fig
