@@ -13,6 +13,7 @@ briefing whose ``empty`` is true: the page then says so instead of drawing empty
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from patrol.effort import LOCAL_TIME
+from patrol.errors import InvalidRequest
 
 log = logging.getLogger("mangrove.briefing")
 # How a scope is named in a title: the side's official name rather than "广东·廉江".
@@ -28,6 +30,7 @@ SIDE_TITLES = {"GD-LJ": ("廉江市", "Lianjiang"), "GX-HP": ("合浦县", "Hepu
 MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
                "September", "October", "November", "December")  # fmt: skip
 PRIORITY_COUNT = 10
+MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 RECURRING_LOOKBACK_DAYS = 183  # half a year to the month's end
 RECURRING_COUNT = 15
 ALL_CATEGORIES = "all"  # the rates report's row summing a grid's categories
@@ -123,6 +126,17 @@ class Briefing:
     @property
     def title_en(self) -> str:
         return f"{self.scope_en} mangrove patrol briefing, {self.month_en}"
+
+
+def check_month(month) -> str:
+    """``YYYY-MM`` with a real month of a year this service handles; the refusal names ``month``."""
+    text = month.strip() if isinstance(month, str) else ""
+    match = MONTH.fullmatch(text)
+    if not match or not 1 <= int(match[2]) <= 12 or not 1900 <= int(match[1]) <= 2200:
+        raise InvalidRequest(
+            f"month {month!r} is not a calendar month: write YYYY-MM, e.g. 2026-11", field="month"
+        )
+    return text
 
 
 # --- summary text --------------------------------------------------------------------------------
@@ -327,6 +341,7 @@ def collect_briefing(
     from patrol.analysis.scope import analysis_scope, month_bounds, previous_month
 
     now = now or datetime.now(UTC)
+    month = check_month(month)
     start, end = month_bounds(month)
     where = {"side": side, "town": town, "station": station}
     scope = analysis_scope(session, principal, settings, start=start, end=end, now=now, **where)

@@ -1079,6 +1079,8 @@ CLI_READ_ONLY: dict[tuple[str, ...], Callable[[World, dict], list[str]]] = {
     ("incidents", "stats"): lambda w, ids: ["incidents", "stats"],
     ("quotas", "list"): lambda w, ids: ["quotas", "list"],
     ("assessment",): lambda w, ids: ["assessment", "--month", f"{datetime.now(UTC) + timedelta(hours=8):%Y-%m}"],
+    ("briefing",): lambda w, ids: ["briefing", "--month", f"{datetime.now(UTC) + timedelta(hours=8):%Y-%m}",
+                                   "-o", str(w.tmp_path / "briefing.pdf")],
     ("audit", "list"): lambda w, ids: ["audit", "list"],
     ("audit", "verify"): lambda w, ids: ["audit", "verify"],
 }  # fmt: skip

@@ -70,7 +70,7 @@ def test_an_officer_sees_nothing_of_the_other_side_beyond_the_json_api(client, s
 
 @pytest.mark.parametrize(
     "month",
-    ["2026-13", "2026-11-05", "11-2026", "next", "2026-00"],
+    ["2026-13", "2026-11-05", "11-2026", "next", "2026-00", "9999-12", "0000-01", "２０２６-１１"],
 )
 def test_bad_months_are_refused_naming_the_month(client, scene, month):
     response = client.get(f"/api/v1/briefings/{month}", headers=auth(client, "officer-lj"))
