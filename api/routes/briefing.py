@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from api.deps import Access, NowDep, Public, SessionDep, SettingsDep, csrf_token
+from api.openapi import content
 from api.web import templates
 from patrol.accounts import Principal
 from patrol.errors import DomainError
@@ -52,8 +53,7 @@ def build_briefing(session, principal, settings, now, month, side, town, station
 @router.get(
     "/api/v1/briefings/{month}",
     summary="The monthly briefing of a side, town or station (HTML or PDF)",
-    responses={200: {"content": {"text/html": {}, PDF: {}}, "description": "the briefing"}},
-    response_class=Response,
+    responses={200: content("text/html", PDF, description="The briefing: a page, or a PDF with format=pdf")},
 )
 def get_briefing(
     session: SessionDep,
