@@ -165,7 +165,7 @@ def _analysis_layers(m, data, overlay: Overlay) -> tuple[list, list]:
                 "popup": f"<b>{h(code)} {h(name)}</b><br>遇见率 Encounter rate<br>{text}",
             })  # fmt: skip
         JsLayer("polygons", feature_collection(geoms, props), name="遇见率 Encounter rate (per 10 km)",
-                show=False, options={"underTracks": True}).add_to(m)  # fmt: skip
+                show=False, options={"overGrids": True}).add_to(m)  # fmt: skip
         keys = [swatch(c, t) for c, t in zip(RATE_COLORS, RATE_CLASSES)]
         keys.append(swatch(TOO_LITTLE, "巡护不足 too little effort", dash=True))
         rate_legend = [("遇见率 Incidents per 10 km (layer)", keys)]

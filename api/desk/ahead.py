@@ -43,6 +43,9 @@ def ahead(
     if not _is_desk_user(principal):
         return templates.TemplateResponse(request, "forbidden.html", base, status_code=403)
     filters = {"town": town.strip(), "station": station.strip(), "days": days.strip() or "90"}
+    if not (town or station) and len(principal.stations) == 1 and not principal.is_admin:
+        # A station manager's page opens on their station, as their station map does.
+        filters["station"] = next(iter(principal.stations))
     context: dict[str, Any] = {**base, "filters": filters, "error": None, "error_field": None,
                                "towns": _town_names(session), "stations": _stations(session)}  # fmt: skip
     try:

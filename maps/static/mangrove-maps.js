@@ -44,8 +44,12 @@
 
   // Polygons (grids, zones, bands) with their style, popup and tooltip given per feature.
   // options.underTracks: drawn in the tracks' canvas, always beneath them (even when re-shown).
+  // options.overGrids: likewise, but above the underTracks groups (a layer that recolours the
+  // grids, as the encounter rates do, must show over the effort colours when switched on).
+  var underGroups = [];
   function polygons(collection, options) {
-    var under = !!(options && options.underTracks);
+    var over = !!(options && options.overGrids);
+    var under = over || !!(options && options.underTracks);
     var group = L.geoJSON(collection, {
       renderer: under ? vectorCanvas() : undefined,
       style: function (f) { return f.properties.style; },
@@ -54,7 +58,11 @@
         if (f.properties.tooltip) layer.bindTooltip(f.properties.tooltip, { sticky: true });
       }
     });
-    if (under) group.on("add", function () { group.bringToBack(); });
+    if (under && !over) underGroups.push(group);
+    if (under) group.on("add", function () {
+      group.bringToBack();
+      if (over) underGroups.forEach(function (g) { if (g._map) g.bringToBack(); });
+    });
     return group;
   }
 

@@ -17,6 +17,10 @@ of the next month, China Standard Time) and per team (``by="team"``) or per patr
   reports — response, on-time response, resolution, on-time resolution, median hours to accept
   and to resolve (close), open overdue — computed exactly as ``patrol.incident_stats``.
 
+Teams, their grids and their members are taken as they are now (grid assignments, the accounts'
+patrol-member roles), not as they were in the month. Patrols without times have no start and
+count in no month.
+
 Ranking (``RANKING``): teams by quota compliance (highest first; no grids last), then km, then
 patrols (most first), then team code; members by km, then patrols, then incidents found (most
 first), then username. ``rank`` is the position 1, 2, 3… in that order.

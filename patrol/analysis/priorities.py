@@ -9,8 +9,9 @@ in [0, 1]:
   built on a few metres of track does not outrank a well-measured one);
 - hot: significant Gi* hot-spot cells (90 days) whose centre is in the grid, 3 or more fully;
 - unpatrolled: days since the grid was last patrolled, 30 days or never counting fully;
-- shortfall: how far the grid is behind its monthly quota (patrols and km, the mean of the two),
-  with the month so far pro-rated, so a grid is not behind on the first of the month.
+- shortfall: how far the grid is behind its monthly quota (patrols and km, the mean of the two)
+  over the last 30 days — a rolling window, so a grid is neither behind on the first of the month
+  nor safe for a month after one busy week.
 
 Risk (recent, rate, hot) and effort deficit (unpatrolled, shortfall) weigh half each. Every row
 lists the parts that contributed, in words, so a manager can see why a grid is on top.
@@ -27,12 +28,12 @@ from sqlalchemy.orm import Session
 
 from patrol.accounts import Principal
 from patrol.analysis import data, quotas, reports
-from patrol.analysis.scope import Scope, month_bounds
-from patrol.effort import LOCAL_TIME
+from patrol.analysis.scope import Scope
 from patrol.settings import Settings
 
 WEIGHTS = {"recent": 0.25, "rate": 0.15, "hot": 0.15, "unpatrolled": 0.25, "shortfall": 0.20}
 RECENT_DAYS = 30
+QUOTA_DAYS = 30  # a month's quota is compared with the last 30 days
 RISK_DAYS = 90
 FULL_RECENT = 5
 FULL_HOT = 3
@@ -72,16 +73,13 @@ def priorities_report(
     last = effort["last_patrolled"]
     days_since = ((pd.Timestamp(as_of) - last).dt.total_seconds() / 86400).to_numpy(dtype=float)
 
-    month = as_of.astimezone(LOCAL_TIME).strftime("%Y-%m")
-    month_start, month_end = month_bounds(month)
-    elapsed = min(1.0, (as_of - month_start) / (month_end - month_start))
-    month_effort = data.effort_frame(session, replace(risk_scope, start=month_start, end=as_of), settings)
-    month_effort = month_effort.set_index("grid").reindex(codes)
+    window = replace(risk_scope, start=as_of - timedelta(days=QUOTA_DAYS), end=as_of)
+    recent_effort = data.effort_frame(session, window, settings).set_index("grid").reindex(codes)
     quota = quotas.effective_quotas(session, settings, codes).set_index("code").reindex(codes)
-    due_patrols = quota["patrols_per_month"].to_numpy(dtype=float) * elapsed
-    due_km = quota["km_per_month"].to_numpy(dtype=float) * elapsed
-    done_patrols = month_effort["patrols"].fillna(0).to_numpy(dtype=float)
-    done_km = month_effort["km"].fillna(0).to_numpy(dtype=float)
+    due_patrols = quota["patrols_per_month"].to_numpy(dtype=float)
+    due_km = quota["km_per_month"].to_numpy(dtype=float)
+    done_patrols = recent_effort["patrols"].fillna(0).to_numpy(dtype=float)
+    done_km = recent_effort["km"].fillna(0).to_numpy(dtype=float)
 
     parts = pd.DataFrame(index=pd.Index(codes, name="grid"))
     parts["recent"] = np.minimum(recent_n.to_numpy() / FULL_RECENT, 1.0)
@@ -104,15 +102,15 @@ def priorities_report(
             "rate_per_10km_low": np.round(rate_low.to_numpy(), 3),
             "hot_cells": hot_cells.to_numpy(),
             "days_since_patrol": np.round(days_since, 1),
-            "patrols_this_month": done_patrols.astype(int),
-            "km_this_month": np.round(done_km, 1),
+            "patrols_30_days": done_patrols.astype(int),
+            "km_30_days": np.round(done_km, 1),
             "quota_patrols": quota["patrols_per_month"].to_numpy(),
             "quota_km": quota["km_per_month"].to_numpy(),
         }
     )
     for key in WEIGHTS:
         out[f"part_{key}"] = np.round(parts[key].to_numpy() * WEIGHTS[key] * 100, 1)
-    out["reasons"] = [_reasons(row, elapsed) for row in out.to_dict("records")]
+    out["reasons"] = [_reasons(row) for row in out.to_dict("records")]
     out = out.sort_values(["score", "days_since_patrol", "grid"], ascending=[False, False, True],
                           na_position="first", kind="stable").reset_index(drop=True)  # fmt: skip
     out.insert(0, "rank", np.arange(1, len(out) + 1))
@@ -125,26 +123,34 @@ def _shortfall(done: np.ndarray, due: np.ndarray) -> np.ndarray:
     return np.clip(behind, 0.0, 1.0)
 
 
-def _reasons(row: dict, elapsed: float) -> list[str]:
-    """The parts that moved the score, largest first, in words."""
+def _reasons(row: dict) -> list[str]:
+    """The parts that moved the score, largest first, in words (Chinese, then English)."""
     said = []
-    if row["recent_incidents"]:
+    n = row["recent_incidents"]
+    if n:
         said.append(
-            (row["part_recent"], f"{row['recent_incidents']} incident(s) in the last {RECENT_DAYS} days")
+            (
+                row["part_recent"],
+                f"近{RECENT_DAYS}天 {n} 起事件 {n} incident(s) in the last {RECENT_DAYS} days",
+            )
         )
-    if row["rate_per_10km_low"] > 0:
-        said.append((row["part_rate"], f"encounter rate at least {row['rate_per_10km_low']:.2f} per 10 km "
-                                       f"(95 % lower bound, {RISK_DAYS} days)"))  # fmt: skip
-    if row["hot_cells"]:
-        said.append((row["part_hot"], f"{row['hot_cells']} hot-spot cell(s) (Gi*, {RISK_DAYS} days)"))
+    rate = row["rate_per_10km_low"]
+    if rate > 0:
+        said.append((row["part_rate"], f"遇见率至少 {rate:.2f} 起/10公里 encounter rate at least {rate:.2f} per "
+                                       f"10 km (95 % lower bound, {RISK_DAYS} days)"))  # fmt: skip
+    hot = row["hot_cells"]
+    if hot:
+        said.append((row["part_hot"], f"{hot} 个热点单元 {hot} hot-spot cell(s) (Gi*, {RISK_DAYS} days)"))
     days = row["days_since_patrol"]
     if np.isnan(days):
-        said.append((row["part_unpatrolled"], f"not patrolled in the last {RISK_DAYS} days"))
+        said.append(
+            (row["part_unpatrolled"], f"{RISK_DAYS}天内未巡护 not patrolled in the last {RISK_DAYS} days")
+        )
     elif days >= 1:
-        said.append((row["part_unpatrolled"], f"last patrolled {days:.0f} days ago"))
+        said.append((row["part_unpatrolled"], f"{days:.0f} 天前最后巡护 last patrolled {days:.0f} days ago"))
     if row["part_shortfall"] > 0:
+        p, qp, km, qkm = row["patrols_30_days"], row["quota_patrols"], row["km_30_days"], row["quota_km"]
         said.append((row["part_shortfall"],
-                     f"behind quota: {row['patrols_this_month']} of {row['quota_patrols']} patrols and "
-                     f"{row['km_this_month']:.1f} of {row['quota_km']:g} km this month "
-                     f"({elapsed:.0%} of the month gone)"))  # fmt: skip
+                     f"未达配额：近{QUOTA_DAYS}天 {p}/{qp} 次、{km:.1f}/{qkm:g} 公里 behind quota: {p} of {qp} "
+                     f"patrols and {km:.1f} of {qkm:g} km in the last {QUOTA_DAYS} days"))  # fmt: skip
     return [text for weight, text in sorted(said, key=lambda p: -p[0]) if weight > 0]

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from utils.analysis import GRID, MARCH, march_of_walks_and_reports, report
+from utils.analysis import GRID, MARCH, march_of_walks_and_reports, report, who
 from utils.factories import add_users, auth
 from utils.places import inside
 from utils.tracks import START
@@ -148,3 +148,34 @@ def _hepu_grid(session) -> str:
 
     # A Hepu zone far from the border: the Guangdong side never sees its incidents.
     return session.scalars(select(Grid.code).where(Grid.side == "GX-HP").order_by(Grid.code)).first()
+
+
+def test_the_priority_score_is_the_stated_weighted_sum(sessions, march):
+    """A week after the second walk: LJ-GQ-03 has 3 incidents in 30 days, the only non-zero rate,
+    was patrolled 3 days ago and made 2 of its 8 patrols and some of its 20 km."""
+    from patrol.analysis.priorities import priorities_report
+    from patrol.analysis.scope import Scope
+    from patrol.settings import Settings
+
+    as_of = START + timedelta(days=10)
+    with sessions() as session:
+        officer = who(session, "officer-lj")
+        table = priorities_report(session, officer, Settings(), Scope(as_of, as_of, side="GD-LJ"), as_of=as_of)
+    row = table.set_index("grid").loc[GRID]
+    km = sum(w["inside_m"] for w in march) / 1000
+    last_walk_end = START + timedelta(days=7, seconds=march[1]["total_m"])  # 1 m/s
+    days = (as_of - last_walk_end).total_seconds() / 86400
+    expected = 100 * (
+        0.25 * 3 / 5  # recent incidents, 5 count fully
+        + 0.15 * 1.0  # the highest rate lower bound of all grids
+        + 0.15 * min(row["hot_cells"] / 3, 1)
+        + 0.25 * days / 30
+        + 0.20 * ((8 - 2) / 8 + (20 - km) / 20) / 2
+    )
+    assert row["score"] == pytest.approx(expected, abs=0.2)
+    assert table.iloc[0]["grid"] == GRID and table.iloc[0]["rank"] == 1
+    # The reasons, largest part first: the quota (16 points) before the incidents (15).
+    assert row["reasons"][0].startswith("未达配额：近30天 2/8 次") and row["reasons"][1].startswith("近30天 3 起事件")
+    # Grids never patrolled and with nothing reported: unpatrolled and behind quota, 45 points.
+    untouched = table[(table.recent_incidents == 0) & table.days_since_patrol.isna()]
+    assert len(untouched) and (untouched.score == 45.0).all()

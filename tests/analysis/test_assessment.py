@@ -252,8 +252,8 @@ def test_api_json_csv_xlsx_and_refusals(app, client, sessions, month):
     grids = list(book.worksheets[1].iter_rows(values_only=True))
     assert ("LJ-T-GQ", "LJ-GQ-03", 2) == grids[[g[1] for g in grids].index("LJ-GQ-03")][:3]
 
-    for bad in ("2026-13", "2027-01", "x"):
-        refused = client.get("/api/v1/assessment", params={"month": bad}, headers=admin)
+    for bad in ("2026-13", "2027-01", "x", None):
+        refused = client.get("/api/v1/assessment", params={"month": bad} if bad else {}, headers=admin)
         assert refused.status_code in (400, 422)
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert "month" in refused.json()["detail"]

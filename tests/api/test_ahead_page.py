@@ -23,8 +23,8 @@ def recurring_dumping(sessions):
             )
 
 
-def test_a_manager_sees_priorities_recurring_places_and_hot_spots(client, recurring_dumping):
-    sign_in(client, "manager")
+def test_an_officer_sees_priorities_recurring_places_and_hot_spots(client, recurring_dumping):
+    sign_in(client, "officer-lj")
     page = client.get("/desk/ahead", params={"days": "150"})
     assert page.status_code == 200, page.text
     text = page.text
@@ -62,3 +62,12 @@ def test_patrol_members_are_not_shown_the_page(client, sessions):
     sign_in(client, "member")
     assert client.get("/desk/ahead").status_code == 403
     assert client.get("/desk/ahead", follow_redirects=False).status_code == 403
+
+
+def test_a_station_manager_opens_on_their_station(client, sessions):
+    add_users(sessions, "manager")
+    sign_in(client, "manager")
+    page = client.get("/desk/ahead").text
+    assert '<option value="LJ-S-GQ" selected>' in page
+    assert "LJ-S-GQ " in page  # the scope of the numbers shown
+    assert not re.search(r'<a href="/desk\?grid=LJ-(AP|CB|YZ|LD)-', page)

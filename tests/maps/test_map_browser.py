@@ -422,3 +422,38 @@ def test_on_a_phone_every_control_and_form_field_is_a_44_px_tap_target(phone, si
     ]
     assert small == [], small
     screenshot(phone, f"station-phone-{demo.name}")
+
+
+def test_switching_on_the_encounter_rates_recolours_the_grids_under_the_tracks(browser, site, demo):
+    sign_in(browser, site, "gq-manager")
+    load(browser, site + "/maps/station?basemap=none")
+    html = browser.page_source
+    grids = layer(html, "polygons")["features"]
+    rates = {f["properties"]["code"]: f["properties"] for f in layer(html, "polygons", 1)["features"]}
+    before = browser.execute_script(COUNT)["canvasPolygons"]
+    toggle = browser.find_element(
+        By.XPATH, "//label[contains(., '遇见率 Encounter rate')]//input[@type='checkbox']"
+    )
+    assert not toggle.is_selected()  # off at first: the map opens on effort
+    toggle.click()
+    time.sleep(0.5)
+    assert browser.execute_script(COUNT)["canvasPolygons"] == before + len(rates) == 2 * len(grids)
+    screenshot(browser, f"station-rates-{demo.name}")
+    # A click inside a grid, away from its tracks, now opens the rate's popup: the layer lies over
+    # the effort colours (not hidden beneath them) …
+    tracks = layer(html, "tracks")["rows"]
+    lines = shapely.union_all([shapely.multilinestrings([_decode(p) for p in r[6]]) for r in tracks])
+    markers = [shapely.Point(r[1], r[0]).buffer(0.0012) for r in incident_rows(html)]
+    busy = shapely.union_all([shapely.buffer(lines, 0.0015), *markers])
+    for feature in grids:
+        free = shapely.difference(shapely.buffer(shapely.geometry.shape(feature["geometry"]), -0.0004), busy)
+        if not free.is_empty:
+            break
+    text = click_map_at(browser, *shapely.get_coordinates(free.representative_point())[0])
+    assert "遇见率 Encounter rate" in text and feature["properties"]["code"] in text, text
+    assert rates[feature["properties"]["code"]]["popup"].split("<br>")[-1].split(" (")[0] in text
+    # … and beneath the tracks: a track's vertex still opens the track's popup.
+    row = tracks[0]
+    lon, lat = _decode(row[6][0])[len(_decode(row[6][0])) // 2]
+    assert "巡护 Patrol #" in click_map_at(browser, lon, lat)
+    assert severe(browser) == []
