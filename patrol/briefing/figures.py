@@ -14,22 +14,24 @@ import io
 import logging
 import shutil
 import subprocess
+import threading
 from functools import lru_cache
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps, font_manager, patheffects
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize, to_rgba
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
+# geopandas' plotting imports pyplot: never a display backend on the server.
 matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib import font_manager, patheffects  # noqa: E402
-from matplotlib.colors import Normalize, to_rgba  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 CJK_FAMILY = "WenQuanYi Zen Hei"
 KNOWN_FONT_PATHS = (
@@ -84,8 +86,16 @@ def font_path() -> str | None:
     return None
 
 
-@lru_cache(maxsize=1)
+_FONT_LOCK = threading.Lock()
+
+
 def setup_fonts() -> str | None:
+    with _FONT_LOCK:  # the first briefings may be drawn by several threads at once
+        return _setup_fonts()
+
+
+@lru_cache(maxsize=1)
+def _setup_fonts() -> str | None:
     """Add the CJK font to matplotlib once and make it the first sans-serif family."""
     # The font's only face is "Medium" (500): matplotlib says so on every lookup of "normal".
     logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
@@ -110,7 +120,6 @@ def to_png(fig: Figure, dpi: int = DPI) -> bytes:
         fig.set_dpi(dpi)
     fig.canvas.draw()
     rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
-    plt.close(fig)
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="PNG", dpi=(dpi, dpi))
     return buffer.getvalue()
@@ -118,7 +127,11 @@ def to_png(fig: Figure, dpi: int = DPI) -> bytes:
 
 def _figure(size) -> Figure:
     setup_fonts()
-    return plt.figure(figsize=size, dpi=DPI, facecolor=BACKGROUND)
+    # A bare Figure on its own Agg canvas, not pyplot: pyplot's global figure registry is not
+    # safe for the service's worker threads drawing briefings at the same time.
+    fig = Figure(figsize=size, dpi=DPI, facecolor=BACKGROUND)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 # --- the map -----------------------------------------------------------------------------------
@@ -159,7 +172,7 @@ def map_figure(briefing, *, metric: str = "km_per_ha") -> Figure | None:
     values = effort_values(grids, metric)
     top = float(values.max()) if len(values) and values.max() > 0 else 1.0
     norm = Normalize(vmin=0, vmax=top)
-    cmap = plt.get_cmap(EFFORT_CMAP)
+    cmap = colormaps[EFFORT_CMAP]
     colours = [tuple(cmap(norm(v))) if v > 0 else to_rgba(NO_EFFORT_COLOUR) for v in values]
     grids.plot(ax=ax, color=colours, edgecolor="#555555", linewidth=0.5, zorder=1)
     cells = briefing.hotspots
@@ -199,7 +212,7 @@ def map_figure(briefing, *, metric: str = "km_per_ha") -> Figure | None:
     for spine in ax.spines.values():
         spine.set_color("#999999")
     _scale_bar(ax)
-    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), cax=cax)
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax)
     bar.ax.tick_params(labelsize=6)
     bar.set_label("巡护强度 km/ha" if metric == "km_per_ha" else "巡护次数 patrols", fontsize=7)
     handles = [Patch(facecolor=NO_EFFORT_COLOUR, edgecolor="#555555", label="本月未巡护 Not patrolled")]

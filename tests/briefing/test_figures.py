@@ -104,3 +104,14 @@ def test_the_map_draws_with_either_metric(metric):
 def test_the_cjk_font_is_found():
     path = figures.setup_fonts()
     assert path is not None and "wqy" in path.lower()
+
+
+def test_figures_drawn_in_parallel_threads_are_the_same_as_drawn_alone():
+    """The service draws briefings in worker threads: no shared pyplot state between them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    b = scene_briefing()
+    alone = figures.all_figures(b)
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda _: figures.all_figures(b), range(4)))
+    assert all(images == alone for images in together)
