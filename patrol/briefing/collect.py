@@ -95,6 +95,7 @@ class Briefing:
     recurring_distance_m: float = 200.0
     min_effort_km: float = 5.0  # below these a rate is flagged "too little effort"
     min_effort_hours: float = 5.0
+    partial_until: datetime | None = None  # the month is not over: the data runs to this instant
 
     @property
     def empty(self) -> bool:
@@ -166,6 +167,12 @@ def summary_lines(b: Briefing) -> list[tuple[str, str]]:
             "there is nothing to show.",
         )]  # fmt: skip
     lines = []
+    if b.partial_until is not None:
+        day = b.partial_until.astimezone(LOCAL_TIME)
+        lines.append((
+            f"本月尚未结束，数据截至 {day.month}月{day.day}日，以下与上月全月比较。",
+            f"The month is not over: the figures run to {day:%d %B}, compared with all of last month.",
+        ))  # fmt: skip
     items = (
         ("巡护", "次", "patrols", t.patrols, p.patrols, "{:.0f}"),
         ("巡护里程", " 公里", "km patrolled", t.km, p.km, "{:.1f}"),
@@ -379,6 +386,7 @@ def collect_briefing(
         recurring_distance_m=settings.analysis.recurring_distance_m,
         min_effort_km=settings.analysis.min_effort_km,
         min_effort_hours=settings.analysis.min_effort_hours,
+        partial_until=now if now < end else None,
     )
     idle = [r for r in grids.itertuples() if not r.patrols]
     before = last_patrolled_before(session, [r.code for r in idle], scope.start)

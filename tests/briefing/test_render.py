@@ -81,3 +81,12 @@ def test_the_summary_is_honest_when_last_month_has_no_data():
     lines = summary_lines(b)
     assert "比上月减少 50%" in lines[0][0] and "down 50%" in lines[0][1]
     assert any("上月无可比数据" in zh for zh, _ in lines)
+
+
+def test_a_month_under_way_says_so_before_comparing():
+    from datetime import UTC, datetime
+
+    b = scene_briefing(partial_until=datetime(2026, 11, 12, 3, 0, tzinfo=UTC))
+    zh, en = summary_lines(b)[0]
+    assert "本月尚未结束" in zh and "11月12日" in zh and "12 November" in en
+    assert "尚未结束" not in " ".join(line[0] for line in summary_lines(scene_briefing()))
