@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -607,7 +607,3 @@ def assessment_rows(session, rows: list[dict], scope) -> list[dict]:
                 row[label] = value
         shown.append(row)
     return shown
-
-
-def month_of(day: date) -> str:
-    return f"{day.year}-{day.month:02d}"
