@@ -112,6 +112,18 @@ def settings(backend):
 
 
 @pytest.fixture
+def configured(settings, monkeypatch):
+    """Point the command line (``mangrove …``, which reads the environment) at the test database."""
+    from patrol.settings import get_settings
+
+    monkeypatch.setenv("MANGROVE_DATABASE_URL", settings.storage.resolved_database_url())
+    monkeypatch.setenv("MANGROVE_DATA_DIR", str(settings.storage.data_dir))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def app(engine, settings):
     from api.app import create_app
 

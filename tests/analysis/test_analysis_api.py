@@ -160,7 +160,9 @@ def test_the_priority_score_is_the_stated_weighted_sum(sessions, march):
     as_of = START + timedelta(days=10)
     with sessions() as session:
         officer = who(session, "officer-lj")
-        table = priorities_report(session, officer, Settings(), Scope(as_of, as_of, side="GD-LJ"), as_of=as_of)
+        table = priorities_report(
+            session, officer, Settings(), Scope(as_of, as_of, side="GD-LJ"), as_of=as_of
+        )
     row = table.set_index("grid").loc[GRID]
     km = sum(w["inside_m"] for w in march) / 1000
     last_walk_end = START + timedelta(days=7, seconds=march[1]["total_m"])  # 1 m/s
@@ -175,7 +177,9 @@ def test_the_priority_score_is_the_stated_weighted_sum(sessions, march):
     assert row["score"] == pytest.approx(expected, abs=0.2)
     assert table.iloc[0]["grid"] == GRID and table.iloc[0]["rank"] == 1
     # The reasons, largest part first: the quota (16 points) before the incidents (15).
-    assert row["reasons"][0].startswith("未达配额：近30天 2/8 次") and row["reasons"][1].startswith("近30天 3 起事件")
+    assert row["reasons"][0].startswith("未达配额：近30天 2/8 次") and row["reasons"][1].startswith(
+        "近30天 3 起事件"
+    )
     # Grids never patrolled and with nothing reported: unpatrolled and behind quota, 45 points.
     untouched = table[(table.recent_incidents == 0) & table.days_since_patrol.isna()]
     assert len(untouched) and (untouched.score == 45.0).all()

@@ -7,16 +7,6 @@ from utils.analysis import GRID, MARCH, march_of_walks_and_reports
 from utils.factories import add_users
 
 from api.cli import main as cli
-from patrol.settings import get_settings
-
-
-@pytest.fixture
-def configured(settings, monkeypatch):
-    monkeypatch.setenv("MANGROVE_DATABASE_URL", settings.storage.resolved_database_url())
-    monkeypatch.setenv("MANGROVE_DATA_DIR", str(settings.storage.data_dir))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from patrol.incident_stats import incident_stats
 from patrol.incidents import IncidentQuery, IncidentReport, report_incident, transition
 from patrol.models import User
 from patrol.patrols import UploadOptions, upload_patrol
-from patrol.settings import PatrolSettings, get_settings
+from patrol.settings import PatrolSettings
 
 NOW = datetime(2026, 12, 15, 4, tzinfo=UTC)
 CHINA = timedelta(hours=8)
@@ -260,15 +260,6 @@ def test_api_json_csv_xlsx_and_refusals(app, client, sessions, month):
     assert client.get("/api/v1/assessment", params={"month": "2026-11", "side": "GX-HP"},
                       headers=member).status_code == 403  # fmt: skip
     assert client.get("/api/v1/assessment", params={"month": "2026-11"}).status_code == 401
-
-
-@pytest.fixture
-def configured(settings, monkeypatch):
-    monkeypatch.setenv("MANGROVE_DATABASE_URL", settings.storage.resolved_database_url())
-    monkeypatch.setenv("MANGROVE_DATA_DIR", str(settings.storage.data_dir))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def run(args):

@@ -149,15 +149,6 @@ def test_verify_says_intact_then_names_the_edited_entry(client, engine, activity
 # --- the command line ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def configured(settings, monkeypatch):
-    monkeypatch.setenv("MANGROVE_DATABASE_URL", settings.storage.resolved_database_url())
-    monkeypatch.setenv("MANGROVE_DATA_DIR", str(settings.storage.data_dir))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
 def run(args) -> int:
     try:
         return cli(args)

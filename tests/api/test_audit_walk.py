@@ -762,16 +762,6 @@ def test_a_joint_case_entry_names_participants_and_incidents(world):
 # --- the command line ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def configured(settings, monkeypatch):
-    """Point the command line at the test database."""
-    monkeypatch.setenv("MANGROVE_DATABASE_URL", settings.storage.resolved_database_url())
-    monkeypatch.setenv("MANGROVE_DATA_DIR", str(settings.storage.data_dir))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
 def run(args: list[str]) -> int:
     try:
         return cli(args)

@@ -12,16 +12,6 @@ from patrol.models import Grid, Patrol, User
 from patrol.settings import get_settings
 
 
-@pytest.fixture
-def configured(settings, monkeypatch):
-    """Point the command line at the test database."""
-    monkeypatch.setenv("MANGROVE_DATABASE_URL", settings.storage.resolved_database_url())
-    monkeypatch.setenv("MANGROVE_DATA_DIR", str(settings.storage.data_dir))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
 def run(args, stdin="", monkeypatch=None):
     """Exit code of `mangrove ARGS`, whether it returns it or argparse exits with it."""
     if monkeypatch is not None:

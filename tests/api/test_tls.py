@@ -23,15 +23,6 @@ WORKTREE = Path(__file__).resolve().parents[2]
 STATION_CERT = WORKTREE / "scripts" / "station-cert"
 
 
-@pytest.fixture
-def configured(settings, monkeypatch):
-    monkeypatch.setenv("MANGROVE_DATABASE_URL", settings.storage.resolved_database_url())
-    monkeypatch.setenv("MANGROVE_DATA_DIR", str(settings.storage.data_dir))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tls") / "station"

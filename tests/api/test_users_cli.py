@@ -14,17 +14,7 @@ from api.cli import main as cli
 from patrol.accounts import principal_for_secret, sign_in
 from patrol.errors import AccountLocked, AuthenticationFailed
 from patrol.models import JointCase, User
-from patrol.settings import AuthSettings, get_settings
-
-
-@pytest.fixture
-def configured(settings, monkeypatch):
-    """Point the command line at the test database."""
-    monkeypatch.setenv("MANGROVE_DATABASE_URL", settings.storage.resolved_database_url())
-    monkeypatch.setenv("MANGROVE_DATA_DIR", str(settings.storage.data_dir))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+from patrol.settings import AuthSettings
 
 
 def run(args, monkeypatch, stdin=""):
