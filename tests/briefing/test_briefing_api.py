@@ -14,7 +14,6 @@ from utils.factories import auth
 
 from api.cli import main as cli
 from patrol.briefing.collect import collect_briefing, last_patrolled_before
-from patrol.settings import get_settings
 
 
 def zh_month(month: str) -> str:
@@ -150,15 +149,6 @@ def test_unpatrolled_grids_say_when_they_were_last_patrolled(scene, sessions):
 
 
 # --- the command line ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def configured(settings, monkeypatch):
-    monkeypatch.setenv("MANGROVE_DATABASE_URL", settings.storage.resolved_database_url())
-    monkeypatch.setenv("MANGROVE_DATA_DIR", str(settings.storage.data_dir))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def run(args):
