@@ -43,13 +43,14 @@ MAP_SIZE = (6.8, 6.2)  # inches: the width, and the height at most (the map, its
 CHART_SIZE = (6.8, 3.0)
 FRAME_MARGIN = 0.08  # of the grids' extent, around them on the map
 
-# Incident markers by status: open ones warm, answered ones cool, dismissed ones grey.
+# Incident markers by status: open ones warm, answered ones cool, dismissed ones grey; none green,
+# so that they stand out on the green effort scale (YlGn) of the grids.
 STATUS_COLOURS = {
     "reported": "#d62728",
     "accepted": "#ff7f0e",
-    "in_progress": "#bcbd22",
+    "in_progress": "#e7298a",
     "resolved": "#1f77b4",
-    "closed": "#2ca02c",
+    "closed": "#6a3d9a",
     "rejected": "#7f7f7f",
     "duplicate": "#c7c7c7",
 }
