@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from patrol.effort import LOCAL_TIME
-from patrol.errors import InvalidRequest
+from patrol.errors import DomainError, InvalidRequest
 
 log = logging.getLogger("mangrove.briefing")
 # How a scope is named in a title: the side's official name rather than "广东·廉江".
@@ -447,6 +447,8 @@ def _add_reports(b: Briefing, session, principal, settings, scope, now) -> None:
         try:
             with session.begin_nested():  # a failed query leaves the others a usable transaction
                 build()
+        except DomainError as exc:  # refused for this month (e.g. the assessment's age limit)
+            b.notes.append(f"{label}: {exc.message}")
         except Exception as exc:  # noqa: BLE001 - one section must not take the briefing down
             log.exception("briefing %s %s: %s failed", b.month, b.scope_en, label)
             b.notes.append(f"{label}: 未能生成 could not be computed ({type(exc).__name__}).")

@@ -218,3 +218,25 @@ def test_the_page_offers_the_briefing_to_managers_and_officers_only(client, scen
     assert other.status_code == 403 and "HP-S-SK" in other.text
     # the link works with the page's session (a GET: no CSRF token needed)
     assert client.get(f"/api/v1/briefings/{month}", params={"town": "GQ"}).status_code == 200
+
+
+def test_a_failing_section_is_noted_and_the_rest_is_made(scene, sessions, settings, monkeypatch, caplog):
+    from patrol.analysis import assessment, priorities
+    from patrol.errors import InvalidRequest
+
+    month, _ = scene
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    def refused(*args, **kwargs):
+        raise InvalidRequest("month 2025-01 starts more than 400 days ago", field="month")
+
+    monkeypatch.setattr(priorities, "priorities_report", broken)
+    monkeypatch.setattr(assessment, "assessment", refused)
+    with sessions() as session:
+        b = collect_briefing(session, who(session, "officer-lj"), settings, month=month)
+    assert b.rates and b.priorities == [] and not b.assessment
+    assert any("Priorities" in n and "RuntimeError" in n for n in b.notes)
+    assert any("Assessment" in n and "400 days" in n for n in b.notes)
+    assert "boom" in caplog.text  # the unexpected failure is logged with its traceback
