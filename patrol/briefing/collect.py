@@ -174,7 +174,7 @@ def summary_lines(b: Briefing) -> list[tuple[str, str]]:
             f"The month is not over: the figures run to {day:%d %B}, compared with all of last month.",
         ))  # fmt: skip
     items = (
-        ("巡护", "次", "patrols", t.patrols, p.patrols, "{:.0f}"),
+        ("巡护", " 次", "patrols", t.patrols, p.patrols, "{:.0f}"),
         ("巡护里程", " 公里", "km patrolled", t.km, p.km, "{:.1f}"),
         ("巡护时长", " 小时", "hours on patrol", t.hours, p.hours, "{:.1f}"),
         ("报告事件", " 起", "incidents reported", t.incidents, p.incidents, "{:.0f}"),
@@ -223,7 +223,7 @@ def summary_lines(b: Briefing) -> list[tuple[str, str]]:
                 word_zh, word_en = ("提高", "up") if points > 0 else ("下降", "down")
                 lines.append((
                     f"{text_zh}，比上月{word_zh} {abs(points)} 个百分点。",
-                    f"{text_en.capitalize()}, {word_en} {abs(points)} percentage points on last month.",
+                    f"{text_en.capitalize()}, {word_en} {abs(points)} percentage point{'s' if abs(points) != 1 else ''} on last month.",
                 ))  # fmt: skip
     if b.unpatrolled:
         lines.append((
