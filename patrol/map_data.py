@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 from geodata.crs import WGS84
 from geodata.reference import BORDER_CODE
 from patrol.accounts import Principal
+from patrol.analysis import data, reports
+from patrol.analysis.scope import analysis_scope
 from patrol.effort import LOCAL_TIME, EffortFilter, grid_effort, unpatrolled_grids
 from patrol.errors import InvalidRequest, NotFound, PermissionDenied
 from patrol.grids import list_grids, project, unproject
@@ -240,7 +242,7 @@ def station_map_data(
     grids["open_incidents"] = grids.code.map(open_now.groupby("grid").size()).fillna(0).astype(int)
 
     tracks = _tracks(session, principal, grids, start, end, settings.maps.track_tolerance_m)
-    rates, spots = _analysis_layers(session, principal, settings, codes, start, min(end, now), now)
+    rates, spots = _analysis_layers(session, principal, settings, codes, start, min(end, now), now, effort)
     return StationMapData(
         title=title,
         start=start,
@@ -258,21 +260,22 @@ def station_map_data(
     )
 
 
-def _analysis_layers(session, principal, settings, codes, start, end, now):
+def _analysis_layers(session, principal, settings, codes, start, end, now, effort: pd.DataFrame):
     """Encounter rates and significant hot spots of the map's grids and period, for the roles that
     analyse, when the period is one an analysis takes; (None, None) otherwise."""
-    from patrol.analysis import reports
-    from patrol.analysis.scope import analysis_scope
-
     if not principal.has(*WORKER_ROLES) or end <= start:
         return None, None
     try:
         scope = analysis_scope(session, principal, settings, start=start, end=end, grids=codes, now=now)
     except (InvalidRequest, PermissionDenied):  # e.g. a period beyond the cap, another side's grids
         return None, None
-    table = reports.rates_report(session, principal, settings, scope)
+    incidents = data.incidents_frame(session, principal, scope, settings)
+    # The map's own effort (same grids and period) serves the rates too.
+    effort = effort.reset_index().rename(columns={"code": "grid"})
+    effort["hours"] = effort["hours"].fillna(0.0)
+    table = reports.rates_report(session, principal, settings, scope, incidents=incidents, effort=effort)
     rates = table[table.category == "all"].reset_index(drop=True)
-    spots = reports.hotspots_report(session, principal, settings, scope)
+    spots = reports.hotspots_report(session, principal, settings, scope, incidents=incidents)
     cells = spots.cells[spots.cells["significant"]].to_crs(WGS84)
     return rates, (cells, spots.method)
 

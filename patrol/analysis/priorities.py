@@ -62,14 +62,15 @@ def priorities_report(
     recent = incidents[incidents.observed_at >= pd.Timestamp(as_of - timedelta(days=RECENT_DAYS))]
     recent_n = recent.groupby("grid").size().reindex(codes, fill_value=0)
 
-    table = reports.rates_report(session, principal, settings, risk_scope)
+    effort = data.effort_frame(session, risk_scope, settings)
+    table = reports.rates_report(session, principal, settings, risk_scope, incidents=incidents, effort=effort)
     overall = table[table.category == "all"].set_index("grid").reindex(codes)
     rate_low = overall["per_10km_low"].astype(float).fillna(0.0)
 
-    spots = reports.hotspots_report(session, principal, settings, risk_scope)
+    spots = reports.hotspots_report(session, principal, settings, risk_scope, incidents=incidents)
     hot_cells = spots.cells[spots.cells["kind"] == "hot"].groupby("grid").size().reindex(codes, fill_value=0)
 
-    effort = data.effort_frame(session, risk_scope, settings).set_index("grid").reindex(codes)
+    effort = effort.set_index("grid").reindex(codes)
     last = effort["last_patrolled"]
     days_since = ((pd.Timestamp(as_of) - last).dt.total_seconds() / 86400).to_numpy(dtype=float)
 

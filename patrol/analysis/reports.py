@@ -29,10 +29,21 @@ SHAPES = ("hex", "square")
 CORRECTIONS = ("fdr_bh", "bonferroni", "none")
 
 
-def rates_report(session: Session, principal: Principal, settings: Settings, scope: Scope) -> pd.DataFrame:
-    """Encounter rates per grid and category (and "all") for the scope."""
-    incidents = data.incidents_frame(session, principal, scope, settings)
-    effort = data.effort_frame(session, scope, settings)
+def rates_report(
+    session: Session,
+    principal: Principal,
+    settings: Settings,
+    scope: Scope,
+    *,
+    incidents: pd.DataFrame | None = None,
+    effort: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Encounter rates per grid and category (and "all") for the scope. ``incidents`` and
+    ``effort``: the scope's frames when the caller has loaded them already."""
+    if incidents is None:
+        incidents = data.incidents_frame(session, principal, scope, settings)
+    if effort is None:
+        effort = data.effort_frame(session, scope, settings)
     counts = (
         incidents.dropna(subset=["grid"])
         .groupby(["grid", "category"])
@@ -76,6 +87,7 @@ def hotspots_report(
     correction: str = "fdr_bh",
     alpha: float | None = None,
     density: bool = False,
+    incidents: pd.DataFrame | None = None,
 ) -> HotSpots:
     """Gi* hot spots of the scope's incidents on a metric cell grid over its grids (grown by
     ``HOTSPOT_MARGIN_M``); ``normalise="effort"`` tests incidents per km patrolled in each cell."""
@@ -93,7 +105,8 @@ def hotspots_report(
         raise InvalidRequest("the scope holds no active grid", field="grid")
     area = shapely.union_all(shapely.buffer(grids.geometry.values, HOTSPOT_MARGIN_M))
     cells = hotspots.cell_grid(area, cell_m, shape=shape)
-    incidents = data.incidents_frame(session, principal, scope, settings)
+    if incidents is None:
+        incidents = data.incidents_frame(session, principal, scope, settings)
     counts = hotspots.count_in_cells(cells, incidents.x.to_numpy(), incidents.y.to_numpy())
     effort = None
     if normalise == "effort":
