@@ -395,7 +395,7 @@ def collect_briefing(
     ]
     if b.empty:
         return b
-    _add_reports(b, session, principal, settings, scope, now)
+    _add_reports(b, session, principal, settings, scope, now, incidents=incidents, effort=effort)
     return b
 
 
@@ -436,7 +436,7 @@ def last_patrolled_before(session, codes: list[str], before: datetime) -> dict[s
     return out
 
 
-def _add_reports(b: Briefing, session, principal, settings, scope, now) -> None:
+def _add_reports(b: Briefing, session, principal, settings, scope, now, *, incidents, effort) -> None:
     """Rates, hot spots, recurring places, priorities and the assessment. One section that fails
     is logged and named in ``notes``; the rest of the briefing is still made."""
     from patrol.analysis.assessment import assessment
@@ -454,10 +454,13 @@ def _add_reports(b: Briefing, session, principal, settings, scope, now) -> None:
             b.notes.append(f"{label}: 未能生成 could not be computed ({type(exc).__name__}).")
 
     def rates_section():
-        b.rates = rate_rows(rates_report(session, principal, settings, scope))
+        # the month's frames, loaded once above: the reports do not load them again
+        b.rates = rate_rows(
+            rates_report(session, principal, settings, scope, incidents=incidents, effort=effort)
+        )
 
     def hotspots_section():
-        b.hotspots = hotspot_cells(hotspots_report(session, principal, settings, scope))
+        b.hotspots = hotspot_cells(hotspots_report(session, principal, settings, scope, incidents=incidents))
 
     def recurring_section():
         # A place recurs over months: look back half a year (within the analysis cap) to the
