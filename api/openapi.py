@@ -178,9 +178,10 @@ def _true_success_content(responses: dict) -> None:
         if (
             status.startswith("2")
             and len(media) > 1
-            and media.get("application/json", {}).get("schema") in ({}, None)
+            and "application/json" in media
+            and media["application/json"].get("schema") in ({}, None)
         ):
-            del media["application/json"]
+            media.pop("application/json")
 
 
 def complete(schema: dict, routes) -> dict:

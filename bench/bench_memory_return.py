@@ -108,7 +108,12 @@ def run_server(label: str, env_extra: dict[str, str], files: list[bytes]) -> dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--fixes", type=int, default=490_000, help="fixes per GPX (490,000 ≈ 48 MB; at most MANGROVE_PATROL_MAX_FIXES)")
+    parser.add_argument(
+        "--fixes",
+        type=int,
+        default=490_000,
+        help="fixes per GPX (490,000 ≈ 48 MB; at most MANGROVE_PATROL_MAX_FIXES)",
+    )
     parser.add_argument("--uploads", type=int, default=1)
     args = parser.parse_args()
     files = [walk_gpx(args.fixes, shift_s=i * 10**6) for i in range(args.uploads)]

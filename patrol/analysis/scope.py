@@ -50,12 +50,14 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     try:
         if len(text) != 7 or text[4] != "-":
             raise ValueError
+        if not (text[:4].isascii() and text[:4].isdigit() and text[5:].isascii() and text[5:].isdigit()):
+            raise ValueError
         year, number = int(text[:4]), int(text[5:])
         first = date(year, number, 1)
+        following = date(year + number // 12, number % 12 + 1, 1)  # 9999-12 has none: refused
     except ValueError:
         raise InvalidRequest(f"month {month!r} is not a calendar month: write YYYY-MM, e.g. 2026-11",
                              field="month") from None  # fmt: skip
-    following = date(year + number // 12, number % 12 + 1, 1)
     start = datetime.combine(first, time(), tzinfo=LOCAL_TIME).astimezone(UTC)
     end = datetime.combine(following, time(), tzinfo=LOCAL_TIME).astimezone(UTC)
     return start, end
