@@ -3,9 +3,7 @@ at once: a patrol member reports on a phone, a station manager accepts, starts a
 phone (390×844), an officer verifies and closes at a desk (1366×900); a stale form shows what
 changed; a referral lands on the other side's work list. Every page is checked for what a person
 meets: no sideways scrolling, tap targets of at least 44 px, no SEVERE console message. Full-page
-screenshots go to test-artifacts/desk/ (or $MANGROVE_TEST_ARTIFACTS/desk).
-
-Storage-agnostic (the TestClient tests cover both backends), so it runs on SpatiaLite only.
+screenshots go to test-artifacts/desk/ (or $MANGROVE_TEST_ARTIFACTS/desk). Runs on both backends.
 """
 
 from __future__ import annotations
@@ -103,13 +101,6 @@ def status(sessions, incident_id: int) -> tuple[str, str | None]:
 
 
 @pytest.fixture
-def spatialite_only(backend):
-    """Storage-agnostic: the TestClient tests cover PostGIS; no browser is started for it."""
-    if backend[0] != "spatialite":
-        pytest.skip("storage-agnostic: the TestClient tests cover both backends")
-
-
-@pytest.fixture
 def site(engine, settings, sessions):
     from api.app import create_app
 
@@ -133,7 +124,7 @@ def browsers():
 
 
 def test_an_incident_from_report_to_close_with_a_stale_form_and_a_referral(
-    spatialite_only, site, browsers, sessions, settings, tmp_path
+    site, browsers, sessions, settings, tmp_path
 ):
     phone, desk = browsers
     base = site
