@@ -72,7 +72,7 @@ def clean_image(data: bytes, settings: IncidentSettings) -> CleanImage:
     if not data:
         raise PhotoRejected("the photo is empty")
     # (Pillow would pad a truncated image with grey if ImageFile.LOAD_TRUNCATED_IMAGES were set;
-    # nothing in the service sets it.)
+    # importing WeasyPrint sets it, so patrol.briefing.render puts it back.)
     # The pixel limit is checked here from the header, before any pixel is decoded (not by turning
     # Pillow's DecompressionBombWarning into an error: warning filters are process-wide, and one
     # request must not change how warnings behave in the others).

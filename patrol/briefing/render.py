@@ -77,10 +77,25 @@ def render_html(briefing: Briefing, *, pdf_link: str | None = None, images: dict
     )
 
 
+def _weasyprint():
+    """WeasyPrint's HTML and URLFetcher. Importing WeasyPrint sets Pillow's process-wide
+    ``ImageFile.LOAD_TRUNCATED_IMAGES``, which would let truncated incident photos through
+    (``patrol.photos``, padded with grey): the flag is put back as it was. The briefing feeds
+    WeasyPrint only its own complete PNGs, so it needs no such leniency."""
+    from PIL import ImageFile
+
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    try:
+        from weasyprint import HTML
+        from weasyprint.urls import URLFetcher
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = before
+    return HTML, URLFetcher
+
+
 def to_pdf(html: str) -> bytes:
     """The page printed to PDF on A4 (the page's print stylesheet), nothing fetched."""
-    from weasyprint import HTML
-    from weasyprint.urls import URLFetcher
+    HTML, URLFetcher = _weasyprint()  # noqa: N806 (classes)
 
     # Data URIs only: everything a briefing shows is inline, nothing is fetched from elsewhere.
     fetcher = URLFetcher(allowed_protocols={"data"}, allow_redirects=False)

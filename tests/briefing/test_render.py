@@ -90,3 +90,23 @@ def test_a_month_under_way_says_so_before_comparing():
     zh, en = summary_lines(b)[0]
     assert "本月尚未结束" in zh and "11月12日" in zh and "12 November" in en
     assert "尚未结束" not in " ".join(line[0] for line in summary_lines(scene_briefing()))
+
+
+def test_making_a_pdf_leaves_truncated_photos_refused(tmp_path):
+    """Importing WeasyPrint sets Pillow's process-wide LOAD_TRUNCATED_IMAGES; after a briefing has
+    been printed a truncated incident photo must still be refused, not padded with grey."""
+    import io
+
+    import pytest
+    from PIL import Image, ImageFile
+
+    from patrol.briefing.render import to_pdf
+    from patrol.photos import PhotoRejected, clean_image
+    from patrol.settings import IncidentSettings
+
+    assert to_pdf("<p>简报 briefing</p>").startswith(b"%PDF")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    photo = io.BytesIO()
+    Image.new("RGB", (200, 200), "green").save(photo, "JPEG")
+    with pytest.raises(PhotoRejected, match="truncated"):
+        clean_image(photo.getvalue()[: len(photo.getvalue()) // 2], IncidentSettings())
