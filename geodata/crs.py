@@ -16,8 +16,8 @@ METRIC = "EPSG:32649"  # WGS 84 / UTM zone 49N
 # CGCS2000 3-degree Gauss–Krüger zones around the area (it sits near the 109.5°E zone edge).
 CGCS2000_GK_ZONE_36 = "EPSG:4524"  # CM 108°E, false easting with zone prefix 36
 CGCS2000_GK_ZONE_37 = "EPSG:4525"  # CM 111°E, zone prefix 37
-CGCS2000_GK_CM_108 = "EPSG:4534"  # CM 108°E, no zone prefix
-CGCS2000_GK_CM_111 = "EPSG:4535"  # CM 111°E, no zone prefix
+CGCS2000_GK_CM_108 = "EPSG:4545"  # CM 108°E, no zone prefix
+CGCS2000_GK_CM_111 = "EPSG:4546"  # CM 111°E, no zone prefix
 
 SRID_WGS84 = 4326
 
