@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
-from api import desk, fieldapp, map_pages, openapi, problems, security, web
+from api import desk, fieldapp, map_pages, ogc, openapi, problems, security, web
 from api.deps import Public
 from api.limits import RequestLimits
 from api.routes import (
@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         map_pages.router,
         desk.router,
         fieldapp.router,
+        ogc.router,
     ):
         app.include_router(router)
     _offline_docs(app)
