@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
-from utils.factories import add_users, auth
 
 from api.cli import main as cli
 from geodata.datum import wgs84_to_gcj02
@@ -92,12 +91,12 @@ READERS = {
 
 
 @pytest.mark.parametrize("fmt", sorted(READERS))
-def test_every_format_holds_the_incidents_and_attributes_the_json_api_lists(client, scene, tmp_path, fmt):
-    headers = auth(client, "officer-lj")
+def test_every_format_holds_the_incidents_and_attributes_the_json_api_lists(scene, tmp_path, fmt):
+    headers = scene.auth("officer-lj")
     filters = {"side": "GD-LJ"} if fmt != "csv" else {}
-    expected = api_incidents(client, headers, **filters)
+    expected = api_incidents(scene.client, headers, **filters)
     assert len(expected) >= 2
-    path, _ = download(client, headers, fmt, tmp_path, layers="incidents", **filters)
+    path, _ = download(scene.client, headers, fmt, tmp_path, layers="incidents", **filters)
     read = READERS[fmt](path)
     columns = [c for c in SCHEMAS["incidents"] if c != "description" or fmt not in ("kml", "kmz")]
     assert_same_rows(read, expected, columns, spreadsheet=fmt in ("csv", "xlsx"))
@@ -106,10 +105,10 @@ def test_every_format_holds_the_incidents_and_attributes_the_json_api_lists(clie
         assert np.allclose(read.geometry.x, lon, atol=1e-7)
 
 
-def test_the_gpx_holds_the_incidents_as_waypoints_with_their_observation_time(client, scene, tmp_path):
-    headers = auth(client, "admin")
-    expected = api_incidents(client, headers)
-    path, _ = download(client, headers, "gpx", tmp_path, layers="incidents")
+def test_the_gpx_holds_the_incidents_as_waypoints_with_their_observation_time(scene, tmp_path):
+    headers = scene.auth("admin")
+    expected = api_incidents(scene.client, headers)
+    path, _ = download(scene.client, headers, "gpx", tmp_path, layers="incidents")
     waypoints = pyogrio.read_dataframe(path, layer="waypoints")
     ids = [int(name.rsplit("#", 1)[1]) for name in waypoints["name"]]
     assert sorted(ids) == sorted(expected)
@@ -117,37 +116,39 @@ def test_the_gpx_holds_the_incidents_as_waypoints_with_their_observation_time(cl
         assert pd.Timestamp(time) == pd.Timestamp(expected[i]["observed_at"])
 
 
-def test_the_geopackage_holds_every_layer_as_its_list_shows_it(client, scene, tmp_path):
-    headers = auth(client, "officer-lj")
-    path, response = download(client, headers, "gpkg", tmp_path)
+def test_the_geopackage_holds_every_layer_as_its_list_shows_it(scene, tmp_path):
+    headers = scene.auth("officer-lj")
+    path, response = download(scene.client, headers, "gpkg", tmp_path)
     assert response.headers["content-type"] == "application/geopackage+sqlite3"
     assert {name for name, _ in pyogrio.list_layers(path)} == {
         "grids", "effort", "patrols", "incidents", "joint_cases",
     }  # fmt: skip
-    patrols = client.get("/api/v1/patrols", headers=headers).json()["features"]
+    patrols = scene.client.get("/api/v1/patrols", headers=headers).json()["features"]
     read = pyogrio.read_dataframe(path, layer="patrols")
     assert sorted(read["id"]) == sorted(f["id"] for f in patrols)
     assert (read.geometry.geom_type == "MultiLineString").all()
-    effort = client.get("/api/v1/effort", headers=headers).json()["grids"]
+    effort = scene.client.get("/api/v1/effort", headers=headers).json()["grids"]
     read = pyogrio.read_dataframe(path, layer="effort").set_index("code")
     assert sorted(read.index) == sorted(g["code"] for g in effort)
     for grid in effort:
         assert read.loc[grid["code"], "patrols"] == grid["patrols"]
         assert read.loc[grid["code"], "km"] == pytest.approx(grid["km"])
-    cases = client.get("/api/v1/joint-cases", headers=headers).json()["joint_cases"]
+    cases = scene.client.get("/api/v1/joint-cases", headers=headers).json()["joint_cases"]
     read = pyogrio.read_dataframe(path, layer="joint_cases")
     assert list(read["id"]) == [c["id"] for c in cases] and list(read["title"]) == [c["title"] for c in cases]
     grids = pyogrio.read_dataframe(path, layer="grids")
-    assert len(grids) == len(client.get("/api/v1/grids", headers=headers).json()["features"])
+    assert len(grids) == len(scene.client.get("/api/v1/grids", headers=headers).json()["features"])
 
 
-def test_filters_apply_to_every_layer(client, scene, tmp_path):
-    month, ids = scene
-    headers = auth(client, "admin")
-    path, _ = download(client, headers, "gpkg", tmp_path, grid="LJ-GQ-03", datetime=month)
+def test_filters_apply_to_every_layer(scene, tmp_path):
+    month, ids = scene.month, scene.ids
+    headers = scene.auth("admin")
+    path, _ = download(scene.client, headers, "gpkg", tmp_path, grid="LJ-GQ-03", datetime=month)
     assert list(pyogrio.read_dataframe(path, layer="incidents")["id"]) == [ids["gq"]]
     assert list(pyogrio.read_dataframe(path, layer="grids")["code"]) == ["LJ-GQ-03"]
-    patrols = client.get("/api/v1/patrols", params={"grid": "LJ-GQ-03", "datetime": month}, headers=headers)
+    patrols = scene.client.get(
+        "/api/v1/patrols", params={"grid": "LJ-GQ-03", "datetime": month}, headers=headers
+    )
     read = pyogrio.read_dataframe(path, layer="patrols")
     assert sorted(read["id"]) == sorted(f["id"] for f in patrols.json()["features"]) and len(read) == 2
 
@@ -155,37 +156,39 @@ def test_filters_apply_to_every_layer(client, scene, tmp_path):
 # --- who sees what ------------------------------------------------------------------------------------
 
 
-def test_a_member_exports_only_the_incidents_they_may_see_and_no_joint_cases(client, scene, tmp_path):
-    headers = auth(client, "member-hp")
-    path, _ = download(client, headers, "gpkg", tmp_path)
+def test_a_member_exports_only_the_incidents_they_may_see_and_no_joint_cases(scene, tmp_path):
+    headers = scene.auth("member-hp")
+    path, _ = download(scene.client, headers, "gpkg", tmp_path)
     assert "joint_cases" not in {name for name, _ in pyogrio.list_layers(path)}
     read = pyogrio.read_dataframe(path, layer="incidents")
-    visible = api_incidents(client, headers)
+    visible = api_incidents(scene.client, headers)
     assert sorted(read["id"]) == sorted(visible)
     assert set(read["reporter"]) == {"member-hp"}  # not member's Lianjiang reports
     assert len(pyogrio.read_dataframe(path, layer="patrols")) == 0  # member's walks are another team's
-    response = client.get("/api/v1/exports/gpkg", params={"layers": "joint_cases"}, headers=headers)
+    response = scene.client.get("/api/v1/exports/gpkg", params={"layers": "joint_cases"}, headers=headers)
     assert response.status_code == 403
 
 
-def test_an_export_needs_a_signed_in_user(client, scene):
-    assert client.get("/api/v1/exports/gpkg").status_code == 401
+def test_an_export_needs_a_signed_in_user(scene):
+    assert scene.client.get("/api/v1/exports/gpkg").status_code == 401
 
 
 # --- KML, GCJ-02 and styles -----------------------------------------------------------------------------
 
 
-def test_the_kml_is_wgs84_by_default_and_gcj02_on_request_and_says_which(client, scene, tmp_path):
-    headers = auth(client, "admin")
-    expected = api_incidents(client, headers)
-    wgs, response = download(client, headers, "kml", tmp_path, layers="incidents")
+def test_the_kml_is_wgs84_by_default_and_gcj02_on_request_and_says_which(scene, tmp_path):
+    headers = scene.auth("admin")
+    expected = api_incidents(scene.client, headers)
+    wgs, response = download(scene.client, headers, "kml", tmp_path, layers="incidents")
     assert response.headers["content-type"].startswith("application/vnd.google-earth.kml+xml")
-    gcj, _ = download(client, headers, "kml", tmp_path, layers="incidents", datum="gcj02")
+    gcj, _ = download(scene.client, headers, "kml", tmp_path, layers="incidents", datum="gcj02")
     assert "gcj02" in gcj.name
     for path, shift in ((wgs, lambda x, y: (x, y)), (gcj, wgs84_to_gcj02)):
         read = pyogrio.read_dataframe(path, layer=KML_INCIDENTS)
         ids = [int(i) for i in read["id"]]
-        lon, lat = shift(np.array([expected[i]["lon"] for i in ids]), np.array([expected[i]["lat"] for i in ids]))
+        lon, lat = shift(
+            np.array([expected[i]["lon"] for i in ids]), np.array([expected[i]["lat"] for i in ids])
+        )
         assert np.allclose(read.geometry.x, lon, atol=2e-7) and np.allclose(read.geometry.y, lat, atol=2e-7)
     shifted = pyogrio.read_dataframe(gcj, layer=KML_INCIDENTS)
     assert (shifted.geometry.distance(pyogrio.read_dataframe(wgs, layer=KML_INCIDENTS).geometry) > 1e-3).all()
@@ -193,9 +196,8 @@ def test_the_kml_is_wgs84_by_default_and_gcj02_on_request_and_says_which(client,
     assert "<value>gcj02</value>" in gcj.read_text()
 
 
-def test_kml_placemarks_are_styled_by_status_and_category_with_chinese_names(client, scene, tmp_path):
-    month, ids = scene
-    path, _ = download(client, auth(client, "admin"), "kmz", tmp_path, layers="incidents,grids")
+def test_kml_placemarks_are_styled_by_status_and_category_with_chinese_names(scene, tmp_path):
+    path, _ = download(scene.client, scene.auth("admin"), "kmz", tmp_path, layers="incidents,grids")
     with zipfile.ZipFile(path) as archive:
         text = archive.read("doc.kml").decode()
     assert '<Style id="incident-reported-cutting">' in text
@@ -215,9 +217,11 @@ def test_the_kml_status_palette_is_the_maps_palette():
 # --- Shapefile ----------------------------------------------------------------------------------------
 
 
-def test_a_gbk_shapefile_keeps_chinese_text_and_short_field_names(client, scene, tmp_path):
-    headers = auth(client, "admin")
-    path, response = download(client, headers, "shp", tmp_path, layers="grids,incidents", encoding="gbk")
+def test_a_gbk_shapefile_keeps_chinese_text_and_short_field_names(scene, tmp_path):
+    headers = scene.auth("admin")
+    path, response = download(
+        scene.client, headers, "shp", tmp_path, layers="grids,incidents", encoding="gbk"
+    )
     assert response.headers["content-type"] == "application/zip" and path.name.endswith("-shp.zip")
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
@@ -226,7 +230,7 @@ def test_a_gbk_shapefile_keeps_chinese_text_and_short_field_names(client, scene,
         dbf = archive.read("mangrove_grids.dbf")
     grids = pyogrio.read_dataframe(f"/vsizip/{path}/mangrove_grids.shp", encoding="gbk")
     expected = {f["properties"]["code"]: f["properties"]["name_zh"]
-                for f in client.get("/api/v1/grids", headers=headers).json()["features"]}  # fmt: skip
+                for f in scene.client.get("/api/v1/grids", headers=headers).json()["features"]}  # fmt: skip
     assert dict(zip(grids["code"], grids["name_zh"])) == expected
     chinese = next(v for v in expected.values() if any(ord(c) > 127 for c in v))
     assert chinese.encode("gbk") in dbf and chinese.encode("utf-8") not in dbf
@@ -245,13 +249,13 @@ def test_every_long_field_name_has_a_deliberate_short_one():
 # --- GPX ----------------------------------------------------------------------------------------------
 
 
-def test_gpx_tracks_carry_each_good_fix_with_its_time(client, scene, sessions, tmp_path):
-    headers = auth(client, "member")
-    path, response = download(client, headers, "gpx", tmp_path, layers="patrols")
+def test_gpx_tracks_carry_each_good_fix_with_its_time(scene, tmp_path):
+    headers = scene.auth("member")
+    path, response = download(scene.client, headers, "gpx", tmp_path, layers="patrols")
     assert response.headers["content-type"] == "application/gpx+xml"
     points = pyogrio.read_dataframe(path, layer="track_points")
     tracks = pyogrio.read_dataframe(path, layer="tracks")
-    with sessions() as session:
+    with scene.sessions() as session:
         patrol_ids = sorted(p.id for p in session.query(Patrol))
         fixes = patrol_fixes(session, patrol_ids[0])
     assert len(tracks) == len(patrol_ids) == 3
@@ -260,8 +264,8 @@ def test_gpx_tracks_carry_each_good_fix_with_its_time(client, scene, sessions, t
     assert len(first) == good.sum()
     written = pd.to_datetime(first["time"], utc=True).dt.tz_localize(None).to_numpy("datetime64[ms]")
     # Tracks are written newest first; the first written is the newest patrol.
-    newest = max(patrol_ids, key=lambda i: patrol_fixes_start(sessions, i))
-    with sessions() as session:
+    newest = max(patrol_ids, key=lambda i: patrol_fixes_start(scene.sessions, i))
+    with scene.sessions() as session:
         expected = patrol_fixes(session, newest)
     assert np.array_equal(written, expected["time"][expected["flags"] == 0])
 
@@ -274,13 +278,13 @@ def patrol_fixes_start(sessions, patrol_id):
 # --- spreadsheets -------------------------------------------------------------------------------------
 
 
-def test_csv_and_xlsx_write_formulas_as_text(client, scene, tmp_path):
-    headers = auth(client, "admin")
-    csv_path, response = download(client, headers, "csv", tmp_path)
+def test_csv_and_xlsx_write_formulas_as_text(scene, tmp_path):
+    headers = scene.auth("admin")
+    csv_path, response = download(scene.client, headers, "csv", tmp_path)
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     text = csv_path.read_text(encoding="utf-8-sig")
     assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text
-    xlsx, _ = download(client, headers, "xlsx", tmp_path, layers="incidents,grids")
+    xlsx, _ = download(scene.client, headers, "xlsx", tmp_path, layers="incidents,grids")
     from openpyxl import load_workbook
 
     book = load_workbook(xlsx, read_only=True)
@@ -291,8 +295,8 @@ def test_csv_and_xlsx_write_formulas_as_text(client, scene, tmp_path):
     assert grids["wkt"].str.startswith("MULTIPOLYGON").all()
 
 
-def test_a_csv_of_several_layers_is_a_zip_of_one_csv_each(client, scene, tmp_path):
-    path, response = download(client, auth(client, "admin"), "csv", tmp_path, layers="grids,incidents")
+def test_a_csv_of_several_layers_is_a_zip_of_one_csv_each(scene, tmp_path):
+    path, response = download(scene.client, scene.auth("admin"), "csv", tmp_path, layers="grids,incidents")
     assert response.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as archive:
         assert sorted(archive.namelist()) == ["mangrove_grids.csv", "mangrove_incidents.csv"]
@@ -301,11 +305,11 @@ def test_a_csv_of_several_layers_is_a_zip_of_one_csv_each(client, scene, tmp_pat
 # --- refusals -----------------------------------------------------------------------------------------
 
 
-def test_more_features_than_the_cap_is_refused_with_the_count_and_how_to_narrow(
-    client, scene, settings, monkeypatch
-):
-    monkeypatch.setattr(settings.exports, "max_features", 3)
-    response = client.get("/api/v1/exports/gpkg", params={"layers": "incidents,patrols"}, headers=auth(client, "admin"))
+def test_more_features_than_the_cap_is_refused_with_the_count_and_how_to_narrow(scene, monkeypatch):
+    monkeypatch.setattr(scene.settings.exports, "max_features", 3)
+    response = scene.client.get(
+        "/api/v1/exports/gpkg", params={"layers": "incidents,patrols"}, headers=scene.auth("admin")
+    )
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert "7 features match (patrols 3, incidents 4)" in detail and "datetime=" in detail
@@ -326,9 +330,8 @@ def test_more_features_than_the_cap_is_refused_with_the_count_and_how_to_narrow(
         ("gpkg", {"category": "nonsense"}, None),
     ],
 )
-def test_bad_input_is_refused_with_422_naming_the_parameter(client, sessions, fmt, params, parameter):
-    add_users(sessions, "admin")
-    response = client.get(f"/api/v1/exports/{fmt}", params=params, headers=auth(client, "admin"))
+def test_bad_input_is_refused_with_422_naming_the_parameter(scene, fmt, params, parameter):
+    response = scene.client.get(f"/api/v1/exports/{fmt}", params=params, headers=scene.auth("admin"))
     assert response.status_code == 422, response.text
     body = response.json()
     if parameter:
