@@ -63,8 +63,12 @@ def cmd_export(args) -> int:
             result = export(session, principal, settings, scope, options, folder)
         # Copied beside the output first, then renamed: a reader never sees half a file.
         part = out.with_name(out.name + ".part")
-        shutil.copyfile(result.path, part)
-        part.replace(out)
+        try:
+            shutil.copyfile(result.path, part)
+            part.replace(out)
+        except OSError as exc:
+            part.unlink(missing_ok=True)
+            raise CliError(f"cannot write {out}: {exc.strerror}") from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     each = ", ".join(f"{n} {c}" for n, c in result.counts.items())
