@@ -23,8 +23,9 @@ from geodata.errors import InputError
 from patrol.accounts import Principal
 from patrol.errors import InvalidRequest
 from patrol.exports import formats, xml
-from patrol.exports.layers import LAYERS, ExportScope, Layer, build_layers, may_see_joint_cases
+from patrol.exports.layers import LAYERS, ExportScope, Layer, build_layers
 from patrol.incidents import list_categories
+from patrol.joint import can_see_cases
 from patrol.settings import Settings
 
 __all__ = ["FORMATS", "LAYERS", "ExportFile", "ExportOptions", "ExportScope", "export"]
@@ -95,7 +96,7 @@ def _check(options: ExportOptions, principal: Principal) -> tuple[Format, tuple[
     if not names:
         # Joint cases are for managers and officers: left out of a default export for others,
         # refused (403, by the domain) only when asked for by name.
-        names = tuple(n for n in fmt.default_layers if n != "joint_cases" or may_see_joint_cases(principal))
+        names = tuple(n for n in fmt.default_layers if n != "joint_cases" or can_see_cases(principal))
     try:
         datum = Datum.parse(options.datum)
     except InputError as exc:

@@ -25,7 +25,7 @@ from patrol.effort import EffortFilter, grid_effort
 from patrol.errors import InvalidRequest
 from patrol.grids import list_grids
 from patrol.incidents import IncidentQuery, counts_by_grid, query_incidents
-from patrol.joint import can_see_cases, list_joint_cases
+from patrol.joint import list_joint_cases
 from patrol.patrols import PatrolQuery, list_patrols, patrol_fixes, patrol_properties
 from patrol.settings import Settings
 
@@ -77,7 +77,15 @@ GEOMETRY_TYPES = {
 @dataclass
 class ExportScope:
     """What to export: the incident list's filters (``IncidentQuery``) and, for patrols and effort,
-    a team and a member. Time range, side, towns, grids and bbox apply to every layer that has them."""
+    a team and a member. Each layer takes those its own list function takes:
+
+    - grids: side, town, grid, bbox
+    - effort: datetime, side, town, grid, team, member
+    - patrols: datetime, side, grid (any of them), team, member
+    - incidents: all the incident list's filters
+    - joint_cases: none (all the cases the reader may see, as ``/joint-cases``); each is placed at
+      the incidents of it the reader may see
+    """
 
     incidents: IncidentQuery = field(default_factory=IncidentQuery)
     team: str | None = None
@@ -250,8 +258,7 @@ def incidents_layer(
 def joint_cases_layer(
     session: Session, principal: Principal, settings: Settings, scope: ExportScope, now: datetime
 ) -> Layer:
-    status = None  # every case: open and closed
-    cases = list_joint_cases(session, principal, status=status)  # refuses those who may not see cases
+    cases = list_joint_cases(session, principal)  # open and closed; refuses those who may not see cases
 
     def where(case_id: int):
         # Only the incidents the reader may see mark where a case is (the list's own visibility).
@@ -292,7 +299,3 @@ def build_layers(
         "joint_cases": lambda: joint_cases_layer(session, principal, settings, scope, now),
     }
     return [builders[name]() for name in LAYERS if name in names]
-
-
-def may_see_joint_cases(principal: Principal) -> bool:
-    return can_see_cases(principal)
