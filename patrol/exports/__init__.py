@@ -24,7 +24,7 @@ from patrol.accounts import Principal
 from patrol.errors import InvalidRequest
 from patrol.exports import formats, xml
 from patrol.exports.layers import LAYERS, ExportScope, Layer, build_layers
-from patrol.incidents import list_categories
+from patrol.incidents import CHINA, list_categories
 from patrol.joint import can_see_cases
 from patrol.settings import Settings
 
@@ -166,7 +166,8 @@ def export(
             f"narrow it with a {NARROW}"
         )
     layers = [_shifted(layer, datum) for layer in layers]
-    stem = f"mangrove-{names[0] if len(names) == 1 else 'export'}-{now:%Y%m%d-%H%M}"
+    local = now.astimezone(CHINA)  # the file name carries the users' clock
+    stem = f"mangrove-{names[0] if len(names) == 1 else 'export'}-{local:%Y%m%d-%H%M}"
     extension = fmt.extension
     media_type = fmt.media_type
     if fmt.write is formats.write_csv and len(names) > 1:
