@@ -249,6 +249,17 @@ class TLSSettings(BaseSettings):
     keyfile: Path | None = None  # PEM: its private key, unencrypted
 
 
+class ExportSettings(BaseSettings):
+    """Exports in GIS and spreadsheet formats (``patrol.exports``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MANGROVE_EXPORT_", extra="ignore")
+
+    # More features than this in one export is refused with the count and how to narrow it.
+    max_features: int = Field(default=2_000_000, ge=1)
+    # Incidents and patrols are read and written this many at a time, never all at once.
+    page_size: int = Field(default=5000, ge=1, le=10_000)
+
+
 class SettingsError(ValueError):
     """A setting from the environment that cannot be used; the message names the variable."""
 
@@ -282,6 +293,7 @@ class Settings:
         self.idempotency = _read(IdempotencySettings)
         self.analysis = _read(AnalysisSettings)
         self.tls = _read(TLSSettings)
+        self.exports = _read(ExportSettings)
         try:
             self.maps.check_basemap(self.maps.default_basemap)
         except ValueError as exc:

@@ -1073,6 +1073,7 @@ CLI_READ_ONLY: dict[tuple[str, ...], Callable[[World, dict], list[str]]] = {
     ("analysis", "recurring"): lambda w, ids: ["analysis", "recurring"],
     ("analysis", "priorities"): lambda w, ids: ["analysis", "priorities"],
     ("assessment",): lambda w, ids: ["assessment", "--month", f"{datetime.now(UTC) + timedelta(hours=8):%Y-%m}"],
+    ("export",): lambda w, ids: ["export", "gpkg", "-o", str(w.tmp_path / "export.gpkg")],
     ("briefing",): lambda w, ids: ["briefing", "--month", f"{datetime.now(UTC) + timedelta(hours=8):%Y-%m}",
                                    "-o", str(w.tmp_path / "briefing.pdf")],
     ("audit", "list"): lambda w, ids: ["audit", "list"],

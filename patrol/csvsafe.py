@@ -5,7 +5,8 @@ carriage return before one) as a formula, so a description such as ``=HYPERLINK(
 would act on the computer of whoever opens it. Such text gets a leading ``'`` (OWASP's advice),
 which the spreadsheet shows as plain text. Numbers stay numbers: a number, or text that is only a
 decimal number (``-0.5``, ``109.7421``), is written as it is. Every CSV the service writes (API and
-command line) passes its cells through :func:`cell`.
+command line, and the exports in ``patrol.exports``) passes its cells through :func:`cell`; it lives in
+``patrol`` so that the domain's exports can use it too.
 """
 
 from __future__ import annotations
