@@ -654,7 +654,7 @@ def cmd_incidents_report(args) -> int:
 def cmd_incidents_list(args) -> int:
     import csv
 
-    from api import csvsafe
+    from patrol import csvsafe
     from patrol.incidents import query_incidents
 
     settings = get_settings()

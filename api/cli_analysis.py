@@ -40,7 +40,7 @@ def _session():
 
 def _write_rows(rows: list[dict], path: str) -> None:
     with open(path, "w", newline="", encoding="utf-8-sig") as f:  # BOM: Excel reads the Chinese right
-        from api import csvsafe
+        from patrol import csvsafe
 
         writer = csv.writer(f)
         if rows:

@@ -1,6 +1,6 @@
 """Tables for people to open in a spreadsheet: CSV (UTF-8 with BOM, for Excel and WPS) and XLSX.
 
-Every text cell goes through :mod:`api.csvsafe`, in both formats: a cell that a spreadsheet would
+Every text cell goes through :mod:`patrol.csvsafe`, in both formats: a cell that a spreadsheet would
 run as a formula is written as text. In XLSX numbers are written as numbers and None as an empty
 cell; openpyxl would otherwise store any text starting with ``=`` as a formula.
 """
@@ -12,7 +12,7 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from api import csvsafe
+from patrol import csvsafe
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

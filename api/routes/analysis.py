@@ -11,11 +11,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
-from api import csvsafe
 from api.deps import NowDep, SessionDep, SettingsDep, SignedIn
 from api.openapi import CSV, FEATURE_COLLECTION, content
 from api.params import parse_datetime_interval
 from geodata.crs import METRIC, WGS84, transformer
+from patrol import csvsafe
 from patrol.accounts import Principal
 from patrol.analysis import priorities as rule
 from patrol.analysis import reports

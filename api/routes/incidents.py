@@ -13,11 +13,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api import csvsafe
 from api.deps import AdminOnly, SessionDep, SettingsDep, SignedIn
 from api.idempotency import IdempotencyDep
 from api.openapi import CSV, FEATURE_COLLECTION, IMAGES, content
 from api.params import BodyInt, RowId, parse_bbox, parse_datetime_interval
+from patrol import csvsafe
 from patrol.errors import InvalidRequest
 from patrol.idempotency import StoredResponse
 from patrol.incident_stats import incident_stats

@@ -17,7 +17,6 @@ from fastapi.responses import JSONResponse, Response
 from geoalchemy2.shape import to_shape
 from sqlalchemy.exc import IntegrityError
 
-from api import csvsafe
 from api.deps import SessionDep, SettingsDep, SignedIn
 from api.idempotency import IdempotencyDep
 from api.openapi import CSV, FEATURE, FEATURE_COLLECTION, content
@@ -27,6 +26,7 @@ from geodata.cleaning import Transport
 from geodata.datum import Datum
 from geodata.geojson import feature_collection
 from geodata.trackfile import NaiveTimes
+from patrol import csvsafe
 from patrol.effort import EffortFilter, grid_effort, unpatrolled_grids
 from patrol.idempotency import StoredResponse
 from patrol.patrols import (

@@ -10,8 +10,8 @@ from utils.factories import add_users, auth, sign_in
 from utils.places import inside
 from utils.tracks import crossing, gpx
 
-from api import csvsafe
 from api.cli import main as cli
+from patrol import csvsafe
 from patrol.settings import get_settings
 
 GQ03 = inside("LJ-GQ-03")
