@@ -13,57 +13,17 @@ import json
 import re
 import subprocess
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyogrio
-import pytest
-from fastapi.testclient import TestClient
 from utils.audit import entries_of, entry_count
-from utils.evidence import make_case, reset_database
 from utils.mapdata import asset_references
 
 from maps.assets import VENDORED, _inline_css, _inline_script
-from patrol.db import make_session_factory
 
 URL = re.compile(r"https?://", re.I)
 PACKAGE_FILES = {"summary.html", "summary.pdf", "map.html", "incidents.geojson", "incidents.csv",
                  "incidents.kml", "actions.json", "actions.csv"}  # fmt: skip
-
-
-@dataclass
-class Downloaded:
-    case: object
-    status: int
-    headers: dict[str, str]
-    path: Path
-    detail: dict  # GET /api/v1/joint-cases/{id}
-    photos: dict[str, bytes]  # "photos/<incident>-<photo>.<ext>" → as GET …/photos/{id} serves it
-
-
-@pytest.fixture(scope="module")
-def downloaded(backend, tmp_path_factory) -> Downloaded:
-    """One package downloaded by officer-hp (Hepu) per backend, with what the API says of the
-    case beside it; the content tests read it (the database is reset by the next test)."""
-    from api.app import create_app
-
-    _, settings, engine = backend
-    reset_database(engine)
-    with TestClient(create_app(settings=settings, engine=engine)) as client:
-        case = make_case(client, make_session_factory(engine))
-        headers = case.headers["officer-hp"]
-        response = client.get(f"/api/v1/joint-cases/{case.id}/package", headers=headers)
-        detail = client.get(f"/api/v1/joint-cases/{case.id}", headers=headers).json()
-        photos = {}
-        for key, photo_id in case.photos.items():
-            incident = int(key.split("-")[0])
-            served = client.get(f"/api/v1/incidents/{incident}/photos/{photo_id}", headers=headers)
-            assert served.status_code == 200
-            suffix = {"image/jpeg": ".jpg", "image/png": ".png"}[served.headers["content-type"]]
-            photos[f"photos/{key}{suffix}"] = served.content
-    path = tmp_path_factory.mktemp("package") / "package.zip"
-    path.write_bytes(response.content)
-    return Downloaded(case, response.status_code, dict(response.headers), path, detail, photos)
 
 
 def members(path: Path) -> dict[str, bytes]:

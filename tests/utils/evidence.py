@@ -3,8 +3,12 @@ fresh database for fixtures wider than one test (tests/evidence)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image
 from sqlalchemy import Engine
@@ -93,3 +97,41 @@ def make_case(client, sessions) -> Case:
         )
         assert response.status_code == 201, response.text
     return Case(case_id, title, ids, photos, headers)
+
+
+# --- reading and altering packages ---------------------------------------------------------------
+
+
+def rewrite(source: Path, target: Path, *, change=None, drop=(), add=None) -> Path:
+    """A copy of the package with members changed (name → bytes), dropped or added."""
+    change, add = change or {}, add or {}
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            if info.filename in drop:
+                continue
+            new.writestr(info, change.get(info.filename, old.read(info)))
+        for name, data in add.items():
+            new.writestr(name, data)
+    return target
+
+
+def manifest_of(path: Path) -> dict:
+    with zipfile.ZipFile(path) as z:
+        return json.loads(z.read("manifest.json"))
+
+
+def first_photo(path: Path) -> tuple[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        name = next(n for n in z.namelist() if n.startswith("photos/"))
+        return name, z.read(name)
+
+
+def tiny_package(path: Path) -> Path:
+    """A package of one file with its manifest: enough for ``verify-package`` to say OK."""
+    data = b"note"
+    files = [{"path": "note.txt", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}]
+    manifest = {"format": "mangrove-patrol-joint-case-package", "files": files}
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("note.txt", data)
+        z.writestr("manifest.json", json.dumps(manifest))
+    return path
