@@ -217,7 +217,8 @@ def _geojson(incidents: list[dict[str, Any]]) -> bytes:
 
 
 def _kml(incidents: list[dict[str, Any]], labels, work: Path) -> Path:
-    """The incidents as KML through GDAL's KML driver (placemarks named by id and category)."""
+    """The incidents as KML through GDAL's KML driver: placemarks named by id and category, their
+    description the incident's (the driver takes the "description" field for it)."""
     # "incident_id", not "id": KML readers give the placemark's own id that name.
     frame = gpd.GeoDataFrame(
         [
@@ -229,7 +230,6 @@ def _kml(incidents: list[dict[str, Any]], labels, work: Path) -> Path:
     )
     if incidents:
         frame.insert(0, "Name", [f"#{i['id']} {labels.name('categories', i['category'])}" for i in incidents])
-        frame.insert(1, "Description", [i["description"] or "" for i in incidents])
     path = work / "incidents.kml"
     pyogrio.write_dataframe(frame, path, driver="KML", layer="incidents")
     return path

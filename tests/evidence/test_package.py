@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import zipfile
+from html import escape as html_escape
 from pathlib import Path
 
 import pyogrio
@@ -73,6 +74,7 @@ def test_the_incidents_are_those_of_the_case_detail_in_geojson_csv_and_kml(downl
     kml = pyogrio.read_dataframe(io.BytesIO(files["incidents.kml"]), driver="KML")
     assert sorted(int(i) for i in kml["incident_id"]) == sorted(expected)
     assert all(name.startswith("#") for name in kml["Name"])
+    assert sorted(kml["description"]) == sorted(f["properties"]["description"] for f in features)
     assert (kml.geometry.x.round(5).tolist(), kml.geometry.y.round(5).tolist()) == (
         [round(f["properties"]["lon"], 5) for f in sorted(features, key=lambda f: f["id"])],
         [round(f["properties"]["lat"], 5) for f in sorted(features, key=lambda f: f["id"])],
@@ -109,6 +111,7 @@ def test_the_map_page_fetches_nothing_and_names_no_url_of_its_own(downloaded):
     assert len(rest) < len(html) / 2
     assert not URL.search(rest), URL.search(rest)
     assert "/static/" not in rest
+    assert "<effluent>" not in html  # the title, escaped
     assert "MangroveMaps.cases" in rest and f"#{downloaded.case.incidents[1]}" in rest
 
 
@@ -118,8 +121,9 @@ def test_the_summary_names_the_case_its_people_and_incidents_in_html_and_pdf(dow
     pdf.write_bytes(files["summary.pdf"])
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     html = files["summary.html"].decode("utf-8")
+    assert "<effluent>" not in html and html_escape(downloaded.case.title) in html
     for page in (text, html):
-        assert downloaded.case.title in page and f"#{downloaded.case.id}" in page
+        assert "英罗湾排污 Yingluo Bay" in page and f"#{downloaded.case.id}" in page
         for incident in downloaded.case.incidents:
             assert f"#{incident}" in page
         for who in ("officer-lj", "officer-hp"):

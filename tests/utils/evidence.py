@@ -75,7 +75,7 @@ def make_case(client, sessions) -> Case:
         response = client.post(f"/api/v1/incidents/{incident}/photos", files=files, headers=headers[user])
         assert response.status_code == 201, response.text
         photos[f"{incident}-{response.json()['id']}"] = response.json()["id"]
-    title = "英罗湾排污 Yingluo Bay effluent"
+    title = "英罗湾排污 Yingluo Bay <effluent> & oil"  # markup in it: shown as text everywhere
     body = {"title": title, "incident_ids": [ids[0]], "participants": ["officer-hp"]}
     response = client.post("/api/v1/joint-cases", json=body, headers=headers["officer-lj"])
     assert response.status_code == 201, response.text
