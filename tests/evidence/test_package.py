@@ -14,6 +14,7 @@ import re
 import subprocess
 import zipfile
 from html import escape as html_escape
+from importlib.metadata import version
 from pathlib import Path
 
 import pyogrio
@@ -47,7 +48,9 @@ def test_every_file_is_in_the_manifest_with_its_size_and_sha256(downloaded):
         assert listed[name]["size"] == len(data), name
         assert listed[name]["sha256"] == hashlib.sha256(data).hexdigest(), name
     assert manifest["case_id"] == downloaded.case.id and manifest["generated_by"] == "officer-hp"
-    assert manifest["generated_at"].endswith("Z") and manifest["service_version"] == "0.1.0"
+    assert manifest["generated_at"].endswith("Z") and manifest["service_version"] == version(
+        "mangrove-patrol"
+    )
     assert manifest["missing_photos"] == []
     whole = hashlib.sha256(downloaded.path.read_bytes()).hexdigest()
     assert downloaded.headers["x-content-sha256"] == whole
@@ -168,3 +171,22 @@ def test_who_takes_no_part_is_refused_and_nothing_is_recorded(client, sessions, 
     assert unknown.status_code == 404
     assert client.get(f"/api/v1/joint-cases/{case.id}/package").status_code == 401
     assert entry_count(sessions) == before
+
+
+def test_a_photo_missing_from_the_store_is_named_not_silently_dropped(client, sessions, settings, case):
+    from sqlalchemy import select
+
+    from patrol.models import IncidentPhoto
+
+    with sessions() as session:
+        lost = session.scalars(select(IncidentPhoto).order_by(IncidentPhoto.id)).first()
+        (settings.photo_dir() / lost.path).unlink()
+    response = client.get(f"/api/v1/joint-cases/{case.id}/package", headers=case.headers["officer-lj"])
+    assert response.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(response.content)) as z:
+        manifest = json.loads(z.read("manifest.json"))
+        summary = z.read("summary.html").decode("utf-8")
+    name = f"photos/{lost.incident_id}-{lost.id}.jpg"
+    assert manifest["missing_photos"] == [name]
+    assert name not in {f["path"] for f in manifest["files"]} and len(manifest["files"]) == 8 + 2
+    assert "missing from the photo store" in summary
