@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from api import cli_analysis, cli_assessment, cli_briefing, cli_export
+from api import cli_analysis, cli_assessment, cli_briefing, cli_evidence, cli_export
 from geodata.errors import InputError
 from geodata.gridfile import GRID_FIELDS, GridFileOptions
 from patrol import migrate
@@ -1245,6 +1245,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_assessment.add_commands(commands)  # quotas, assessment
     cli_briefing.add_commands(commands)
     cli_export.add_commands(commands)
+    cli_evidence.add_commands(commands)  # evidence-package, verify-package
     return parser
 
 

@@ -227,3 +227,12 @@ def joint_map(
         )
     finish(m)
     return m
+
+
+def offline_joint_page(data, title: str, *, decimals: int = 5) -> str:
+    """The joint map as one self-contained page without a basemap: every library inlined and
+    nothing to fetch, so it opens anywhere, offline (the joint-case evidence package)."""
+    from maps.assets import to_html
+    from maps.base import basemap
+
+    return to_html(joint_map(data, basemap("none"), decimals=decimals), self_contained=True, title=title)

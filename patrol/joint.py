@@ -87,6 +87,16 @@ def _check_participant(session: Session, principal: Principal, case: JointCase) 
         raise PermissionDenied(f"only participants of joint case {case.id} (or an admin) may change it")
 
 
+def participant_case(session: Session, principal: Principal, case_id: int, *, to: str) -> JointCase:
+    """The case, for a participant (or admin) ``to`` do something only they may do (e.g. take
+    its evidence package away): NotFound for those who may not see cases, as for any case;
+    PermissionDenied, saying what was refused, for managers and officers not taking part."""
+    case = _get_case(session, principal, case_id)
+    if not can_change(principal, [u.username for u in _participants(session, case.id)]):
+        raise PermissionDenied(f"only participants of joint case {case.id} (or an admin) may {to}")
+    return case
+
+
 def check_may_change(session: Session, principal: Principal, case_id: int) -> None:
     """NotFound unless ``principal`` may see the case, PermissionDenied unless they may write to
     it (a participant or admin): what every change checks first, for a caller that reads its

@@ -355,6 +355,21 @@ class JointMapData:
     filters: JointMapQuery = field(default_factory=JointMapQuery)
 
 
+def border_layers(session: Session, settings: Settings) -> tuple[object, object, float]:
+    """(border line, the strip within ``border_distance_m`` of it, that distance), lon/lat."""
+    wkb = session.scalar(select(func.ST_AsBinary(Boundary.geom)).where(Boundary.code == BORDER_CODE))
+    if wkb is None:
+        raise InvalidRequest("the provincial border is not loaded; run `mangrove db upgrade`")
+    border = shapely.from_wkb(bytes(wkb))
+    distance = settings.incidents.border_distance_m
+    metric = shapely.transform(border, lambda xy: np.column_stack(project(xy[:, 0], xy[:, 1])))
+    band = shapely.transform(
+        shapely.simplify(shapely.buffer(metric, distance, quad_segs=4), 10),
+        lambda xy: np.column_stack(unproject(xy[:, 0], xy[:, 1])),
+    )
+    return border, band, distance
+
+
 def joint_map_data(
     session: Session,
     principal: Principal,
@@ -371,16 +386,7 @@ def joint_map_data(
     start, end = map_period(settings.maps.default_days, now, q.start, q.end)
     _check_period(start, end)
     grids = _grids_frame(list_grids(session))
-    wkb = session.scalar(select(func.ST_AsBinary(Boundary.geom)).where(Boundary.code == BORDER_CODE))
-    if wkb is None:
-        raise InvalidRequest("the provincial border is not loaded; run `mangrove db upgrade`")
-    border = shapely.from_wkb(bytes(wkb))
-    distance = settings.incidents.border_distance_m
-    metric = shapely.transform(border, lambda xy: np.column_stack(project(xy[:, 0], xy[:, 1])))
-    band = shapely.transform(
-        shapely.simplify(shapely.buffer(metric, distance, quad_segs=4), 10),
-        lambda xy: np.column_stack(unproject(xy[:, 0], xy[:, 1])),
-    )
+    border, band, distance = border_layers(session, settings)
     reported = incident_points(
         session,
         principal,
@@ -436,6 +442,42 @@ def joint_map_data(
         cases=cases,
         labels=Labels.load(session),
         filters=q,
+    )
+
+
+def joint_case_map_data(
+    session: Session, principal: Principal, case: dict, settings: Settings, *, now: datetime | None = None
+) -> JointMapData:
+    """The joint map of one case (``patrol.joint.joint_case_detail``, read by the caller under its
+    rules): both sides' grids, the border, the case's incidents and its star; the period runs from
+    the first incident seen to ``now``."""
+    now = now or datetime.now(UTC)
+    border, band, distance = border_layers(session, settings)
+    incidents = incident_points(
+        session, principal, IncidentQuery(joint_case_id=case["id"]), settings.incidents, now=now
+    )
+    incidents["near_border"] = incidents.border_distance_m <= distance
+    start = incidents.observed_at.min() if len(incidents) else pd.Timestamp(now)
+    cases = []
+    if len(incidents):
+        cases.append(
+            {
+                **case,
+                "incident_ids": [int(i) for i in incidents.id],
+                "lon": float(incidents.lon.mean()),
+                "lat": float(incidents.lat.mean()),
+            }
+        )
+    return JointMapData(
+        start=min(start.to_pydatetime(), now),
+        end=now,
+        grids=_grids_frame(list_grids(session)),
+        border=border,
+        border_band=band,
+        border_distance_m=distance,
+        incidents=incidents,
+        cases=cases,
+        labels=Labels.load(session),
     )
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import pytest
 from utils.audit import cli_commands, entries_of, entry_count, newest, write_routes
+from utils.evidence import tiny_package
 from utils.factories import CSRF, PASSWORD, add_users, auth, sign_in
 from utils.places import inside
 from utils.tracks import crossing, gpx
@@ -842,6 +843,11 @@ def _tile_set(w: World) -> str:
     return "station"
 
 
+def _package_args(w: World, case_id: int, user: str) -> list[str]:
+    out = w.tmp_path / f"case-{case_id}-{user}.zip"
+    return ["evidence-package", str(case_id), "-o", str(out), "--as", user]
+
+
 CLI_CASES: dict[tuple[str, ...], CliCase] = {
     ("tiles", "add"): CliCase(
         "tileset.add",
@@ -1041,6 +1047,17 @@ CLI_CASES: dict[tuple[str, ...], CliCase] = {
         valid=lambda w, p: ["backup", "-o", str(w.tmp_path / "station.backup")],
         refused=((2, lambda w, p: ["backup", "-o", str(w.tmp_path / "no-such-folder" / "b.backup")]),),
     ),
+    ("evidence-package",): CliCase(
+        # Taking a joint case's evidence away is recorded, like a backup.
+        "joint_case.package",
+        prepare=lambda w: w.joint_case()["id"],
+        valid=lambda w, cid: _package_args(w, cid, "officer-hp"),
+        refused=(
+            (2, lambda w, cid: _package_args(w, cid, "manager")),  # not a participant
+            (2, lambda w, cid: _package_args(w, 999999, "officer-hp")),
+        ),
+        actor="officer-hp",
+    ),
     ("serve",): CliCase(
         # The real service in a child process, answering requests: one entry per start, none per
         # request, and none when the settings are those last recorded.
@@ -1076,6 +1093,7 @@ CLI_READ_ONLY: dict[tuple[str, ...], Callable[[World, dict], list[str]]] = {
     ("export",): lambda w, ids: ["export", "gpkg", "-o", str(w.tmp_path / "export.gpkg")],
     ("briefing",): lambda w, ids: ["briefing", "--month", f"{datetime.now(UTC) + timedelta(hours=8):%Y-%m}",
                                    "-o", str(w.tmp_path / "briefing.pdf")],
+    ("verify-package",): lambda w, ids: ["verify-package", str(tiny_package(w.tmp_path / "tiny.zip"))],
     ("audit", "list"): lambda w, ids: ["audit", "list"],
     ("audit", "verify"): lambda w, ids: ["audit", "verify"],
 }  # fmt: skip
