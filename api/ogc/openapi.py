@@ -18,7 +18,14 @@ FILTER_LANGS = ["cql2-text", "cql2-json", "cql-text"]
 
 
 def _parameter(name: str, description: str, schema: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema, **extra}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+        **extra,
+    }
 
 
 def _common() -> dict[str, dict[str, Any]]:
@@ -55,7 +62,10 @@ def document(base: str, principal) -> dict[str, Any]:
     ref = {name: {"$ref": f"#/components/parameters/{name}"} for name in params}
     items_params = [ref[n] for n in ("f", "limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "filter",
                                      "filter-lang", "filter-crs", "sortby", "properties")]  # fmt: skip
-    errors = {"400": _response("bad parameter", "application/json"), "404": _response("not found", "application/json")}
+    errors = {
+        "400": _response("bad parameter", "application/json"),
+        "404": _response("not found", "application/json"),
+    }
     paths: dict[str, Any] = {
         "/": {"get": {"summary": "Landing page", "operationId": "landing", "parameters": [ref["f"]],
                       "responses": {"200": _response("the landing page", "application/json")}}},
@@ -78,16 +88,29 @@ def document(base: str, principal) -> dict[str, Any]:
             for name, q in collection.queryables().items()
             if q.type != "geometry"
         ]
-        paths[path] = {"get": {"summary": f"{collection.title}: metadata", "operationId": f"describe-{collection.id}",
-                               "parameters": [ref["f"]],
-                               "responses": {"200": _response("the collection", "application/json"), **errors}}}
-        paths[f"{path}/queryables"] = {"get": {
-            "summary": f"{collection.title}: queryables", "operationId": f"queryables-{collection.id}",
-            "responses": {"200": _response("JSON Schema", "application/schema+json")}}}
-        paths[f"{path}/items"] = {"get": {
-            "summary": f"{collection.title}: features", "operationId": f"items-{collection.id}",
-            "parameters": [*items_params, *queryables],
-            "responses": {"200": _response("features", "application/geo+json"), **errors}}}
+        paths[path] = {
+            "get": {
+                "summary": f"{collection.title}: metadata",
+                "operationId": f"describe-{collection.id}",
+                "parameters": [ref["f"]],
+                "responses": {"200": _response("the collection", "application/json"), **errors},
+            }
+        }
+        paths[f"{path}/queryables"] = {
+            "get": {
+                "summary": f"{collection.title}: queryables",
+                "operationId": f"queryables-{collection.id}",
+                "responses": {"200": _response("JSON Schema", "application/schema+json")},
+            }
+        }
+        paths[f"{path}/items"] = {
+            "get": {
+                "summary": f"{collection.title}: features",
+                "operationId": f"items-{collection.id}",
+                "parameters": [*items_params, *queryables],
+                "responses": {"200": _response("features", "application/geo+json"), **errors},
+            }
+        }
         paths[f"{path}/items/{{featureId}}"] = {"get": {
             "summary": f"{collection.title}: one feature", "operationId": f"item-{collection.id}",
             "parameters": [{"name": "featureId", "in": "path", "required": True, "schema": {"type": "string"}},

@@ -46,7 +46,9 @@ def bad(parameter: str, why: str) -> OGCError:
     return OGCError(400, "InvalidParameterValue", f"{parameter}: {why}", parameter)
 
 
-def check_known(params: Mapping[str, str], allowed: frozenset[str], extra: frozenset[str] = frozenset()) -> None:
+def check_known(
+    params: Mapping[str, str], allowed: frozenset[str], extra: frozenset[str] = frozenset()
+) -> None:
     unknown = sorted(set(params) - allowed - extra)
     if unknown:
         raise OGCError(
@@ -164,7 +166,9 @@ def _bbox(params: Mapping[str, str]):
         raise bad("bbox", "the lower corner must come first (minx,miny,maxx,maxy)")
     if crs is None:
         if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90):
-            raise bad("bbox", "longitudes lie within -180..180 and latitudes within -90..90 (order lon,lat,lon,lat)")
+            raise bad(
+                "bbox", "longitudes lie within -180..180 and latitudes within -90..90 (order lon,lat,lon,lat)"
+            )
         return (minx, miny, maxx, maxy), None
     # A box in another CRS is a quadrilateral in lon/lat: densify its edges, then filter by its
     # lon/lat bounds (the index) and by the shape itself.

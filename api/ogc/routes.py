@@ -45,7 +45,9 @@ from patrol.errors import AuthenticationFailed, DomainError, NotFound, Permissio
 from patrol.features.collections import COLLECTIONS, get_collection, read_item, read_items, readable
 
 router = APIRouter(prefix="/ogc", tags=["OGC API – Features"], include_in_schema=False)
-templates = Jinja2Templates(directory=[Path(__file__).parent / "templates", Path(__file__).parent.parent / "templates"])
+templates = Jinja2Templates(
+    directory=[Path(__file__).parent / "templates", Path(__file__).parent.parent / "templates"]
+)
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"
@@ -151,7 +153,9 @@ def _collection(collection_id: str, principal):
     if error:
         raise error
     if principal is None and not COLLECTIONS[collection_id].public:
-        raise AuthenticationFailed(f"the collection {collection_id!r} needs a bearer token or a browser session")
+        raise AuthenticationFailed(
+            f"the collection {collection_id!r} needs a bearer token or a browser session"
+        )
     return get_collection(collection_id, principal)
 
 
@@ -280,7 +284,12 @@ async def queryables(collection_id: str, request: Request, principal: Public):
 @router.get("/collections/{collection_id}/items")
 @ogc_errors
 async def items(
-    collection_id: str, request: Request, principal: Public, session: SessionDep, settings: SettingsDep, now: NowDep
+    collection_id: str,
+    request: Request,
+    principal: Public,
+    session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
 ):
     found = _collection(collection_id, principal)
     params = request.query_params
@@ -328,7 +337,9 @@ async def item(
     crs = output_crs(request.query_params)
     page = await run_in_threadpool(read_item, session, principal, collection_id, feature_id, settings)
     if not page.ids:
-        raise OGCError(404, "NotFound", f"no feature {feature_id!r} in {collection_id!r} (or not one you may see)")
+        raise OGCError(
+            404, "NotFound", f"no feature {feature_id!r} in {collection_id!r} (or not one you may see)"
+        )
     feature = _features(page, crs, None)[0]
     href = f"{_base(request)}/collections/{collection_id}"
     feature["links"] = [
@@ -337,7 +348,9 @@ async def item(
     ]
     if _wants_html(request):
         rows = [[k, _cell(v)] for k, v in feature["properties"].items()]
-        return _page(request, principal, f"{found.title}: {feature_id}", feature, (["property", "value"], rows))
+        return _page(
+            request, principal, f"{found.title}: {feature_id}", feature, (["property", "value"], rows)
+        )
     return _geojson(feature, {"Content-Crs": f"<{crs_uri(crs)}>"})
 
 
@@ -367,7 +380,12 @@ def _features(page, crs: CRS, wanted: list[str] | None) -> list[dict[str, Any]]:
         if wanted is not None:
             props = {k: props.get(k) for k in wanted}
         features.append(
-            {"type": "Feature", "id": fid, "geometry": None if text is None else json.loads(text), "properties": props}
+            {
+                "type": "Feature",
+                "id": fid,
+                "geometry": None if text is None else json.loads(text),
+                "properties": props,
+            }
         )
     return features
 

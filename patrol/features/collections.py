@@ -258,7 +258,9 @@ def readable(principal: Principal | None) -> list[Collection]:
 # --- reading items --------------------------------------------------------------------------
 
 
-def _base(collection: Collection, session: Session, principal: Principal | None, settings: Settings) -> Select:
+def _base(
+    collection: Collection, session: Session, principal: Principal | None, settings: Settings
+) -> Select:
     """The collection's rows the caller may see, before the client's own conditions."""
     cid = collection.id
     if cid in ("grids", "zones", "effort"):
@@ -299,9 +301,7 @@ def _conditions(collection: Collection, session: Session, q: ItemsQuery) -> list
         else:
             where.append(intersects_bbox(dialect, collection.id_column, collection.geometry_column, q.bbox))
             if q.area is not None:
-                exact = func.ST_Intersects(
-                    collection.geometry_column, func.ST_GeomFromText(q.area.wkt, 4326)
-                )
+                exact = func.ST_Intersects(collection.geometry_column, func.ST_GeomFromText(q.area.wkt, 4326))
                 where.append(exact == 1 if dialect == "sqlite" else exact)
     if collection.temporal is not None and collection.id != "effort":
         if q.start is not None:
@@ -359,7 +359,9 @@ def read_items(
     collection = get_collection(collection_id, principal)
     now = now or datetime.now(UTC)
     query = _base(collection, session, principal, settings).where(*_conditions(collection, session, q))
-    matched = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) if count else -1
+    matched = (
+        session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) if count else -1
+    )
     query = query.order_by(*_order(collection, q)).limit(q.limit).offset(q.offset)
     if collection.geometry_column is not None and collection.id != "incidents":
         query = query.add_columns(func.ST_AsBinary(_output_geometry(collection)))
@@ -417,7 +419,10 @@ def _features(collection, session, rows, q: ItemsQuery, now, settings):
             end = now
             start = end - DEFAULT_EFFORT_PERIOD
         flt = EffortFilter(start=start, end=end, grids=tuple(g.code for g in objects))
-        effort = {row["code"]: row for row in grid_effort(session, flt, swath_width_m=settings.patrols.swath_width_m)}
+        effort = {
+            row["code"]: row
+            for row in grid_effort(session, flt, swath_width_m=settings.patrols.swath_width_m)
+        }
         for p in props:
             extra = {k: v for k, v in effort.get(p["code"], {}).items() if k not in p}
             p.update(extra, period_start=iso_utc(start), period_end=iso_utc(end))
@@ -479,4 +484,13 @@ def _joint_cases(session: Session, cases: Sequence[JointCase]):
     return ids, geometries, props
 
 
-__all__ = ["COLLECTIONS", "Collection", "ItemsQuery", "Page", "get_collection", "read_item", "read_items", "readable"]
+__all__ = [
+    "COLLECTIONS",
+    "Collection",
+    "ItemsQuery",
+    "Page",
+    "get_collection",
+    "read_item",
+    "read_items",
+    "readable",
+]

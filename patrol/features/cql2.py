@@ -81,7 +81,9 @@ def parse(text: str, lang: str | None) -> dict[str, Any]:
         return expr.to_json()
     except (cql2.ParseError, cql2.ValidationError, ValueError) as error:
         first = str(error).strip().splitlines()
-        raise FilterError(f"the filter is not valid {lang}: {' '.join(s.strip() for s in first)[:300]}") from None
+        raise FilterError(
+            f"the filter is not valid {lang}: {' '.join(s.strip() for s in first)[:300]}"
+        ) from None
 
 
 @dataclass
@@ -198,7 +200,9 @@ class Compiler:
         for value in values:
             literal, kind = self._operand(value)
             if _is_sql(literal) or not _compatible(q.type, kind):
-                raise FilterError(f"wrong type in the filter: IN on {_name(args[0])!r} ({q.type}) lists a {kind}")
+                raise FilterError(
+                    f"wrong type in the filter: IN on {_name(args[0])!r} ({q.type}) lists a {kind}"
+                )
             checked.append(literal)
         return q.column.in_(checked)
 
@@ -234,7 +238,13 @@ class Compiler:
             if start != end:
                 raise FilterError("T_EQUALS of an instant property takes an instant")
             return column == start
-        inside = and_(*(c for c in (column >= start if start else None, column <= end if end else None) if c is not None))
+        inside = and_(
+            *(
+                c
+                for c in (column >= start if start else None, column <= end if end else None)
+                if c is not None
+            )
+        )
         if op == "t_intersects":
             return inside
         if op == "t_disjoint":
