@@ -28,7 +28,7 @@ from patrol.joint import can_see_cases
 from patrol.models import Boundary, Grid, Incident, JointCase, JointCaseParticipant, Patrol, User, iso_utc
 from patrol.patrols import member_names, visible_patrols_clause
 from patrol.settings import Settings
-from patrol.spatial import intersects_bbox
+from patrol.spatial import envelope, intersects_bbox
 
 BBox = tuple[float, float, float, float]
 # The effort collection without a ``datetime``: the last 30 days, as the station map shows.
@@ -242,6 +242,16 @@ PROPERTIES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+# The integer key SpatiaLite's spatial index knows rows by (the ROWID), where it differs from the id.
+ROWIDS = {
+    "grids": Grid.id,
+    "zones": Grid.id,
+    "effort": Grid.id,
+    "patrols": Patrol.id,
+    "incidents": Incident.id,
+}
+
+
 def get_collection(collection_id: str, principal: Principal | None) -> Collection:
     """The collection, or PermissionDenied when the caller may not read it (an anonymous caller
     learns only that it needs to sign in)."""
@@ -299,7 +309,12 @@ def _conditions(collection: Collection, session: Session, q: ItemsQuery) -> list
                 )
             )
         else:
-            where.append(intersects_bbox(dialect, collection.id_column, collection.geometry_column, q.bbox))
+            rowid = ROWIDS.get(collection.id)
+            if rowid is None:  # a small table without a spatial index
+                found = func.ST_Intersects(collection.geometry_column, envelope(dialect, q.bbox))
+                where.append(found == 1 if dialect == "sqlite" else found)
+            else:
+                where.append(intersects_bbox(dialect, rowid, collection.geometry_column, q.bbox))
             if q.area is not None:
                 exact = func.ST_Intersects(collection.geometry_column, func.ST_GeomFromText(q.area.wkt, 4326))
                 where.append(exact == 1 if dialect == "sqlite" else exact)
