@@ -75,6 +75,14 @@ def lonlat_to(geometries, crs: CRS):
     return shapely.transform(geometries, lambda xy: _stack(forward.transform(xy[:, 0], xy[:, 1])))
 
 
+def lonlat_points_to(lon: np.ndarray, lat: np.ndarray, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
+    """Lon/lat coordinate arrays in ``crs`` (its axis order), without building geometries."""
+    if crs.to_authority() == ("OGC", "CRS84"):
+        return lon, lat
+    first, second = _authority_transformer(CRS.from_user_input("OGC:CRS84"), crs).transform(lon, lat)
+    return np.asarray(first), np.asarray(second)
+
+
 def to_lonlat(geometries, crs: CRS):
     """Geometries given in ``crs`` (its own axis order) as lon/lat WGS84."""
     if crs.to_authority() == ("OGC", "CRS84"):

@@ -33,7 +33,9 @@ def _common() -> dict[str, dict[str, Any]]:
     return {
         "f": _parameter("f", "json (default) or html", {"type": "string", "enum": ["json", "html"]}),
         "limit": _parameter(
-            "limit", "features per page", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}
+            "limit", "features per page", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+            style="form",
+            explode=False,
         ),
         "offset": _parameter("offset", "features to skip (from the next link)", {"type": "integer", "minimum": 0}),
         "bbox": _parameter(
@@ -42,7 +44,9 @@ def _common() -> dict[str, dict[str, Any]]:
         ),
         "bbox-crs": _parameter("bbox-crs", "the CRS of bbox", crs),
         "crs": _parameter("crs", "the CRS of the response geometries", crs),
-        "datetime": _parameter("datetime", "an instant or interval (.. for an open end)", {"type": "string"}),
+        "datetime": _parameter(
+            "datetime", "an instant or interval (.. for an open end)", {"type": "string"}, style="form", explode=False
+        ),
         "filter": _parameter("filter", "a CQL2 filter", {"type": "string"}),
         "filter-lang": _parameter("filter-lang", "the filter's encoding", {"type": "string", "enum": FILTER_LANGS,
                                                                              "default": "cql2-text"}),

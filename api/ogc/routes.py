@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import numpy as np
+import orjson
 import shapely
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -39,7 +40,7 @@ from api.ogc.params import (
     output_crs,
     properties_wanted,
 )
-from geodata.crs import CRS84_URI, crs_uri, lonlat_to, offered_crs_uris
+from geodata.crs import CRS84_URI, crs_uri, lonlat_points_to, lonlat_to, offered_crs_uris
 from geodata.region import REGION_BBOX
 from patrol.errors import AuthenticationFailed, DomainError, NotFound, PermissionDenied
 from patrol.features.collections import COLLECTIONS, get_collection, read_item, read_items, readable
@@ -163,6 +164,7 @@ def _collection(collection_id: str, principal):
 
 
 @router.get("")
+@router.get("/")  # the specification's {root}/; clients that do not follow redirects ask for it
 @ogc_errors
 async def landing(request: Request, principal: Public):
     check_known(request.query_params, PAGE_PARAMETERS)
@@ -318,7 +320,9 @@ async def items(
         "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "links": links,
     }
-    headers = {"Content-Crs": f"<{crs_uri(crs)}>"}
+    queryables_link = {"href": f"{_base(request)}/collections/{collection_id}/queryables",
+                       "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "type": SCHEMA_JSON}  # fmt: skip
+    headers = {"Content-Crs": f"<{crs_uri(crs)}>", "Link": _link_header(links + [queryables_link])}
     if html:
         names = wanted or (list(features[0]["properties"]) if features else [])
         rows = [[f["id"], *(_cell(f["properties"].get(n)) for n in names)] for f in features]
@@ -354,9 +358,14 @@ async def item(
     return _geojson(feature, {"Content-Crs": f"<{crs_uri(crs)}>"})
 
 
+def _link_header(links: list[dict[str, str]]) -> str:
+    """The page's links again as an HTTP Link header (RFC 8288), for clients that read them there."""
+    return ", ".join(f'<{link["href"]}>; rel="{link["rel"]}"; type="{link["type"]}"' for link in links)
+
+
 def _geojson(body: dict[str, Any], headers: dict[str, str]) -> Response:
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-    return Response(content, media_type=GEOJSON, headers=headers)
+    # orjson: a page of 1,000 features is most of the answer; it writes NaN as null, never as NaN.
+    return Response(orjson.dumps(body), media_type=GEOJSON, headers=headers)
 
 
 def _cell(value: Any) -> str:
@@ -364,30 +373,32 @@ def _cell(value: Any) -> str:
 
 
 def _features(page, crs: CRS, wanted: list[str] | None) -> list[dict[str, Any]]:
-    geographic = crs.is_geographic
-    geometries = np.asarray(page.geometries, dtype=object)
-    present = np.array([g is not None for g in page.geometries], dtype=bool)
-    if present.any():
-        moved = lonlat_to(geometries[present], crs)
-        decimals = 7 if geographic else 3  # about 1 cm either way
-        moved = shapely.transform(moved, lambda xy: np.round(xy, decimals))
-        if crs.to_authority() == ("OGC", "CRS84"):
-            moved = shapely.orient_polygons(moved)  # RFC 7946 winding
-        geometries[present] = moved
-    texts = shapely.to_geojson(geometries)
+    decimals = 7 if crs.is_geographic else 3  # about 1 cm either way
+    if page.lonlat is not None:  # points: transformed as coordinate arrays, no geometry objects
+        x, y = lonlat_points_to(*page.lonlat, crs)
+        geometries = [
+            {"type": "Point", "coordinates": [a, b]}
+            for a, b in zip(np.round(x, decimals).tolist(), np.round(y, decimals).tolist(), strict=True)
+        ]
+    else:
+        geometries = _geometries(page.geometries, crs, decimals)
     features = []
-    for fid, text, props in zip(page.ids, texts, page.properties, strict=True):
+    for fid, geometry, props in zip(page.ids, geometries, page.properties, strict=True):
         if wanted is not None:
             props = {k: props.get(k) for k in wanted}
-        features.append(
-            {
-                "type": "Feature",
-                "id": fid,
-                "geometry": None if text is None else json.loads(text),
-                "properties": props,
-            }
-        )
+        features.append({"type": "Feature", "id": fid, "geometry": geometry, "properties": props})
     return features
 
 
-__all__ = ["router", "MAX_LIMIT"]
+def _geometries(geometries, crs: CRS, decimals: int) -> list[dict[str, Any] | None]:
+    array = np.asarray(geometries, dtype=object)
+    present = np.array([g is not None for g in geometries], dtype=bool)
+    if present.any():
+        moved = shapely.transform(lonlat_to(array[present], crs), lambda xy: np.round(xy, decimals))
+        if crs.to_authority() == ("OGC", "CRS84"):
+            moved = shapely.orient_polygons(moved)  # RFC 7946 winding
+        array[present] = moved
+    return [None if text is None else orjson.loads(text) for text in shapely.to_geojson(array)]
+
+
+__all__ = ["MAX_LIMIT", "router"]

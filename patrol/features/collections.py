@@ -54,9 +54,10 @@ class ItemsQuery:
 @dataclass
 class Page:
     ids: list[Any]
-    geometries: list[shapely.Geometry | None]
+    geometries: list[shapely.Geometry | None] | None  # None: points, given as lon/lat below
     properties: list[dict[str, Any]]
     number_matched: int
+    lonlat: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -381,7 +382,7 @@ def read_items(
     if collection.geometry_column is not None and collection.id != "incidents":
         query = query.add_columns(func.ST_AsBinary(_output_geometry(collection)))
     rows = session.execute(query).all()
-    return Page(*_features(collection, session, rows, q, now, settings), number_matched=matched)
+    return _page(_features(collection, session, rows, q, now, settings), matched)
 
 
 def read_item(
@@ -401,7 +402,12 @@ def read_item(
     if collection.geometry_column is not None and collection.id != "incidents":
         query = query.add_columns(func.ST_AsBinary(_output_geometry(collection)))
     rows = session.execute(query).all()
-    return Page(*_features(collection, session, rows, ItemsQuery(), datetime.now(UTC), settings), len(rows))
+    return _page(_features(collection, session, rows, ItemsQuery(), datetime.now(UTC), settings), len(rows))
+
+
+def _page(parts: tuple, matched: int) -> Page:
+    ids, geometries, properties, *lonlat = parts
+    return Page(ids, geometries, properties, matched, lonlat[0] if lonlat else None)
 
 
 def _output_geometry(collection: Collection):
@@ -415,7 +421,7 @@ def _features(collection, session, rows, q: ItemsQuery, now, settings):
         props = [incident_row(r, now) for r in rows]
         lon = np.fromiter((r.lon for r in rows), float, len(rows))
         lat = np.fromiter((r.lat for r in rows), float, len(rows))
-        return [p["id"] for p in props], list(shapely.points(lon, lat)), props
+        return [p["id"] for p in props], None, props, (lon, lat)
     if cid == "joint-cases":
         return _joint_cases(session, [r[0] for r in rows])
     objects = [r[0] for r in rows]
