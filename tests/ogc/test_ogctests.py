@@ -75,7 +75,7 @@ FILTERING_NOT_PASSING = {
     "test_ct7": "the suite's: needs test_ct3's queryable, and sends filter-lang as a dict",
     "test_ct8": "the suite's: needs test_ct3's queryable, then reads it as a dict",
     "test_ct9": "the suite's: needs test_ct3's additionalProperties",
-    "test_ct10": "the suite's: NameError (CQL2_FILTER_LANG is not defined in ogctests 0.1.15)",
+    "test_ct10": "the suite's: needs test_ct3's spatial queryable; then CQL2_FILTER_LANG is undefined",
 }
 
 
