@@ -365,7 +365,15 @@ def _link_header(links: list[dict[str, str]]) -> str:
 
 def _geojson(body: dict[str, Any], headers: dict[str, str]) -> Response:
     # orjson: a page of 1,000 features is most of the answer; it writes NaN as null, never as NaN.
-    return Response(orjson.dumps(body), media_type=GEOJSON, headers=headers)
+    content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY, default=_plain)
+    return Response(content, media_type=GEOJSON, headers=headers)
+
+
+def _plain(value: Any) -> Any:
+    """Values orjson does not know (numpy scalars come as such from pandas-built rows)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def _cell(value: Any) -> str:

@@ -199,7 +199,7 @@ COLLECTIONS: dict[str, Collection] = {
         ),
         Collection(
             "effort", "巡护工作量 Grid effort",
-            "Patrol effort per grid (patrols, patrol-days, km, hours, coverage) for the `datetime` "
+            "Patrol effort per grid and Hepu zone (patrols, patrol-days, km, hours, coverage) for the `datetime` "
             "interval (default: the last 30 days), as properties of the grid polygons.",
             "MultiPolygon", False, ("effort",), Grid, Grid.code, Grid.geom,
         ),
@@ -274,7 +274,9 @@ def _base(
 ) -> Select:
     """The collection's rows the caller may see, before the client's own conditions."""
     cid = collection.id
-    if cid in ("grids", "zones", "effort"):
+    if cid == "effort":  # every active grid and zone, as GET /api/v1/effort
+        return select(Grid).where(Grid.retired_at.is_(None))
+    if cid in ("grids", "zones"):
         kind = "zone" if cid == "zones" else "grid"
         return select(Grid).where(Grid.kind == kind, Grid.retired_at.is_(None))
     if cid == "border":

@@ -303,3 +303,18 @@ def test_bad_parameters_are_400_naming_the_parameter(demo_client, params, parame
 def test_limit_above_the_maximum_is_capped_not_refused(demo_client):
     assert items(demo_client, "grids", limit=1_000_000)["numberReturned"] == 26
     assert json.loads(demo_client.get(f"{OGC}/collections/grids/items?limit=2").text)["numberReturned"] == 2
+
+
+def test_effort_is_the_json_apis_effort_per_grid_for_the_interval(demo_client):
+    admin = bearer(demo_client, "admin")
+    interval = "2026-01-01/.."
+    grids = items(demo_client, "effort", admin, datetime=interval)["features"]
+    expected = demo_client.get("/api/v1/effort", params={"datetime": interval}, headers=admin).json()["grids"]
+    assert len(grids) == len(expected) == 32  # Lianjiang's 26 grids and Hepu's 6 zones
+    by_code = {g["code"]: g for g in expected}
+    for feature in grids:
+        mine = feature["properties"]
+        assert (
+            mine["km"] == by_code[mine["code"]]["km"] and mine["patrols"] == by_code[mine["code"]]["patrols"]
+        )
+    assert any(f["properties"]["patrols"] > 0 for f in grids)

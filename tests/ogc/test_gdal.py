@@ -13,9 +13,9 @@ import pyogrio
 import pytest
 import shapely
 from pyproj import Transformer
+from utils.service import Service
 
 from patrol.demo import DEMO_PASSWORD
-from utils.service import Service
 
 PUBLIC = {"grids", "zones", "border"}
 ALL = PUBLIC | {"effort", "patrols", "incidents", "joint-cases"}
@@ -82,10 +82,12 @@ def test_gdal_lists_every_collection_and_reads_each_completely(service, as_user)
     assert sorted(incidents["id"]) == sorted(json_ids(service, token, "/api/v1/incidents?limit=10000"))
     patrols = pyogrio.read_dataframe(source(service), layer="patrols", PAGE_SIZE=25)
     assert sorted(patrols["id"]) == sorted(json_ids(service, token, "/api/v1/patrols?limit=1000"))
-    cases = httpx.get(f"{service.url}/api/v1/joint-cases", headers={"Authorization": f"Bearer {token}"}).json()
+    cases = httpx.get(
+        f"{service.url}/api/v1/joint-cases", headers={"Authorization": f"Bearer {token}"}
+    ).json()
     joint = pyogrio.read_dataframe(source(service), layer="joint-cases")
     assert sorted(joint["id"]) == sorted(c["id"] for c in cases["joint_cases"])
-    for name, expected in (("grids", 26), ("effort", 26), ("border", 1)):
+    for name, expected in (("grids", 26), ("effort", 32), ("border", 1)):
         assert len(pyogrio.read_dataframe(source(service), layer=name, PAGE_SIZE=10)) == expected
     zones = pyogrio.read_dataframe(source(service), layer="zones")
     assert len(zones) > 0 and set(zones["side"]) == {"GX-HP"}
