@@ -141,18 +141,11 @@ def _page(request: Request, principal, heading: str, body: dict[str, Any], table
     )
 
 
-def _not_found(collection_id: str, principal) -> OGCError | None:
-    if collection_id not in COLLECTIONS:
-        return OGCError(404, "NotFound", f"no collection {collection_id!r}; see /ogc/collections")
-    if principal is None and not COLLECTIONS[collection_id].public:
-        return None  # answered as 401 by get_collection (AuthenticationFailed below)
-    return None
-
-
 def _collection(collection_id: str, principal):
-    error = _not_found(collection_id, principal)
-    if error:
-        raise error
+    """The collection the caller asked for: 404 if there is none, 401 for an anonymous caller of a
+    signed-in collection, 403 for one they may not read (joint cases for a patrol member)."""
+    if collection_id not in COLLECTIONS:
+        raise OGCError(404, "NotFound", f"no collection {collection_id!r}; see /ogc/collections")
     if principal is None and not COLLECTIONS[collection_id].public:
         raise AuthenticationFailed(
             f"the collection {collection_id!r} needs a bearer token or a browser session"
