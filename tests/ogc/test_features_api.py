@@ -18,9 +18,20 @@ GEOJSON = "application/geo+json"
 CRS = "http://www.opengis.net/def/crs/EPSG/0/{}"
 
 
+_TOKENS: dict[tuple[str, str], str] = {}
+
+
 def bearer(client, username: str) -> dict[str, str]:
-    response = client.post("/api/v1/auth/token", data={"username": username, "password": DEMO_PASSWORD})
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    """A signed-in header for ``username``; one sign-in per database (password hashing is slow)."""
+    key = (str(client.app.state.settings.storage.resolved_database_url()), username)
+    if key not in _TOKENS or client.get("/api/v1/auth/me", headers=_header(_TOKENS[key])).status_code != 200:
+        response = client.post("/api/v1/auth/token", data={"username": username, "password": DEMO_PASSWORD})
+        _TOKENS[key] = response.json()["access_token"]
+    return _header(_TOKENS[key])
+
+
+def _header(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def items(client, collection: str, headers=None, **params):
