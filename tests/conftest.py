@@ -13,11 +13,10 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+from utils.databases import reset_database
 
-from patrol import audit, migrate
+from patrol import migrate
 from patrol.db import create_db_engine, make_session_factory
-from patrol.models import Base
-from patrol.reference import load_reference
 from patrol.settings import AuthSettings, ImportSettings, Settings, StorageSettings
 
 PG_ADMIN_URL = os.environ.get(
@@ -82,16 +81,7 @@ def backend(request, tmp_path_factory):
 def engine(backend):
     """A database holding only the reference geodata (clean at the start of each test)."""
     _, _, engine = backend
-    with engine.begin() as conn:
-        # The audit trail refuses deletes; the suite empties it as the database owner would.
-        audit.remove_guards(conn)
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
-        audit.ensure_head(conn)
-        audit.install_guards(conn)
-    with make_session_factory(engine)() as session:
-        load_reference(session)
-        session.commit()
+    reset_database(engine)
     return engine
 
 

@@ -8,13 +8,12 @@ problem+json whose detail names the problem — and a refusal leaves no row behi
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from utils.databases import reset_database
 from utils.factories import add_users, auth, sign_in
 from utils.hostile import MIB, corpus
 
-from patrol import audit
 from patrol.db import make_session_factory
-from patrol.models import Base, Patrol, PatrolFixes, PatrolMember, PatrolVisit
-from patrol.reference import load_reference
+from patrol.models import Patrol, PatrolFixes, PatrolMember, PatrolVisit
 
 CORPUS = list(corpus())
 PROBLEM_JSON = "application/problem+json"
@@ -29,16 +28,8 @@ def served(backend):
     from api.app import create_app
 
     _, settings, engine = backend
-    with engine.begin() as conn:
-        audit.remove_guards(conn)
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
-        audit.ensure_head(conn)
-        audit.install_guards(conn)
+    reset_database(engine)
     sessions = make_session_factory(engine)
-    with sessions() as session:
-        load_reference(session)
-        session.commit()
     add_users(sessions, "member")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(settings.imports, "max_upload_bytes", 16 * MIB)

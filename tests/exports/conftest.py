@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from utils.briefing import seed_scene, who
+from utils.databases import reset_database
 from utils.factories import auth
 
-from patrol import audit
 from patrol.db import make_session_factory
 from patrol.joint import open_joint_case
-from patrol.models import Base, Incident
-from patrol.reference import load_reference
+from patrol.models import Incident
 
 
 @dataclass
@@ -39,16 +38,8 @@ def scene(backend, tmp_path_factory):
     from api.app import create_app
 
     _, settings, engine = backend
-    with engine.begin() as conn:  # emptied as the engine fixture does
-        audit.remove_guards(conn)
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
-        audit.ensure_head(conn)
-        audit.install_guards(conn)
+    reset_database(engine)
     sessions = make_session_factory(engine)
-    with sessions() as session:
-        load_reference(session)
-        session.commit()
     month, ids = seed_scene(sessions, settings, tmp_path_factory.mktemp("exports"))
     with sessions() as session:
         session.get(Incident, ids["gq"]).description = '=HYPERLINK("http://x") 红树林被砍'

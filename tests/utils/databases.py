@@ -1,13 +1,31 @@
-"""A database of its own for a test that must migrate from an older revision (both backends)."""
+"""Databases for tests: emptied back to the reference geodata, or a fresh one of its own for a test
+that must migrate from an older revision (both backends)."""
 
 from __future__ import annotations
 
 import uuid
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
-from patrol.db import create_db_engine
+from patrol import audit
+from patrol.db import create_db_engine, make_session_factory
+from patrol.models import Base
+from patrol.reference import load_reference
+
+
+def reset_database(engine: Engine) -> None:
+    """Only the reference geodata left. The audit trail refuses deletes; the suite empties it as the
+    database owner would."""
+    with engine.begin() as conn:
+        audit.remove_guards(conn)
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+        audit.ensure_head(conn)
+        audit.install_guards(conn)
+    with make_session_factory(engine)() as session:
+        load_reference(session)
+        session.commit()
 
 
 @contextmanager

@@ -10,11 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from patrol import audit
 from patrol.db import make_session_factory
 from patrol.demo import load_demo, load_demo_patrols
-from patrol.models import Base, Incident, Patrol
-from patrol.reference import load_reference
+from patrol.models import Incident, Patrol
+from utils.databases import reset_database
 
 DAYS = 21
 
@@ -30,15 +29,8 @@ class DemoWorld:
 
 
 def _load(engine, settings) -> tuple[int, int]:
-    with engine.begin() as conn:
-        # The audit trail refuses deletes; emptied as the database owner would (as tests/conftest.py).
-        audit.remove_guards(conn)
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
-        audit.ensure_head(conn)
-        audit.install_guards(conn)
+    reset_database(engine)
     with make_session_factory(engine)() as session:
-        load_reference(session)
         load_demo(session)
         load_demo_patrols(session, settings.patrols, days=DAYS, incident_settings=settings.incidents)
         session.commit()

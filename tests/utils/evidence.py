@@ -11,30 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
-from sqlalchemy import Engine
 
-from patrol import audit
-from patrol.db import make_session_factory
-from patrol.models import Base
-from patrol.reference import load_reference
+from utils.databases import reset_database  # noqa: F401  (re-exported for the evidence tests)
 from utils.factories import add_users, auth
 from utils.places import inside
 
 AP02 = inside("LJ-AP-02")  # Lianjiang, far from the border
 SK05 = inside("HP-SK-05")  # Hepu
-
-
-def reset_database(engine: Engine) -> None:
-    """Only the reference geodata, as the ``engine`` fixture of tests/conftest.py leaves it."""
-    with engine.begin() as conn:
-        audit.remove_guards(conn)
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
-        audit.ensure_head(conn)
-        audit.install_guards(conn)
-    with make_session_factory(engine)() as session:
-        load_reference(session)
-        session.commit()
 
 
 def image(fmt: str, colour: tuple[int, int, int]) -> bytes:
