@@ -21,7 +21,7 @@ from patrol.features.collections import PROPERTIES, Collection, ItemsQuery
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 ITEMS_PARAMETERS = frozenset(
-    {"f", "bbox", "bbox-crs", "crs", "datetime", "limit", "offset", "filter", "filter-lang",
+    {"f", "bbox", "bbox-crs", "crs", "datetime", "limit", "offset", "after", "filter", "filter-lang",
      "filter-crs", "sortby", "properties"}
 )  # fmt: skip
 ITEM_PARAMETERS = frozenset({"f", "crs"})
@@ -98,10 +98,11 @@ def items_query(params: Mapping[str, str], collection: Collection) -> ItemsQuery
         name = "filter-lang" if "filter-lang" in params else "filter-crs"
         raise bad(name, "given without a filter")
     sortby = _sortby(params.get("sortby"), queryables)
+    after = _after(params, collection, sortby, offset)
     equals = {name: params[name] for name in equals_names if name in params}
     return ItemsQuery(
         bbox=bbox, area=area, start=start, end=end, filter=filter_tree, filter_to_storage=to_storage,
-        equals=equals, sortby=sortby, limit=min(limit, MAX_LIMIT), offset=offset,
+        equals=equals, sortby=sortby, limit=min(limit, MAX_LIMIT), offset=offset, after=after,
     )  # fmt: skip
 
 
@@ -115,6 +116,20 @@ def properties_wanted(params: Mapping[str, str], collection: Collection) -> list
     if unknown:
         raise bad("properties", f"unknown property {unknown[0]!r}; choose from {', '.join(known)}")
     return names
+
+
+def _after(params: Mapping[str, str], collection: Collection, sortby, offset: int):
+    raw = params.get("after")
+    if raw is None:
+        return None
+    if sortby or offset:
+        raise bad("after", "continues the default order only, without sortby or offset")
+    if collection.id_column.type.python_type is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise bad("after", f"{raw!r} is not a feature id of this collection") from None
+    return raw
 
 
 def _int(params: Mapping[str, str], name: str, default: int, *, low: int) -> int:

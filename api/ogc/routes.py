@@ -292,13 +292,23 @@ async def items(
     crs = output_crs(params)
     wanted = properties_wanted(params, found)
     html = _wants_html(request)
-    page = await run_in_threadpool(read_items, session, principal, collection_id, q, settings, now=now)
+    first = q.offset == 0 and q.after is None
+    page = await run_in_threadpool(
+        read_items, session, principal, collection_id, q, settings, now=now, count=first
+    )
     features = _features(page, crs, wanted)
     href = f"{_base(request)}/collections/{collection_id}/items"
-    kept = [(k, v) for k, v in params.multi_items() if k not in ("offset", "f")]
-    links = _links(f"{href}?{urlencode(kept)}" if kept else href, "self", "this page", json_type=GEOJSON)
-    if q.offset + len(features) < page.number_matched:
-        query = urlencode([*kept, ("offset", q.offset + q.limit)])
+    kept = [(k, v) for k, v in params.multi_items() if k not in ("offset", "after", "f")]
+    here = list(kept)
+    if q.after is not None:
+        here.append(("after", q.after))
+    if q.offset:
+        here.append(("offset", q.offset))
+    links = _links(f"{href}?{urlencode(here)}" if here else href, "self", "this page", json_type=GEOJSON)
+    if page.more:
+        # The default order continues by key (constant cost per page); a sortby order by offset.
+        step = ("offset", q.offset + q.limit) if q.sortby else ("after", page.ids[-1])
+        query = urlencode([*kept, step])
         links.append({"href": f"{href}?{query}", "rel": "next", "type": GEOJSON, "title": "next page"})
     if q.offset > 0:
         query = urlencode([*kept, ("offset", max(0, q.offset - q.limit))])
@@ -308,7 +318,7 @@ async def items(
     body = {
         "type": "FeatureCollection",
         "features": features,
-        "numberMatched": page.number_matched,
+        **({"numberMatched": page.number_matched} if page.number_matched is not None else {}),
         "numberReturned": len(features),
         "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "links": links,
