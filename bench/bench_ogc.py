@@ -255,7 +255,9 @@ def bench_paging(service: Service, tokens: dict, tipg_python: Path, database_url
                 figures[p.label] = p
                 say(out, p.line())
     with Tipg(tipg_python, database_url, service.data_dir / "tipg.log") as tipg:
-        with httpx.Client(base_url=tipg.url, headers={"Accept": GEOJSON}, timeout=300, trust_env=False) as client:
+        with httpx.Client(
+            base_url=tipg.url, headers={"Accept": GEOJSON}, timeout=300, trust_env=False
+        ) as client:
             for p in page_through(client, "/collections/public.incidents/items", {"sortby": "id"}, "tipg",
                                   args.pages, args.warmup):  # fmt: skip
                 figures[p.label] = p
@@ -335,7 +337,9 @@ def profile_read_items(backend, tokens: dict, offsets: list[int], out) -> None:
         statements.append((kind, time.perf_counter() - conn.info["t0"]))
 
     with factory() as session:
-        principal = principal_for_secret(session, tokens["officer"], kind="token", channel="api", address=None)
+        principal = principal_for_secret(
+            session, tokens["officer"], kind="token", channel="api", address=None
+        )
         for offset in offsets:
             q = ItemsQuery(limit=PAGE, offset=offset)
             read_items(session, principal, "incidents", q, backend.settings)  # warm
@@ -396,7 +400,9 @@ def main() -> None:
         world = loader.setup_world(backend, args.seed)
         stats: dict[str, float] = {}
         start = time.perf_counter()
-        loader.load_postgis(backend, loader.incident_chunks(world, args.incidents, args.chunk, args.seed), stats)
+        loader.load_postgis(
+            backend, loader.incident_chunks(world, args.incidents, args.chunk, args.seed), stats
+        )
         with backend.engine.connect() as conn:
             n = conn.execute(text("SELECT count(*) FROM incidents")).scalar()
         assert n == args.incidents, n
@@ -429,6 +435,7 @@ def main() -> None:
                    f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n", "```", *out, "```"]  # fmt: skip
         with (BENCH / "RESULTS.md").open("a") as f:
             f.write("\n".join(section) + "\n")
+
 
 if __name__ == "__main__":
     main()
