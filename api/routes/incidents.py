@@ -27,6 +27,7 @@ from patrol.incidents import (
     add_category,
     counts_by_grid,
     incident_detail,
+    incident_feature,
     link_patrol,
     list_categories,
     query_incidents,
@@ -223,15 +224,7 @@ def incidents(
         if next_href:
             headers["Link"] = f'<{next_href}>; rel="next"'
         return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
-    features = [
-        {
-            "type": "Feature",
-            "id": item["id"],
-            "geometry": {"type": "Point", "coordinates": [round(item["lon"], 7), round(item["lat"], 7)]},
-            "properties": item,
-        }
-        for item in items
-    ]
+    features = [incident_feature(item) for item in items]
     body = {"type": "FeatureCollection", "features": features, "numberReturned": len(features), "links": []}
     if next_href:
         body["links"].append({"rel": "next", "type": GEOJSON, "href": next_href})

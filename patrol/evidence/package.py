@@ -34,7 +34,7 @@ from patrol import audit, csvsafe
 from patrol.accounts import Principal
 from patrol.evidence.summary import render_summary
 from patrol.evidence.verify import FORMAT, MANIFEST
-from patrol.incidents import IncidentQuery, can_see_photos, query_incidents
+from patrol.incidents import IncidentQuery, can_see_photos, incident_feature, query_incidents
 from patrol.joint import joint_case_detail, participant_case
 from patrol.map_data import JointMapData, joint_case_map_data
 from patrol.models import Incident, IncidentPhoto, User, iso_utc
@@ -203,15 +203,7 @@ def _csv(columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> bytes:
 
 
 def _geojson(incidents: list[dict[str, Any]]) -> bytes:
-    features = [
-        {
-            "type": "Feature",
-            "id": item["id"],
-            "geometry": {"type": "Point", "coordinates": [round(item["lon"], 7), round(item["lat"], 7)]},
-            "properties": item,
-        }
-        for item in incidents
-    ]
+    features = [incident_feature(item) for item in incidents]
     body = {"type": "FeatureCollection", "features": features}
     return json.dumps(body, ensure_ascii=False, indent=1).encode("utf-8")
 
