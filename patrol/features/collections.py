@@ -73,11 +73,9 @@ class Collection:
     public: bool
     keywords: tuple[str, ...] = ()
     # Set by the collection definitions below.
-    table: Any = None
     id_column: Any = None
     geometry_column: Any = None
     temporal: Any = None  # an instant column the ``datetime`` parameter filters on
-    temporal_name: str | None = None
 
     def queryables(self) -> dict[str, Queryable]:
         return QUERYABLES[self.id]()
@@ -92,22 +90,19 @@ class Collection:
         return True
 
 
-def _grid_queryables(kind: str) -> Callable[[], dict[str, Queryable]]:
-    def build() -> dict[str, Queryable]:
-        return {
-            "geometry": Queryable(Grid.geom, "geometry"),
-            "code": Queryable(Grid.code, "string", "网格编号 grid code"),
-            "name_zh": Queryable(Grid.name_zh, "string", "名称"),
-            "name_en": Queryable(Grid.name_en, "string", "name"),
-            "side": Queryable(Grid.side, "string", "GD-LJ Lianjiang or GX-HP Hepu", ("GD-LJ", "GX-HP")),
-            "town": Queryable(Grid.town, "string", "town code"),
-            "team": Queryable(Grid.team, "string", "patrol team"),
-            "station": Queryable(Grid.station, "string", "station"),
-            "area_ha": Queryable(Grid.area_ha, "number", "area, hectares"),
-            "updated_at": Queryable(Grid.updated_at, "timestamp", "last changed"),
-        }
-
-    return build
+def _grid_queryables() -> dict[str, Queryable]:
+    return {
+        "geometry": Queryable(Grid.geom, "geometry"),
+        "code": Queryable(Grid.code, "string", "网格编号 grid code"),
+        "name_zh": Queryable(Grid.name_zh, "string", "名称"),
+        "name_en": Queryable(Grid.name_en, "string", "name"),
+        "side": Queryable(Grid.side, "string", "GD-LJ Lianjiang or GX-HP Hepu", ("GD-LJ", "GX-HP")),
+        "town": Queryable(Grid.town, "string", "town code"),
+        "team": Queryable(Grid.team, "string", "patrol team"),
+        "station": Queryable(Grid.station, "string", "station"),
+        "area_ha": Queryable(Grid.area_ha, "number", "area, hectares"),
+        "updated_at": Queryable(Grid.updated_at, "timestamp", "last changed"),
+    }
 
 
 def _incident_queryables() -> dict[str, Queryable]:
@@ -173,9 +168,9 @@ def _border_queryables() -> dict[str, Queryable]:
 
 
 QUERYABLES: dict[str, Callable[[], dict[str, Queryable]]] = {
-    "grids": _grid_queryables("grid"),
-    "zones": _grid_queryables("zone"),
-    "effort": _grid_queryables("grid"),
+    "grids": _grid_queryables,
+    "zones": _grid_queryables,
+    "effort": _grid_queryables,
     "border": _border_queryables,
     "patrols": _patrol_queryables,
     "incidents": _incident_queryables,
@@ -189,39 +184,39 @@ COLLECTIONS: dict[str, Collection] = {
             "grids", "网格 Protection grids",
             "The mangrove protection grids of both sides (Lianjiang's 26 and any Hepu grids); "
             "WGS84 polygons.", "MultiPolygon", True, ("grid", "mangrove"),
-            Grid, Grid.code, Grid.geom,
+            Grid.code, Grid.geom,
         ),
         Collection(
             "zones", "山口保护区巡护区 Hepu reserve zones",
             "The Shankou mangrove reserve's patrol zones (Hepu, Guangxi).", "MultiPolygon", True,
-            ("zone", "Shankou"), Grid, Grid.code, Grid.geom,
+            ("zone", "Shankou"), Grid.code, Grid.geom,
         ),
         Collection(
             "border", "省界 Provincial border",
             "The Guangdong–Guangxi provincial border (approximate).", "LineString", True, ("border",),
-            Boundary, Boundary.code, Boundary.geom,
+            Boundary.code, Boundary.geom,
         ),
         Collection(
             "effort", "巡护工作量 Grid effort",
             "Patrol effort per grid and Hepu zone (patrols, patrol-days, km, hours, coverage) for the `datetime` "
             "interval (default: the last 30 days), as properties of the grid polygons.",
-            "MultiPolygon", False, ("effort",), Grid, Grid.code, Grid.geom,
+            "MultiPolygon", False, ("effort",), Grid.code, Grid.geom,
         ),
         Collection(
             "patrols", "巡护轨迹 Patrols", "Uploaded patrol tracks (simplified lines) you may see.",
-            "MultiLineString", False, ("patrol", "track"), Patrol, Patrol.id, Patrol.geom,
-            func.coalesce(Patrol.started_at, Patrol.uploaded_at), "started_at",
+            "MultiLineString", False, ("patrol", "track"), Patrol.id, Patrol.geom,
+            func.coalesce(Patrol.started_at, Patrol.uploaded_at),
         ),
         Collection(
             "incidents", "事件 Incidents", "Reported incidents you may see (points, WGS84).",
-            "Point", False, ("incident",), Incident, Incident.id, Incident.geom,
-            Incident.observed_at, "observed_at",
+            "Point", False, ("incident",), Incident.id, Incident.geom,
+            Incident.observed_at,
         ),
         Collection(
             "joint-cases", "联合执法案件 Joint cases",
             "Cases both sides work together (五联); the geometry holds the case's incidents.",
-            "MultiPoint", False, ("joint case",), JointCase, JointCase.id, None,
-            JointCase.opened_at, "opened_at",
+            "MultiPoint", False, ("joint case",), JointCase.id, None,
+            JointCase.opened_at,
         ),
     )
 }  # fmt: skip
