@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from api import cli_analysis, cli_assessment, cli_briefing, cli_evidence, cli_export
+from api import cli_analysis, cli_assessment, cli_briefing, cli_evidence, cli_export, cli_partitions
 from geodata.errors import InputError
 from geodata.gridfile import GRID_FIELDS, GridFileOptions
 from patrol import migrate
@@ -44,6 +44,8 @@ def _engine():
 
 def ensure_database(engine, *, demo: bool = False, patrol_days: int = 90) -> dict:
     """Bring the schema to the newest revision and load the reference (and demo) data."""
+    from patrol.partitions import create_ahead
+
     migrate.upgrade(engine)
     with make_session_factory(engine)() as session:
         if demo:
@@ -55,6 +57,7 @@ def ensure_database(engine, *, demo: bool = False, patrol_days: int = 90) -> dic
         else:
             summary = load_reference(session)
         session.commit()
+    create_ahead(engine)  # PostGIS: months ahead, and any month the default partitions hold rows of
     return summary
 
 
@@ -1081,6 +1084,7 @@ def build_parser() -> argparse.ArgumentParser:
     rm = patrols.add_parser("delete", help="delete a wrong upload so that the file can be uploaded again")
     rm.add_argument("id", type=int)
     rm.set_defaults(handler=cmd_patrols_delete)
+    cli_partitions.add_near_command(patrols)
 
     effort = commands.add_parser("effort", help="patrol effort per grid, or grids not patrolled lately")
     effort.add_argument("--datetime", help="instant or interval, e.g. 2026-03-01/2026-03-31 (local dates)")
@@ -1246,6 +1250,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_briefing.add_commands(commands)
     cli_export.add_commands(commands)
     cli_evidence.add_commands(commands)  # evidence-package, verify-package
+    cli_partitions.add_commands(commands)  # partitions list/create/archive
     return parser
 
 

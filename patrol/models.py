@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -351,6 +352,24 @@ class PatrolVisit(Base):
     geom = mapped_column(Geometry("LINESTRING", srid=SRID, spatial_index=False), nullable=True)
 
     __table_args__ = (Index("ix_patrol_visits_grid_entered", "grid_id", "entered_at"),)
+
+
+class PatrolSegment(Base):
+    """A short timed piece of a patrol's cleaned track, for "who was near here, when"
+    (``patrol.segments``). ``times``: each vertex's milliseconds after ``started_at`` (int32 LE).
+
+    On PostGIS the table is partitioned by month of ``started_at`` (``patrol.partitions``), its
+    primary key (id, started_at); on SpatiaLite ``id`` is the rowid its spatial index points at."""
+
+    __tablename__ = "patrol_segments"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    patrol_id: Mapped[int] = mapped_column(ForeignKey("patrols.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    fix_count: Mapped[int] = mapped_column(Integer)
+    times: Mapped[bytes] = mapped_column(LargeBinary)
+    geom = mapped_column(Geometry("LINESTRING", srid=SRID, spatial_index=True), nullable=False)
 
 
 # --- incidents and joint enforcement -------------------------------------------------------------

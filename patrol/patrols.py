@@ -33,7 +33,19 @@ from patrol.accounts import USERNAME_PATTERN, Principal
 from patrol.db import geometry_from_wkb
 from patrol.errors import InvalidRequest, NotFound, PermissionDenied
 from patrol.grids import metric_grid_index, project, unproject
-from patrol.models import Grid, Patrol, PatrolFixes, PatrolMember, PatrolVisit, Role, Team, User, iso_utc
+from patrol.models import (
+    Grid,
+    Patrol,
+    PatrolFixes,
+    PatrolMember,
+    PatrolSegment,
+    PatrolVisit,
+    Role,
+    Team,
+    User,
+    iso_utc,
+)
+from patrol.segments import Approach, NearQuery, approach_dict, insert_segments, patrols_near, segment_rows
 from patrol.settings import PatrolSettings
 
 # A WGS84-declared track is suspected to be GCJ-02 (see ``gcj02_suspected``) when undoing the
@@ -221,6 +233,7 @@ def upload_patrol(
         "warnings": warnings,
     }
     lines, simplified = _patrol_lines(lon[good], lat[good], gx, gy, gseg, settings.simplify_tolerance_m)
+    pieces = segment_rows(lon[good], lat[good], seconds, gseg)
     del gx, gy, seconds, timed
     patrol = Patrol(
         side=side,
@@ -260,6 +273,7 @@ def upload_patrol(
             insert(PatrolVisit.__table__).values(geom=geometry_from_wkb("wkb")),
             [row | {"patrol_id": patrol.id} for row in visit_rows],
         )
+    insert_segments(session, patrol.id, pieces)
     keys = {**audit.snapshot(patrol, PATROL_AUDIT_FIELDS), "members": sorted(u.username for u in members)}
     audit.record(session, principal, "patrol.upload", "patrol", patrol.id, audit.changes({}, keys))
     return UploadResult(patrol.id, True, summary)
@@ -573,7 +587,7 @@ def delete_patrol(session: Session, principal: Principal, patrol_id: int) -> Non
         "members": member_names(session, [patrol_id])[patrol_id],
     }
     # Explicit, child tables first: the same on SpatiaLite and PostGIS whatever the FK settings.
-    for table in (PatrolVisit, PatrolFixes, PatrolMember):
+    for table in (PatrolSegment, PatrolVisit, PatrolFixes, PatrolMember):
         session.execute(delete(table).where(table.patrol_id == patrol_id))
     session.execute(delete(Patrol).where(Patrol.id == patrol_id))
     audit.record(session, principal, "patrol.delete", "patrol", patrol_id, audit.changes(removed, {}))
@@ -692,4 +706,35 @@ def patrol_properties(patrol: Patrol, members: list[str]) -> dict[str, Any]:
         "source_format": patrol.source_format,
         "uploaded_at": iso_utc(patrol.uploaded_at),
         "notes": patrol.notes,
+    }
+
+
+@dataclass(frozen=True)
+class NearbyPatrol:
+    approach: Approach
+    patrol: Patrol
+    members: list[str]
+
+
+def nearby_patrols(session: Session, principal: Principal, q: NearQuery) -> list[NearbyPatrol]:
+    """The patrols ``principal`` may see that came within the radius of the point during the
+    interval, closest first, each with its closest approach (``patrol.segments``)."""
+    found = patrols_near(session, principal, q, visible_patrols_clause(session, principal))
+    ids = [a.patrol_id for a in found]
+    patrols = {p.id: p for p in session.scalars(select(Patrol).where(Patrol.id.in_(ids)))} if ids else {}
+    names = member_names(session, ids) if ids else {}
+    return [NearbyPatrol(a, patrols[a.patrol_id], names[a.patrol_id]) for a in found]
+
+
+def nearby_properties(item: NearbyPatrol) -> dict[str, Any]:
+    """A nearby patrol as GeoJSON properties: who, when, and the closest approach."""
+    p = item.patrol
+    return {
+        **approach_dict(item.approach),
+        "side": p.side,
+        "team": p.team,
+        "members": item.members,
+        "transport": p.transport,
+        "started_at": iso_utc(p.started_at),
+        "ended_at": iso_utc(p.ended_at),
     }

@@ -36,10 +36,13 @@ from patrol.patrols import (
     get_patrol,
     list_patrols,
     member_names,
+    nearby_patrols,
+    nearby_properties,
     patrol_fixes,
     patrol_properties,
     upload_patrol,
 )
+from patrol.segments import NearQuery, check_near_query
 
 router = APIRouter(prefix="/api/v1", tags=["patrols"])
 GEOJSON = "application/geo+json"
@@ -159,6 +162,37 @@ def patrols(
         body["links"] = [
             {"rel": "next", "type": GEOJSON, "href": str(request.url.replace_query_params(**params))}
         ]
+    return JSONResponse(body, media_type=GEOJSON)
+
+
+@router.get(
+    "/patrols/near",
+    summary="Patrols whose track came within radius_m of a point during an interval, closest first",
+    description=(
+        "Each feature is the patrol's closest approach (a point) with its distance and time. "
+        "`datetime` is a closed interval of at most 31 days (dates and zone-less times are China "
+        "time); `radius_m` at most 5,000. Only patrols you may see are listed."
+    ),
+    responses={200: FEATURE_COLLECTION},
+)
+def near(
+    session: SessionDep,
+    principal: SignedIn,
+    lon: Annotated[float, Query(description="longitude, WGS84")],
+    lat: Annotated[float, Query(description="latitude, WGS84")],
+    radius_m: Annotated[float, Query(description="metres, more than 0, at most 5,000")],
+    datetime: Annotated[str, Query(description="interval, e.g. 2026-03-01T06:00/2026-03-01T18:00")],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+):
+    start, end = parse_datetime_interval(datetime)
+    check_near_query(lon, lat, radius_m, start, end)
+    found = nearby_patrols(session, principal, NearQuery(lon, lat, radius_m, start, end, limit))
+    body = feature_collection(
+        [item.patrol.id for item in found],
+        [shapely.Point(item.approach.lon, item.approach.lat) for item in found],
+        [nearby_properties(item) for item in found],
+        numberReturned=len(found),
+    )
     return JSONResponse(body, media_type=GEOJSON)
 
 

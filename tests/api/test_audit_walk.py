@@ -1076,6 +1076,8 @@ CLI_READ_ONLY: dict[tuple[str, ...], Callable[[World, dict], list[str]]] = {
     ("tiles", "list"): lambda w, ids: ["tiles", "list"],
     ("patrols", "list"): lambda w, ids: ["patrols", "list"],
     ("patrols", "show"): lambda w, ids: ["patrols", "show", str(ids["patrol"])],
+    ("patrols", "near"): lambda w, ids: ["patrols", "near", "--lon", "109.7", "--lat", "21.5", "--radius-m",
+                                         "300", "--datetime", "2026-03-01"],
     ("effort",): lambda w, ids: ["effort"],
     ("maps", "station"): lambda w, ids: ["maps", "station", "-o", str(w.tmp_path / "station.html")],
     ("maps", "joint"): lambda w, ids: ["maps", "joint", "-o", str(w.tmp_path / "joint.html")],
@@ -1102,11 +1104,14 @@ CLI_BULK = {("demo",)}
 # Replaces the whole database, trail included, by a backup's: the restored trail gains one
 # backup.restore entry (tests/patrol/test_backup.py).
 CLI_REPLACES_DATABASE = {("restore",)}
+# PostGIS storage upkeep (SpatiaLite refuses them): listing and creating months change no data;
+# archiving records one partition.archive entry per month (tests/patrol/test_partitions.py).
+CLI_PARTITIONS = {("partitions", "list"), ("partitions", "create"), ("partitions", "archive")}
 
 
 def test_every_cli_command_is_classified():
     commands = set(cli_commands(build_parser()))
-    classified = set(CLI_CASES) | set(CLI_READ_ONLY) | CLI_BULK | CLI_REPLACES_DATABASE
+    classified = set(CLI_CASES) | set(CLI_READ_ONLY) | CLI_BULK | CLI_REPLACES_DATABASE | CLI_PARTITIONS
     assert commands - classified == set(), "commands neither in CLI_CASES nor CLI_READ_ONLY"
     assert classified - commands == set(), "cases for commands the CLI no longer has"
 

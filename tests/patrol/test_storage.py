@@ -110,6 +110,10 @@ def test_models_and_migrations_agree(engine):
             return False
         if type_ == "index" and name and name.startswith("idx_"):
             return False
+        # A partitioned patrol_visits cannot have a PRIMARY KEY without its (nullable) partition
+        # column: on PostGIS its id is kept unique by its sequence and found by this index instead.
+        if type_ == "index" and name == "ix_patrol_visits_id":
+            return False
         return True
 
     with engine.connect() as conn:
