@@ -125,7 +125,7 @@ def _segments_from_stored_fixes(bind) -> None:
                 seconds = data["time"][good].astype(np.float64) / 1000
                 seconds[~known] = np.nan
                 lon, lat, segment = data["wgs84_lon"][good], data["wgs84_lat"][good], data["segment"][good]
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
             # A blob no reader can open has no track to cut: the patrol stays, without pieces.
             log.warning("patrol %s: its stored fixes cannot be read; no track pieces for it", patrol_id)
             continue
