@@ -116,8 +116,36 @@ def cmd_serve(args) -> int:
         print(f"  HTTPS with {tls[0]} (phones must trust the CA that signed it: see scripts/station-cert)")
     sys.stdout.flush()
     ssl_options = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
+    if args.workers > 1:
+        # Each worker process builds its own app and engine from the same settings; nothing they
+        # hold in memory outlives a change another worker makes (caches are keyed by what the
+        # database holds: grid versions, the border's WKB, session rows read per request).
+        engine.dispose()
+        print(f"  {args.workers} worker processes, each with a pool of up to "
+              f"{get_settings().storage.db_pool_size + get_settings().storage.db_max_overflow} connections")  # fmt: skip
+        sys.stdout.flush()
+        uvicorn.run(
+            "api.app:create_app", factory=True, workers=args.workers, host=args.host, port=args.port,
+            log_level="info", **ssl_options,
+            # A worker imports the whole service before it answers the supervisor's ping (seconds on
+            # a busy two-core machine); uvicorn's 5 s default killed and restarted such workers.
+            timeout_worker_healthcheck=60,
+        )  # fmt: skip
+        return 0
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", **ssl_options)
     return 0
+
+
+def _worker_count(raw: str) -> int:
+    import argparse
+
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--workers must be a whole number, not {raw!r}") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"--workers must be between 1 and 64, not {value}")
+    return value
 
 
 def _url_host(host: str) -> str:
@@ -962,6 +990,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="load the demo data first")
+    serve.add_argument(
+        "--workers", type=_worker_count, default=1, metavar="N",
+        help="worker processes (default 1; PostGIS: up to the cores, SpatiaLite: one writer at a time)",
+    )  # fmt: skip
     serve.add_argument("--patrol-days", type=int, default=90, help="days of synthetic demo patrols (0: none)")
     serve.add_argument(
         "--certfile", metavar="FILE", help="PEM certificate for HTTPS (default MANGROVE_TLS_CERTFILE)"

@@ -84,8 +84,8 @@ def create_db_engine(
         engine = create_engine(
             url,
             pool_pre_ping=True,
-            pool_size=10,
-            max_overflow=10,
+            pool_size=settings.storage.db_pool_size,
+            max_overflow=settings.storage.db_max_overflow,
             pool_timeout=settings.storage.db_pool_timeout_s,  # then 503, not a request left hanging
             connect_args=_postgres_session(settings),
         )

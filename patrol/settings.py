@@ -34,6 +34,11 @@ class StorageSettings(BaseSettings):
     db_statement_timeout_s: float = Field(default=30.0, ge=0)
     # How long a request waits for a free connection before it is answered 503 (both backends).
     db_pool_timeout_s: float = Field(default=10.0, gt=0)
+    # PostGIS connections per process: a pool of db_pool_size kept open, up to db_max_overflow
+    # more under load. With N workers the service may hold N × (size + overflow) connections:
+    # keep that under PostgreSQL's max_connections (README, "Several workers").
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
 
     @field_validator("database_url")
     @classmethod
@@ -311,9 +316,18 @@ class Settings:
         path = self.storage.data_dir / "secret.key"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            # Written whole under a temporary name, then linked into place: another worker starting
+            # at the same moment either links first (this one reads theirs) or reads this one.
+            tmp = path.with_name(f".secret.key.{os.getpid()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_urlsafe(48))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
         return path.read_text().strip()
 
 

@@ -54,7 +54,10 @@ def cli(*args: str, env: dict[str, str], input: str | None = None, timeout: floa
 class Service:
     """``mangrove serve`` on a free port. ``start()`` returns once /api/v1/health answers 200."""
 
-    def __init__(self, database_url: str, data_dir: Path, **extra_env: str):
+    def __init__(
+        self, database_url: str, data_dir: Path, *, serve_args: tuple[str, ...] = (), **extra_env: str
+    ):
+        self.serve_args = tuple(serve_args)  # e.g. ("--workers", "2")
         self.env = service_env(database_url, data_dir, **extra_env)
         self.data_dir = Path(data_dir)
         self.log_path = self.data_dir / "service.log"
@@ -68,7 +71,19 @@ class Service:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "api.cli",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--patrol-days",
+                    "0",
+                    *self.serve_args,
+                ],  # fmt: skip
                 cwd=REPO,
                 env=self.env,
                 stdout=log,
