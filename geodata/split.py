@@ -159,6 +159,20 @@ def _pieces(x0, y0, x1, y1, length, index: GridIndex):
     leg_ids, poly_ids = [done], [settled[done]]
     f0s, f1s = [np.zeros(len(done))], [np.ones(len(done))]
 
+    # Of the rest, a leg that touches no polygon edge is wholly inside the polygon holding its
+    # first point, or outside all of them: one point test, no geometry (a vectorised leg × nearby
+    # edge test, exact to TOUCH_EPS and erring towards "touches"). Only the legs that touch an
+    # edge (a boundary-hugging walk has many) take the exact path below.
+    if len(todo):
+        clear = ~index.edges.touching(x0[todo], y0[todo], x1[todo], y1[todo])
+        free = todo[clear]
+        where = index.assign_index(x0[free], y0[free])
+        leg_ids.append(free)
+        poly_ids.append(where)
+        f0s.append(np.zeros(len(free)))
+        f1s.append(np.ones(len(free)))
+        todo = todo[~clear]
+
     x0, y0, x1, y1, length = x0[todo], y0[todo], x1[todo], y1[todo], length[todo]
     a = index.assign_index(x0, y0)
     b = index.assign_index(x1, y1)
