@@ -203,6 +203,13 @@ class PolygonEdges:
             np.asarray(x0, float), np.asarray(y0, float), np.asarray(x1, float), np.asarray(y1, float)
         )
 
+    def within(self, x, y, distance: float) -> np.ndarray:
+        """Per point: whether some edge lies within ``distance`` (closed), as
+        ``STRtree.query_nearest``'s distance ≤ ``distance`` says, without building points."""
+        if self._cells is None:
+            self._cells = _EdgeCells(self)
+        return self._cells.within(np.asarray(x, float), np.asarray(y, float), float(distance))
+
 
 TOUCH_EPS = 1e-3  # metres: far above the rounding of the touch test, far below any GPS precision
 
@@ -239,8 +246,46 @@ class _EdgeCells:
     def _cell(self, value: np.ndarray, origin: float) -> np.ndarray:
         return np.floor((value - origin) / self.size).astype(np.int64)
 
+    def _pairs(self, items: np.ndarray, i0, i1, j0, j1) -> tuple[np.ndarray, np.ndarray]:
+        """(item, edge) for every edge registered in a cell of each item's cell range."""
+        items_, first, last = [], [], []
+        for di in range(int((i1 - i0).max(initial=0)) + 1):
+            for dj in range(int((j1 - j0).max(initial=0)) + 1):
+                i, j = i0 + di, j0 + dj
+                use = (i <= i1) & (j <= j1) & (i >= 0) & (i < self.ni) & (j >= 0) & (j < self.nj)
+                key = j[use] * self.ni + i[use]
+                if not len(self.keys):
+                    continue
+                at = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
+                found = self.keys[at] == key
+                items_.append(items[use][found])
+                first.append(self.first[at[found]])
+                last.append(self.last[at[found]])
+        if not items_:
+            return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+        item, first, last = np.concatenate(items_), np.concatenate(first), np.concatenate(last)
+        counts = last - first
+        pair_item = np.repeat(item, counts)
+        pair_edge = self.edge[np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))]
+        return pair_item, pair_edge
+
+    def within(self, x, y, distance: float) -> np.ndarray:
+        result = np.zeros(len(x), dtype=bool)
+        with np.errstate(invalid="ignore"):
+            cells = [
+                np.floor((v + d - o) / self.size)
+                for v, o in ((x, self.ox), (y, self.oy))
+                for d in (-distance - TOUCH_EPS, distance + TOUCH_EPS)
+            ]
+            ok = np.isfinite(x) & np.isfinite(y)
+        i0, i1, j0, j1 = (c[ok].astype(np.int64) for c in cells)
+        point, edge = self._pairs(np.flatnonzero(ok), i0, i1, j0, j1)
+        e = self.edges
+        near = _point_segment_distance(x[point], y[point], e.x0[edge], e.y0[edge], e.x1[edge], e.y1[edge])
+        result[point[near <= distance]] = True
+        return result
+
     def touching(self, x0, y0, x1, y1) -> np.ndarray:
-        n = len(x0)
         pad = 2 * TOUCH_EPS
         with np.errstate(invalid="ignore"):
             i0 = np.floor((np.minimum(x0, x1) - pad - self.ox) / self.size)
@@ -251,20 +296,7 @@ class _EdgeCells:
             result = ~((i1 - i0 <= 1) & (j1 - j0 <= 1))
         short = np.flatnonzero(~result)
         i0, i1, j0, j1 = (a[short].astype(np.int64) for a in (i0, i1, j0, j1))
-        legs, first, last = [], [], []
-        for di, dj in ((0, 0), (1, 0), (0, 1), (1, 1)):
-            i, j = i0 + di, j0 + dj
-            use = (i <= i1) & (j <= j1) & (i >= 0) & (i < self.ni) & (j >= 0) & (j < self.nj)
-            key = j[use] * self.ni + i[use]
-            at = np.minimum(np.searchsorted(self.keys, key), max(len(self.keys) - 1, 0))
-            found = self.keys[at] == key if len(self.keys) else np.zeros(len(key), dtype=bool)
-            legs.append(short[use][found])
-            first.append(self.first[at[found]])
-            last.append(self.last[at[found]])
-        leg, first, last = np.concatenate(legs), np.concatenate(first), np.concatenate(last)
-        counts = last - first
-        pair_leg = np.repeat(leg, counts)
-        pair_edge = self.edge[np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))]
+        pair_leg, pair_edge = self._pairs(short, i0, i1, j0, j1)
         e = self.edges
         hit = _segments_touch(
             x0[pair_leg], y0[pair_leg], x1[pair_leg], y1[pair_leg],
@@ -272,6 +304,14 @@ class _EdgeCells:
         )  # fmt: skip
         result[pair_leg[hit]] = True
         return result
+
+
+def _point_segment_distance(px, py, sx, sy, ex, ey) -> np.ndarray:
+    vx, vy = ex - sx, ey - sy
+    vv = vx * vx + vy * vy
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(vv > 0, np.clip(((px - sx) * vx + (py - sy) * vy) / vv, 0.0, 1.0), 0.0)
+    return np.hypot(px - (sx + t * vx), py - (sy + t * vy))
 
 
 def _segments_touch(ax, ay, bx, by, cx, cy, dx, dy) -> np.ndarray:
@@ -283,12 +323,7 @@ def _segments_touch(ax, ay, bx, by, cx, cy, dx, dy) -> np.ndarray:
     def orient(px, py, qx, qy, rx, ry):
         return (qx - px) * (ry - py) - (qy - py) * (rx - px)
 
-    def distance(px, py, sx, sy, ex, ey):
-        vx, vy = ex - sx, ey - sy
-        vv = vx * vx + vy * vy
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.where(vv > 0, np.clip(((px - sx) * vx + (py - sy) * vy) / vv, 0.0, 1.0), 0.0)
-        return np.hypot(px - (sx + t * vx), py - (sy + t * vy))
+    distance = _point_segment_distance
 
     cross = (orient(ax, ay, bx, by, cx, cy) * orient(ax, ay, bx, by, dx, dy) < 0) & (
         orient(cx, cy, dx, dy, ax, ay) * orient(cx, cy, dx, dy, bx, by) < 0

@@ -201,3 +201,15 @@ def test_splitting_with_and_without_the_touch_prefilter_is_the_same(monkeypatch,
     for name in ("polygon", "segment", "distance_m", "duration_s", "enter_time", "exit_time"):
         assert np.array_equal(getattr(fast, name), getattr(exact, name), equal_nan=True), name
     assert all(shapely.equals_exact(a, b, 0) if a is not None else b is None for a, b in zip(fast.geometry, exact.geometry))
+
+
+def test_points_within_a_distance_of_an_edge_are_those_geos_finds():
+    index, x, y = _edge_walk(20_000, 3)
+    x = x + np.random.default_rng(4).normal(0, 60, len(x))
+    _, distance = index.edges.tree.query_nearest(shapely.points(x, y), return_distance=True, all_matches=False)
+    for band in (0.5, 60.0, 333.0):
+        within = index.edges.within(x, y, band)
+        close = np.abs(distance - band) < 1e-6  # rounding may differ exactly at the band
+        assert np.array_equal(within[~close], (distance <= band)[~close]), band
+        assert 0 < within.sum() < len(x)
+    assert not index.edges.within(np.array([np.nan]), np.array([1.0]), 60.0).any()
