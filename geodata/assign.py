@@ -156,8 +156,9 @@ class GridIndex:
         distance[point[first]] = found[first]
         return grid, distance
 
-    def query(self, geometries: np.ndarray, predicate: str = "intersects") -> tuple[np.ndarray, np.ndarray]:
-        """(geometry index, grid index) pairs where ``predicate`` holds, as STRtree.query."""
+    def query(self, geometries: np.ndarray, predicate: str | None = "intersects") -> tuple[np.ndarray, np.ndarray]:
+        """(geometry index, grid index) pairs where ``predicate`` holds (None: where the bounding
+        boxes meet), as STRtree.query."""
         pairs = self._tree.query(geometries, predicate=predicate)
         return pairs[0], pairs[1]
 

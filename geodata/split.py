@@ -184,7 +184,10 @@ def _pieces(x0, y0, x1, y1, length, index: GridIndex):
     if same.any():
         inside[same] = shapely.contains_properly(index.polygons[a[same]], legs[same]) | (length[same] == 0)
     rest = np.flatnonzero(~inside)
-    hit_leg, hit_poly = index.query(legs[rest]) if rest.size else ([], [])
+    # Polygons whose box meets the leg's: a superset of those it meets, and cheaper than GEOS's
+    # test, which the exact cut repeats anyway (a pair that does not meet yields no piece, and a
+    # leg whose pairs all yield none is outside, as an untouched leg is).
+    hit_leg, hit_poly = index.query(legs[rest], predicate=None) if rest.size else ([], [])
     hit_leg = rest[np.asarray(hit_leg, dtype=np.int64)]
     hit_poly = np.asarray(hit_poly, dtype=np.int64)
     untouched = np.setdiff1d(rest, hit_leg)

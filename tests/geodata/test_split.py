@@ -213,3 +213,17 @@ def test_points_within_a_distance_of_an_edge_are_those_geos_finds():
         assert np.array_equal(within[~close], (distance <= band)[~close]), band
         assert 0 < within.sum() < len(x)
     assert not index.edges.within(np.array([np.nan]), np.array([1.0]), 60.0).any()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_cutting_box_candidates_gives_what_cutting_geos_hits_gives(monkeypatch, seed):
+    index, x, y = _edge_walk(30_000, seed)
+    t = np.arange(len(x), dtype=float)
+    segment = np.zeros(len(x), dtype=int)
+    boxes = split_by_polygons(x, y, t, segment, index, min_pass_m=20)
+    query = GridIndex.query
+    monkeypatch.setattr(GridIndex, "query", lambda self, g, predicate=None: query(self, g, "intersects"))
+    hits = split_by_polygons(x, y, t, segment, index, min_pass_m=20)
+    for name in ("polygon", "segment", "distance_m", "duration_s", "enter_time", "exit_time"):
+        assert np.array_equal(getattr(boxes, name), getattr(hits, name), equal_nan=True), name
+    assert all(shapely.equals_exact(a, b, 0) if a is not None else b is None for a, b in zip(boxes.geometry, hits.geometry))
