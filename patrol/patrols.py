@@ -277,20 +277,38 @@ def _visit_rows(visits, visit_grids: np.ndarray) -> list[dict[str, Any]]:
     has_line = visits.geometry != None  # noqa: E711 (elementwise on an object array)
     wkb = np.full(len(visits), None, dtype=object)
     wkb[has_line] = shapely.to_wkb(shapely.transform(visits.geometry[has_line], unproject, interleaved=False))
+    # Plain Python values made by numpy in bulk (a boundary-hugging walk has thousands of visits).
+    grids = np.where(visit_grids >= 0, visit_grids, 0).tolist()
+    no_grid = (visit_grids < 0).tolist()
+    durations = np.where(np.isnan(visits.duration_s), 0.0, visits.duration_s).tolist()
+    no_duration = np.isnan(visits.duration_s).tolist()
     return [
         {
-            "grid_id": int(g) if g >= 0 else None,
+            "grid_id": None if ng else g,
             "seq": i,
-            "entered_at": _datetime(a),
-            "exited_at": _datetime(b),
-            "distance_m": float(d),
-            "duration_s": None if np.isnan(s) else float(s),
+            "entered_at": a,
+            "exited_at": b,
+            "distance_m": d,
+            "duration_s": None if nd else s,
             "wkb": w,
         }
-        for i, (g, a, b, d, s, w) in enumerate(
-            zip(visit_grids, visits.enter_time, visits.exit_time, visits.distance_m, visits.duration_s, wkb)
+        for i, (g, ng, a, b, d, s, nd, w) in enumerate(
+            zip(
+                grids, no_grid, _datetimes(visits.enter_time), _datetimes(visits.exit_time),
+                visits.distance_m.tolist(), durations, no_duration, wkb,
+            )  # fmt: skip
         )
     ]
+
+
+def _datetimes(seconds: np.ndarray) -> list[datetime | None]:
+    """``[_datetime(s) for s in seconds]``, to the microsecond, without a Python call per value:
+    rounded as ``datetime.fromtimestamp`` rounds (the fraction of the second, half to even)."""
+    known = ~np.isnan(seconds)
+    whole = np.floor(np.where(known, seconds, 0.0))
+    micros = whole.astype(np.int64) * 1_000_000 + np.round((np.where(known, seconds, 0.0) - whole) * 1e6).astype(np.int64)
+    naive = micros.astype("datetime64[us]").astype(object)
+    return [d.replace(tzinfo=UTC) if k else None for d, k in zip(naive.tolist(), known.tolist())]
 
 
 def _seconds(times: np.ndarray) -> np.ndarray:

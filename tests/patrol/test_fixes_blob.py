@@ -71,3 +71,15 @@ def test_a_blob_written_with_every_array_still_reads():
     data = patrol_fixes(_Session(old.getvalue()), 1)
     assert np.array_equal(data["wgs84_lon"], cleaned.fixes.lon + 1)  # as stored, not filled in
     assert data["flag_names"].shape == (len(fixes),)
+
+
+def test_visit_times_in_bulk_are_those_of_datetime_fromtimestamp():
+    from patrol.patrols import _datetime, _datetimes
+
+    rng = np.random.default_rng(5)
+    seconds = np.r_[
+        1.77e9 + rng.random(20_000) * 1e8,
+        1.77e9 + np.arange(2000) / 1000 + 0.0000005,  # halves of a microsecond
+        1772409600.0, 1772409600.9999996, np.nan, 0.0,
+    ]  # fmt: skip
+    assert _datetimes(seconds) == [_datetime(s) for s in seconds]
