@@ -156,13 +156,15 @@ def main() -> None:
 
     if args.cprofile:
         profile = cProfile.Profile()
-        profile.enable()
-        for path in files[1:]:
+        for i in range(args.repeats):
+            path = folder / f"walk-profiled-{i}.gpx"  # a file not uploaded yet: the whole pipeline
+            path.write_bytes(walk_gpx(args.fixes, shift_s=1000 + i))
             with factory() as session:
-                patrols.upload_patrol(session, path, filename=path.name + ".again", principal=principal,
+                profile.enable()
+                patrols.upload_patrol(session, path, filename=path.name, principal=principal,
                                       options=UploadOptions(), settings=PatrolSettings())  # fmt: skip
+                profile.disable()
                 session.rollback()
-        profile.disable()
         pstats.Stats(profile).sort_stats("cumulative").print_stats(args.cprofile)
 
 
