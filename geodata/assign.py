@@ -61,6 +61,11 @@ class GridIndex:
         return mine
 
     @property
+    def bounds(self) -> np.ndarray:
+        """(minx, miny, maxx, maxy) of each polygon, in code order."""
+        return self._bounds
+
+    @property
     def edges(self) -> PolygonEdges:
         """Every ring edge of every polygon, grouped by polygon (built on first need)."""
         if self._edges is None:
@@ -204,6 +209,15 @@ class PolygonEdges:
             np.asarray(x0, float), np.asarray(y0, float), np.asarray(x1, float), np.asarray(y1, float)
         )
 
+    def box_pairs(self, x0, y0, x1, y1) -> tuple[np.ndarray, np.ndarray]:
+        """(leg, edge) wherever the boxes of a straight leg and an edge meet: the pairs
+        ``self.tree.query`` gives for the legs' lines, in another order, without building them."""
+        if self._cells is None:
+            self._cells = _EdgeCells(self)
+        return self._cells.box_pairs(
+            np.asarray(x0, float), np.asarray(y0, float), np.asarray(x1, float), np.asarray(y1, float)
+        )
+
     def within(self, x, y, distance: float) -> np.ndarray:
         """Per point: whether some edge lies within ``distance`` (closed), as
         ``STRtree.query_nearest``'s distance ≤ ``distance`` says, without building points."""
@@ -285,6 +299,31 @@ class _EdgeCells:
         near = _point_segment_distance(x[point], y[point], e.x0[edge], e.y0[edge], e.x1[edge], e.y1[edge])
         result[point[near <= distance]] = True
         return result
+
+    def box_pairs(self, x0, y0, x1, y1) -> tuple[np.ndarray, np.ndarray]:
+        minx, maxx = np.minimum(x0, x1), np.maximum(x0, x1)
+        miny, maxy = np.minimum(y0, y1), np.maximum(y0, y1)
+        with np.errstate(invalid="ignore"):
+            i0, i1 = np.floor((minx - self.ox) / self.size), np.floor((maxx - self.ox) / self.size)
+            j0, j1 = np.floor((miny - self.oy) / self.size), np.floor((maxy - self.oy) / self.size)
+            short = (i1 - i0 <= 1) & (j1 - j0 <= 1)  # the cells of longer legs are many: the tree
+        near = np.flatnonzero(short)
+        leg, edge = self._pairs(near, *(a[near].astype(np.int64) for a in (i0, i1, j0, j1)))
+        e = self.edges
+        meets = (
+            (minx[leg] <= np.maximum(e.x0, e.x1)[edge]) & (maxx[leg] >= np.minimum(e.x0, e.x1)[edge])
+            & (miny[leg] <= np.maximum(e.y0, e.y1)[edge]) & (maxy[leg] >= np.minimum(e.y0, e.y1)[edge])
+        )  # fmt: skip
+        key = np.unique(leg[meets] * max(len(e.x0), 1) + edge[meets])  # an edge may be in two of the cells
+        leg, edge = key // max(len(e.x0), 1), key % max(len(e.x0), 1)
+        far = np.flatnonzero(~short)
+        if far.size:
+            lines = shapely.linestrings(
+                np.stack([np.column_stack([x0[far], x1[far]]), np.column_stack([y0[far], y1[far]])], axis=-1)
+            )
+            which, far_edge = e.tree.query(lines)
+            leg, edge = np.r_[leg, far[which]], np.r_[edge, far_edge]
+        return leg.astype(np.int64), edge.astype(np.int64)
 
     def touching(self, x0, y0, x1, y1) -> np.ndarray:
         pad = 2 * TOUCH_EPS

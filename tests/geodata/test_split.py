@@ -221,9 +221,28 @@ def test_cutting_box_candidates_gives_what_cutting_geos_hits_gives(monkeypatch, 
     t = np.arange(len(x), dtype=float)
     segment = np.zeros(len(x), dtype=int)
     boxes = split_by_polygons(x, y, t, segment, index, min_pass_m=20)
-    query = GridIndex.query
-    monkeypatch.setattr(GridIndex, "query", lambda self, g, predicate=None: query(self, g, "intersects"))
+    import geodata.split as split_module
+
+    def geos_hits(x0, y0, x1, y1, _bounds):
+        legs = shapely.linestrings(np.stack([np.column_stack([x0, x1]), np.column_stack([y0, y1])], axis=-1))
+        return index.query(legs, "intersects")
+
+    monkeypatch.setattr(split_module, "_box_pairs", geos_hits)
     hits = split_by_polygons(x, y, t, segment, index, min_pass_m=20)
     for name in ("polygon", "segment", "distance_m", "duration_s", "enter_time", "exit_time"):
         assert np.array_equal(getattr(boxes, name), getattr(hits, name), equal_nan=True), name
     assert all(shapely.equals_exact(a, b, 0) if a is not None else b is None for a, b in zip(boxes.geometry, hits.geometry))
+
+
+def test_box_pairs_are_the_tree_s():
+    index, x, y = _edge_walk(20_000, 5)
+    e = index.edges
+    legs = shapely.linestrings(np.stack([np.column_stack([x[:-1], x[1:]]), np.column_stack([y[:-1], y[1:]])], axis=-1))
+    leg, edge = e.box_pairs(x[:-1], y[:-1], x[1:], y[1:])
+    want_leg, want_edge = e.tree.query(legs)
+    assert sorted(zip(leg.tolist(), edge.tolist())) == sorted(zip(want_leg.tolist(), want_edge.tolist()))
+    from geodata.split import _box_pairs
+
+    leg, poly = _box_pairs(x[:-1], y[:-1], x[1:], y[1:], index.bounds)
+    want_leg, want_poly = index.query(legs, predicate=None)
+    assert sorted(zip(leg.tolist(), poly.tolist())) == sorted(zip(want_leg.tolist(), want_poly.tolist()))
