@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-
 from lxml import etree
 
 from geodata import reference
@@ -168,7 +167,9 @@ def main() -> None:
           f"grids visited: {', '.join(grids_visited)}")  # fmt: skip
     print(f"ours, end to end into SpatiaLite (best of {len(times)}): {ours * 1000:8.1f} ms "
           f"(first upload, building the grid index: {first * 1000:.1f} ms)")  # fmt: skip
-    print(f"floor: bare lxml iterparse + clear over the same file (best of {len(bare_times)}): {bare * 1000:8.1f} ms")
+    print(
+        f"floor: bare lxml iterparse + clear over the same file (best of {len(bare_times)}): {bare * 1000:8.1f} ms"
+    )
     print(f"baseline gpxpy + per-point shapely, as usually written (no writes): {base * 1000:8.1f} ms")
     print(f"baseline gpxpy + per-point shapely, prepared polygons (no writes):  {tuned * 1000:8.1f} ms")
     print(f"speed-up: {base / ours:.1f}x the usual baseline, {tuned / ours:.1f}x the tuned one")

@@ -161,7 +161,9 @@ class GridIndex:
         distance[point[first]] = found[first]
         return grid, distance
 
-    def query(self, geometries: np.ndarray, predicate: str | None = "intersects") -> tuple[np.ndarray, np.ndarray]:
+    def query(
+        self, geometries: np.ndarray, predicate: str | None = "intersects"
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(geometry index, grid index) pairs where ``predicate`` holds (None: where the bounding
         boxes meet), as STRtree.query."""
         pairs = self._tree.query(geometries, predicate=predicate)
@@ -281,7 +283,9 @@ class _EdgeCells:
         item, first, last = np.concatenate(items_), np.concatenate(first), np.concatenate(last)
         counts = last - first
         pair_item = np.repeat(item, counts)
-        pair_edge = self.edge[np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))]
+        pair_edge = self.edge[
+            np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+        ]
         return pair_item, pair_edge
 
     def within(self, x, y, distance: float) -> np.ndarray:

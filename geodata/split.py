@@ -182,13 +182,17 @@ def _pieces(x0, y0, x1, y1, length, index: GridIndex):
     inside = np.zeros(len(todo), dtype=bool)
     if same.any():
         s = np.flatnonzero(same)
-        legs = shapely.linestrings(np.stack([np.column_stack([x0[s], x1[s]]), np.column_stack([y0[s], y1[s]])], axis=-1))
+        legs = shapely.linestrings(
+            np.stack([np.column_stack([x0[s], x1[s]]), np.column_stack([y0[s], y1[s]])], axis=-1)
+        )
         inside[s] = shapely.contains_properly(index.polygons[a[s]], legs) | (length[s] == 0)
     rest = np.flatnonzero(~inside)
     # Polygons whose box meets the leg's: a superset of those it meets, and cheaper than GEOS's
     # test, which the exact cut repeats anyway (a pair that does not meet yields no piece, and a
     # leg whose pairs all yield none is outside, as an untouched leg is).
-    hit_leg, hit_poly = _box_pairs(x0[rest], y0[rest], x1[rest], y1[rest], index.bounds) if rest.size else ([], [])
+    hit_leg, hit_poly = (
+        _box_pairs(x0[rest], y0[rest], x1[rest], y1[rest], index.bounds) if rest.size else ([], [])
+    )
     hit_leg = rest[np.asarray(hit_leg, dtype=np.int64)]
     hit_poly = np.asarray(hit_poly, dtype=np.int64)
     untouched = np.setdiff1d(rest, hit_leg)

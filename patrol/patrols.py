@@ -294,9 +294,15 @@ def _visit_rows(visits, visit_grids: np.ndarray) -> list[dict[str, Any]]:
         }
         for i, (g, ng, a, b, d, s, nd, w) in enumerate(
             zip(
-                grids, no_grid, _datetimes(visits.enter_time), _datetimes(visits.exit_time),
-                visits.distance_m.tolist(), durations, no_duration, wkb,
-            )  # fmt: skip
+                grids,
+                no_grid,
+                _datetimes(visits.enter_time),
+                _datetimes(visits.exit_time),
+                visits.distance_m.tolist(),
+                durations,
+                no_duration,
+                wkb,
+            )
         )
     ]
 
@@ -306,7 +312,8 @@ def _datetimes(seconds: np.ndarray) -> list[datetime | None]:
     rounded as ``datetime.fromtimestamp`` rounds (the fraction of the second, half to even)."""
     known = ~np.isnan(seconds)
     whole = np.floor(np.where(known, seconds, 0.0))
-    micros = whole.astype(np.int64) * 1_000_000 + np.round((np.where(known, seconds, 0.0) - whole) * 1e6).astype(np.int64)
+    fraction = np.where(known, seconds, 0.0) - whole
+    micros = whole.astype(np.int64) * 1_000_000 + np.round(fraction * 1e6).astype(np.int64)
     naive = micros.astype("datetime64[us]").astype(object)
     return [d.replace(tzinfo=UTC) if k else None for d, k in zip(naive.tolist(), known.tolist())]
 

@@ -195,7 +195,11 @@ class _Scan:
             lon = np.array(parts[4::_FIELDS], dtype=np.float64)
         else:  # "lon" first in some or all
             lat_first = np.array([name == b"lat" for name in first])
-            names_ok = np.where(lat_first, np.array(second) == b"lon", (np.array(first) == b"lon") & (np.array(second) == b"lat"))
+            names_ok = np.where(
+                lat_first,
+                np.array(second) == b"lon",
+                (np.array(first) == b"lon") & (np.array(second) == b"lat"),
+            )
             if not names_ok.all():
                 raise _GiveUp("attributes other than lat and lon")
             a = np.array(parts[2::_FIELDS], dtype=np.float64)
@@ -245,4 +249,3 @@ def _add_times(sink: FixSink, strs: list[str]) -> None:
         strs = strs[room:]
         if len(pending) >= CHUNK:
             sink.flush_times(full_chunks_only=False)
-

@@ -192,7 +192,15 @@ def plain_utc_ms(raw: list[bytes]) -> np.ndarray | None:
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     month_days = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(month, 0, 12)]
     month_days = month_days + (leap & (month == 2))
-    if ((month < 1) | (month > 12) | (day < 1) | (day > month_days) | (hour > 23) | (minute > 59) | (second > 59)).any():
+    if (
+        (month < 1)
+        | (month > 12)
+        | (day < 1)
+        | (day > month_days)
+        | (hour > 23)
+        | (minute > 59)
+        | (second > 59)
+    ).any():
         return None
     # Days since 1970-01-01 (H. Hinnant's days_from_civil).
     y = year - (month <= 2)

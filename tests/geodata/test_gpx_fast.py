@@ -86,25 +86,50 @@ TAKEN = {
         + "\n"
         + points(30, start=40)
     ),
-    "no elevation on some": seg(points(40, form='<trkpt lat="{lat}" lon="{lon}"><time>{t}</time></trkpt>') + "\n" + points(5, start=50)),
-    "no time on some": seg(points(20) + "\n" + points(5, start=30, form='<trkpt lat="{lat}" lon="{lon}"><ele>3</ele></trkpt>')),
+    "no elevation on some": seg(
+        points(40, form='<trkpt lat="{lat}" lon="{lon}"><time>{t}</time></trkpt>')
+        + "\n"
+        + points(5, start=50)
+    ),
+    "no time on some": seg(
+        points(20) + "\n" + points(5, start=30, form='<trkpt lat="{lat}" lon="{lon}"><ele>3</ele></trkpt>')
+    ),
     "no children": seg(points(20, form='<trkpt lat="{lat}" lon="{lon}"></trkpt>')),
     "empty time": seg(points(20, form='<trkpt lat="{lat}" lon="{lon}"><time></time></trkpt>')),
     "indented, blanks in elevation": seg(
-        points(20, form='  <trkpt   lat="{lat}"\n   lon="{lon}" >\n    <ele> 1.5e1 </ele>\n    <time>{t}</time>\n  </trkpt>')
+        points(
+            20,
+            form='  <trkpt   lat="{lat}"\n   lon="{lon}" >\n    <ele> 1.5e1 </ele>\n    <time>{t}</time>\n  </trkpt>',
+        )
     ),
     "windows line ends": seg(PLAIN).replace("\n", "\r\n"),
-    "several segments and tracks": seg(points(10)) + seg(points(10, start=100)) + "<trk><trkseg>" + points(5, start=300) + "</trkseg><trkseg/><trkseg>" + points(3, start=400) + "</trkseg></trk>",
+    "several segments and tracks": seg(points(10))
+    + seg(points(10, start=100))
+    + "<trk><trkseg>"
+    + points(5, start=300)
+    + "</trkseg><trkseg/><trkseg>"
+    + points(3, start=400)
+    + "</trkseg></trk>",
     "points outside a segment": "<trk>" + points(5) + "<trkseg/>" + points(5, start=10) + "</trk>",
     "waypoints and metadata": '<metadata><name>A &amp; B</name><time>2026-03-01T00:00:00Z</time><link href="http://x?a=1&amp;b=&gt;"/></metadata>'
     + '<wpt lat="21.5" lon="109.7"><name>a > b</name></wpt>'
     + seg(points(20)),
     "a > in an attribute": '<trk><name a="x>y">t</name><trkseg>' + points(10) + "</trkseg></trk>",
     "times with fractions and zones": seg(
-        points(10, form='<trkpt lat="{lat}" lon="{lon}"><time>{t}</time></trkpt>').replace("Z</time>", ".250+08:00</time>")
+        points(10, form='<trkpt lat="{lat}" lon="{lon}"><time>{t}</time></trkpt>').replace(
+            "Z</time>", ".250+08:00</time>"
+        )
     ),
-    "naive times": seg(points(10, form='<trkpt lat="{lat}" lon="{lon}"><time>{t}</time></trkpt>').replace("Z</time>", "</time>")),
-    "placeholder times": seg(points(5) + "\n" + points(3, form='<trkpt lat="{lat}" lon="{lon}"><time>1970-01-01T00:00:00Z</time></trkpt>')),
+    "naive times": seg(
+        points(10, form='<trkpt lat="{lat}" lon="{lon}"><time>{t}</time></trkpt>').replace(
+            "Z</time>", "</time>"
+        )
+    ),
+    "placeholder times": seg(
+        points(5)
+        + "\n"
+        + points(3, form='<trkpt lat="{lat}" lon="{lon}"><time>1970-01-01T00:00:00Z</time></trkpt>')
+    ),
     "no namespace": seg(PLAIN),
 }
 
@@ -130,15 +155,25 @@ def test_segments_across_blocks_and_time_chunks(tmp_path, monkeypatch):
 
 GIVEN_UP = {
     "single quotes": seg(points(5, form="<trkpt lat='{lat}' lon='{lon}'></trkpt>")),
-    "extensions": seg(points(5, form='<trkpt lat="{lat}" lon="{lon}"><time>{t}</time><extensions><x>1</x></extensions></trkpt>')),
-    "other children": seg(points(5, form='<trkpt lat="{lat}" lon="{lon}"><time>{t}</time><sat>7</sat></trkpt>')),
+    "extensions": seg(
+        points(
+            5, form='<trkpt lat="{lat}" lon="{lon}"><time>{t}</time><extensions><x>1</x></extensions></trkpt>'
+        )
+    ),
+    "other children": seg(
+        points(5, form='<trkpt lat="{lat}" lon="{lon}"><time>{t}</time><sat>7</sat></trkpt>')
+    ),
     "another attribute": seg(points(5, form='<trkpt lat="{lat}" lon="{lon}" id="{i}"></trkpt>')),
     "self-closing point": seg(points(5, form='<trkpt lat="{lat}" lon="{lon}"/>')),
-    "comment": "<!-- <trkpt lat=\"1\" lon=\"2\"></trkpt> -->" + seg(PLAIN),
+    "comment": '<!-- <trkpt lat="1" lon="2"></trkpt> -->' + seg(PLAIN),
     "cdata": seg(points(3, form='<trkpt lat="{lat}" lon="{lon}"><time><![CDATA[{t}]]></time></trkpt>')),
     "processing instruction": "<?x a>b?>" + seg(PLAIN),
     "reference in a number": seg(points(3, form='<trkpt lat="{lat}" lon="&#49;09.8"></trkpt>')),
-    "prefixed points": seg(points(3, form='<g:trkpt xmlns:g="http://www.topografix.com/GPX/1/1" lat="{lat}" lon="{lon}"></g:trkpt>')),
+    "prefixed points": seg(
+        points(
+            3, form='<g:trkpt xmlns:g="http://www.topografix.com/GPX/1/1" lat="{lat}" lon="{lon}"></g:trkpt>'
+        )
+    ),
     "namespace declared later": f'<trk xmlns="{GPX11}">' + "<trkseg>" + points(3) + "</trkseg></trk>",
     "route only": "<rte>" + points(5).replace("trkpt", "rtept") + "</rte>",
     "route and track": "<rte>" + points(5).replace("trkpt", "rtept") + "</rte>" + seg(points(5)),
@@ -148,7 +183,9 @@ GIVEN_UP = {
     "bad number": seg(points(3) + '<trkpt lat="21.5" lon="10-9"></trkpt>'),
     "empty number": seg(points(3) + '<trkpt lat="" lon="109.7"></trkpt>'),
     "latitude out of range": seg(points(3) + '<trkpt lat="95" lon="109.7"></trkpt>'),
-    "time before GPS": seg(points(3) + '<trkpt lat="21.5" lon="109.7"><time>1979-01-01T00:00:00Z</time></trkpt>'),
+    "time before GPS": seg(
+        points(3) + '<trkpt lat="21.5" lon="109.7"><time>1979-01-01T00:00:00Z</time></trkpt>'
+    ),
     "no such day": seg(points(3) + '<trkpt lat="21.5" lon="109.7"><time>2026-02-29T00:00:00Z</time></trkpt>'),
     "unreadable time": seg(points(3) + '<trkpt lat="21.5" lon="109.7"><time>soon</time></trkpt>'),
     "mismatched tags": seg(points(3)) + "</trkseg>",
@@ -176,8 +213,14 @@ def test_the_bulk_path_leaves_other_files_to_the_stream(tmp_path, monkeypatch, c
         ("latin-1", doc(seg(PLAIN), head='<?xml version="1.0" encoding="ISO-8859-1"?>\n').encode()),
         ("bare carriage returns", doc(seg(PLAIN)).replace("\n", "\r").encode()),
         ("undeclared prefix on the root", doc(seg(PLAIN), root='<gpx version="1.1" x:y="1">').encode()),
-        ("prefixed root", doc(seg(PLAIN), root=f'<g:gpx xmlns:g="{GPX11}" version="1.1">', tail="</g:gpx>").encode()),
-        ("doctype", doc(seg(PLAIN), head='<?xml version="1.0"?>\n<!DOCTYPE gpx [<!ENTITY a "b">]>\n').encode()),
+        (
+            "prefixed root",
+            doc(seg(PLAIN), root=f'<g:gpx xmlns:g="{GPX11}" version="1.1">', tail="</g:gpx>").encode(),
+        ),
+        (
+            "doctype",
+            doc(seg(PLAIN), head='<?xml version="1.0"?>\n<!DOCTYPE gpx [<!ENTITY a "b">]>\n').encode(),
+        ),
         ("invalid utf-8", doc(seg(points(3))).encode().replace(b"<name>t</name>", b"<name>\xff</name>")),
         ("long tag", doc(seg(points(3))).encode().replace(b"<name>", b"<name " + b'a="1" ' * 20_000 + b">")),
     ],
@@ -205,4 +248,6 @@ def test_plain_utc_times_are_numpy_s_reading_of_them():
                 b"2024-01-01T00:00:60Z", b"2024-01-00T00:00:00Z", b"2024-01-01t00:00:00Z", b"2024-01-01T00:00:00+",
                 b"2024-1-01T00:00:00Z", b"20x4-01-01T00:00:00Z"]:  # fmt: skip
         assert plain_utc_ms([*raw[:3], odd]) is None
-    assert plain_utc_ms([b"2024-02-29T23:59:59Z"]).tolist() == [int(np.datetime64("2024-02-29T23:59:59", "ms").astype(np.int64))]
+    assert plain_utc_ms([b"2024-02-29T23:59:59Z"]).tolist() == [
+        int(np.datetime64("2024-02-29T23:59:59", "ms").astype(np.int64))
+    ]

@@ -181,7 +181,9 @@ def test_legs_said_not_to_touch_an_edge_do_not_touch_one():
     x = np.r_[x, e.x0[:200], e.x0[:200] + 0.3 * (e.x1[:200] - e.x0[:200])]
     y = np.r_[y, e.y0[:200], e.y0[:200] + 0.3 * (e.y1[:200] - e.y0[:200])]
     touching = e.touching(x[:-1], y[:-1], x[1:], y[1:])
-    legs = shapely.linestrings(np.stack([np.column_stack([x[:-1], x[1:]]), np.column_stack([y[:-1], y[1:]])], axis=-1))
+    legs = shapely.linestrings(
+        np.stack([np.column_stack([x[:-1], x[1:]]), np.column_stack([y[:-1], y[1:]])], axis=-1)
+    )
     boundary = shapely.union_all(shapely.boundary(index.polygons))
     geos = shapely.intersects(legs, boundary)
     assert not (geos & ~touching).any()
@@ -200,13 +202,18 @@ def test_splitting_with_and_without_the_touch_prefilter_is_the_same(monkeypatch,
     exact = split_by_polygons(x, y, t, segment, index, min_pass_m=20)
     for name in ("polygon", "segment", "distance_m", "duration_s", "enter_time", "exit_time"):
         assert np.array_equal(getattr(fast, name), getattr(exact, name), equal_nan=True), name
-    assert all(shapely.equals_exact(a, b, 0) if a is not None else b is None for a, b in zip(fast.geometry, exact.geometry))
+    assert all(
+        shapely.equals_exact(a, b, 0) if a is not None else b is None
+        for a, b in zip(fast.geometry, exact.geometry)
+    )
 
 
 def test_points_within_a_distance_of_an_edge_are_those_geos_finds():
     index, x, y = _edge_walk(20_000, 3)
     x = x + np.random.default_rng(4).normal(0, 60, len(x))
-    _, distance = index.edges.tree.query_nearest(shapely.points(x, y), return_distance=True, all_matches=False)
+    _, distance = index.edges.tree.query_nearest(
+        shapely.points(x, y), return_distance=True, all_matches=False
+    )
     for band in (0.5, 60.0, 333.0):
         within = index.edges.within(x, y, band)
         close = np.abs(distance - band) < 1e-6  # rounding may differ exactly at the band
@@ -231,13 +238,18 @@ def test_cutting_box_candidates_gives_what_cutting_geos_hits_gives(monkeypatch, 
     hits = split_by_polygons(x, y, t, segment, index, min_pass_m=20)
     for name in ("polygon", "segment", "distance_m", "duration_s", "enter_time", "exit_time"):
         assert np.array_equal(getattr(boxes, name), getattr(hits, name), equal_nan=True), name
-    assert all(shapely.equals_exact(a, b, 0) if a is not None else b is None for a, b in zip(boxes.geometry, hits.geometry))
+    assert all(
+        shapely.equals_exact(a, b, 0) if a is not None else b is None
+        for a, b in zip(boxes.geometry, hits.geometry)
+    )
 
 
 def test_box_pairs_are_the_tree_s():
     index, x, y = _edge_walk(20_000, 5)
     e = index.edges
-    legs = shapely.linestrings(np.stack([np.column_stack([x[:-1], x[1:]]), np.column_stack([y[:-1], y[1:]])], axis=-1))
+    legs = shapely.linestrings(
+        np.stack([np.column_stack([x[:-1], x[1:]]), np.column_stack([y[:-1], y[1:]])], axis=-1)
+    )
     leg, edge = e.box_pairs(x[:-1], y[:-1], x[1:], y[1:])
     want_leg, want_edge = e.tree.query(legs)
     assert sorted(zip(leg.tolist(), edge.tolist())) == sorted(zip(want_leg.tolist(), want_edge.tolist()))

@@ -21,7 +21,9 @@ def _track(datum: Datum):
     lat = 21.52 + np.arange(n) * 1e-5
     time = np.datetime64("2026-03-02T00:00:00", "ms") + np.arange(n) * np.timedelta64(1, "s")
     time[7] = np.datetime64("NaT")
-    fixes = TrackFixes(lon, lat, time, np.full(n, 2.0), np.repeat(np.arange(3, dtype=np.int32), 100), "GPX 1.1")
+    fixes = TrackFixes(
+        lon, lat, time, np.full(n, 2.0), np.repeat(np.arange(3, dtype=np.int32), 100), "GPX 1.1"
+    )
     wlon, wlat = to_wgs84(fixes.lon, fixes.lat, datum)
     cleaned = clean(TrackFixes(wlon, wlat, fixes.time, fixes.ele, fixes.segment, "GPX 1.1"), Transport.FOOT)
     return fixes, cleaned
