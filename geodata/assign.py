@@ -61,6 +61,11 @@ class GridIndex:
         return mine
 
     @property
+    def bounds(self) -> np.ndarray:
+        """(minx, miny, maxx, maxy) of each polygon, in code order."""
+        return self._bounds
+
+    @property
     def edges(self) -> PolygonEdges:
         """Every ring edge of every polygon, grouped by polygon (built on first need)."""
         if self._edges is None:
@@ -156,8 +161,11 @@ class GridIndex:
         distance[point[first]] = found[first]
         return grid, distance
 
-    def query(self, geometries: np.ndarray, predicate: str = "intersects") -> tuple[np.ndarray, np.ndarray]:
-        """(geometry index, grid index) pairs where ``predicate`` holds, as STRtree.query."""
+    def query(
+        self, geometries: np.ndarray, predicate: str | None = "intersects"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(geometry index, grid index) pairs where ``predicate`` holds (None: where the bounding
+        boxes meet), as STRtree.query."""
         pairs = self._tree.query(geometries, predicate=predicate)
         return pairs[0], pairs[1]
 
@@ -190,6 +198,185 @@ class PolygonEdges:
             np.stack([np.column_stack([self.x0, self.x1]), np.column_stack([self.y0, self.y1])], axis=-1)
         ) if len(first) else np.array([], dtype=object)  # fmt: skip
         self.tree = STRtree(lines)  # bounding-box queries: which edges can a leg meet
+        self._cells: _EdgeCells | None = None
+
+    def touching(self, x0, y0, x1, y1) -> np.ndarray:
+        """Per straight leg (x0, y0) → (x1, y1): False only where the leg surely touches no edge
+        (it is farther than ``TOUCH_EPS`` from every edge); True where it does or may (long legs,
+        non-finite coordinates). A leg that touches no edge lies wholly inside or wholly outside
+        each polygon, so its first point alone says where it is."""
+        if self._cells is None:
+            self._cells = _EdgeCells(self)
+        return self._cells.touching(
+            np.asarray(x0, float), np.asarray(y0, float), np.asarray(x1, float), np.asarray(y1, float)
+        )
+
+    def box_pairs(self, x0, y0, x1, y1) -> tuple[np.ndarray, np.ndarray]:
+        """(leg, edge) wherever the boxes of a straight leg and an edge meet: the pairs
+        ``self.tree.query`` gives for the legs' lines, in another order, without building them."""
+        if self._cells is None:
+            self._cells = _EdgeCells(self)
+        return self._cells.box_pairs(
+            np.asarray(x0, float), np.asarray(y0, float), np.asarray(x1, float), np.asarray(y1, float)
+        )
+
+    def within(self, x, y, distance: float) -> np.ndarray:
+        """Per point: whether some edge lies within ``distance`` (closed), as
+        ``STRtree.query_nearest``'s distance ≤ ``distance`` says, without building points."""
+        if self._cells is None:
+            self._cells = _EdgeCells(self)
+        return self._cells.within(np.asarray(x, float), np.asarray(y, float), float(distance))
+
+
+TOUCH_EPS = 1e-3  # metres: far above the rounding of the touch test, far below any GPS precision
+
+
+class _EdgeCells:
+    """Edges bucketed by the square cells their (padded) boxes cover, for a vectorised test of
+    short legs against the few edges near them, with no geometry objects built."""
+
+    def __init__(self, edges: PolygonEdges):
+        self.edges = edges
+        x0, y0, x1, y1 = edges.x0, edges.y0, edges.x1, edges.y1
+        n = len(x0)
+        length = np.hypot(x1 - x0, y1 - y0)
+        self.size = float(np.clip(np.median(length) / 2, 5.0, 500.0)) if n else 1.0
+        pad = 2 * TOUCH_EPS
+        minx, maxx = np.minimum(x0, x1) - pad, np.maximum(x0, x1) + pad
+        miny, maxy = np.minimum(y0, y1) - pad, np.maximum(y0, y1) + pad
+        self.ox, self.oy = (minx.min(), miny.min()) if n else (0.0, 0.0)
+        i0, i1 = self._cell(minx, self.ox), self._cell(maxx, self.ox)
+        j0, j1 = self._cell(miny, self.oy), self._cell(maxy, self.oy)
+        self.ni = int(i1.max()) + 1 if n else 1
+        self.nj = int(j1.max()) + 1 if n else 1
+        wide = i1 - i0 + 1
+        counts = wide * (j1 - j0 + 1)
+        edge = np.repeat(np.arange(n), counts)
+        k = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        w = np.repeat(wide, counts)
+        key = (np.repeat(j0, counts) + k // w) * self.ni + np.repeat(i0, counts) + k % w
+        order = np.argsort(key, kind="stable")
+        key, self.edge = key[order], edge[order]
+        self.keys, self.first = np.unique(key, return_index=True)
+        self.last = np.r_[self.first[1:], len(key)]
+
+    def _cell(self, value: np.ndarray, origin: float) -> np.ndarray:
+        return np.floor((value - origin) / self.size).astype(np.int64)
+
+    def _pairs(self, items: np.ndarray, i0, i1, j0, j1) -> tuple[np.ndarray, np.ndarray]:
+        """(item, edge) for every edge registered in a cell of each item's cell range."""
+        items_, first, last = [], [], []
+        for di in range(int((i1 - i0).max(initial=0)) + 1):
+            for dj in range(int((j1 - j0).max(initial=0)) + 1):
+                i, j = i0 + di, j0 + dj
+                use = (i <= i1) & (j <= j1) & (i >= 0) & (i < self.ni) & (j >= 0) & (j < self.nj)
+                key = j[use] * self.ni + i[use]
+                if not len(self.keys):
+                    continue
+                at = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
+                found = self.keys[at] == key
+                items_.append(items[use][found])
+                first.append(self.first[at[found]])
+                last.append(self.last[at[found]])
+        if not items_:
+            return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+        item, first, last = np.concatenate(items_), np.concatenate(first), np.concatenate(last)
+        counts = last - first
+        pair_item = np.repeat(item, counts)
+        pair_edge = self.edge[
+            np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+        ]
+        return pair_item, pair_edge
+
+    def within(self, x, y, distance: float) -> np.ndarray:
+        result = np.zeros(len(x), dtype=bool)
+        with np.errstate(invalid="ignore"):
+            cells = [
+                np.floor((v + d - o) / self.size)
+                for v, o in ((x, self.ox), (y, self.oy))
+                for d in (-distance - TOUCH_EPS, distance + TOUCH_EPS)
+            ]
+            ok = np.isfinite(x) & np.isfinite(y)
+        i0, i1, j0, j1 = (c[ok].astype(np.int64) for c in cells)
+        point, edge = self._pairs(np.flatnonzero(ok), i0, i1, j0, j1)
+        e = self.edges
+        near = _point_segment_distance(x[point], y[point], e.x0[edge], e.y0[edge], e.x1[edge], e.y1[edge])
+        result[point[near <= distance]] = True
+        return result
+
+    def box_pairs(self, x0, y0, x1, y1) -> tuple[np.ndarray, np.ndarray]:
+        minx, maxx = np.minimum(x0, x1), np.maximum(x0, x1)
+        miny, maxy = np.minimum(y0, y1), np.maximum(y0, y1)
+        with np.errstate(invalid="ignore"):
+            i0, i1 = np.floor((minx - self.ox) / self.size), np.floor((maxx - self.ox) / self.size)
+            j0, j1 = np.floor((miny - self.oy) / self.size), np.floor((maxy - self.oy) / self.size)
+            short = (i1 - i0 <= 1) & (j1 - j0 <= 1)  # the cells of longer legs are many: the tree
+        near = np.flatnonzero(short)
+        leg, edge = self._pairs(near, *(a[near].astype(np.int64) for a in (i0, i1, j0, j1)))
+        e = self.edges
+        meets = (
+            (minx[leg] <= np.maximum(e.x0, e.x1)[edge]) & (maxx[leg] >= np.minimum(e.x0, e.x1)[edge])
+            & (miny[leg] <= np.maximum(e.y0, e.y1)[edge]) & (maxy[leg] >= np.minimum(e.y0, e.y1)[edge])
+        )  # fmt: skip
+        key = np.unique(leg[meets] * max(len(e.x0), 1) + edge[meets])  # an edge may be in two of the cells
+        leg, edge = key // max(len(e.x0), 1), key % max(len(e.x0), 1)
+        far = np.flatnonzero(~short)
+        if far.size:
+            lines = shapely.linestrings(
+                np.stack([np.column_stack([x0[far], x1[far]]), np.column_stack([y0[far], y1[far]])], axis=-1)
+            )
+            which, far_edge = e.tree.query(lines)
+            leg, edge = np.r_[leg, far[which]], np.r_[edge, far_edge]
+        return leg.astype(np.int64), edge.astype(np.int64)
+
+    def touching(self, x0, y0, x1, y1) -> np.ndarray:
+        pad = 2 * TOUCH_EPS
+        with np.errstate(invalid="ignore"):
+            i0 = np.floor((np.minimum(x0, x1) - pad - self.ox) / self.size)
+            i1 = np.floor((np.maximum(x0, x1) + pad - self.ox) / self.size)
+            j0 = np.floor((np.minimum(y0, y1) - pad - self.oy) / self.size)
+            j1 = np.floor((np.maximum(y0, y1) + pad - self.oy) / self.size)
+            # Legs over more than 2 × 2 cells (long ones), and NaN, are left to the exact test.
+            result = ~((i1 - i0 <= 1) & (j1 - j0 <= 1))
+        short = np.flatnonzero(~result)
+        i0, i1, j0, j1 = (a[short].astype(np.int64) for a in (i0, i1, j0, j1))
+        pair_leg, pair_edge = self._pairs(short, i0, i1, j0, j1)
+        e = self.edges
+        hit = _segments_touch(
+            x0[pair_leg], y0[pair_leg], x1[pair_leg], y1[pair_leg],
+            e.x0[pair_edge], e.y0[pair_edge], e.x1[pair_edge], e.y1[pair_edge],
+        )  # fmt: skip
+        result[pair_leg[hit]] = True
+        return result
+
+
+def _point_segment_distance(px, py, sx, sy, ex, ey) -> np.ndarray:
+    vx, vy = ex - sx, ey - sy
+    vv = vx * vx + vy * vy
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(vv > 0, np.clip(((px - sx) * vx + (py - sy) * vy) / vv, 0.0, 1.0), 0.0)
+    return np.hypot(px - (sx + t * vx), py - (sy + t * vy))
+
+
+def _segments_touch(ax, ay, bx, by, cx, cy, dx, dy) -> np.ndarray:
+    """Whether segments AB and CD cross or come within ``TOUCH_EPS`` of each other (coordinates
+    taken relative to C, so that the products stay small)."""
+    ax, ay, bx, by, dx, dy = ax - cx, ay - cy, bx - cx, by - cy, dx - cx, dy - cy
+    cx = cy = 0.0
+
+    def orient(px, py, qx, qy, rx, ry):
+        return (qx - px) * (ry - py) - (qy - py) * (rx - px)
+
+    distance = _point_segment_distance
+
+    cross = (orient(ax, ay, bx, by, cx, cy) * orient(ax, ay, bx, by, dx, dy) < 0) & (
+        orient(cx, cy, dx, dy, ax, ay) * orient(cx, cy, dx, dy, bx, by) < 0
+    )
+    near = np.minimum(
+        np.minimum(distance(ax, ay, cx, cy, dx, dy), distance(bx, by, cx, cy, dx, dy)),
+        np.minimum(distance(cx, cy, ax, ay, bx, by), distance(dx, dy, ax, ay, bx, by)),
+    )
+    return cross | (near <= TOUCH_EPS)
 
 
 class _Lattice:

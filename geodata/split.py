@@ -159,18 +159,40 @@ def _pieces(x0, y0, x1, y1, length, index: GridIndex):
     leg_ids, poly_ids = [done], [settled[done]]
     f0s, f1s = [np.zeros(len(done))], [np.ones(len(done))]
 
+    # Of the rest, a leg that touches no polygon edge is wholly inside the polygon holding its
+    # first point, or outside all of them: one point test, no geometry (a vectorised leg × nearby
+    # edge test, exact to TOUCH_EPS and erring towards "touches"). Only the legs that touch an
+    # edge (a boundary-hugging walk has many) take the exact path below.
+    if len(todo):
+        clear = ~index.edges.touching(x0[todo], y0[todo], x1[todo], y1[todo])
+        free = todo[clear]
+        where = index.assign_index(x0[free], y0[free])
+        leg_ids.append(free)
+        poly_ids.append(where)
+        f0s.append(np.zeros(len(free)))
+        f1s.append(np.ones(len(free)))
+        todo = todo[~clear]
+
     x0, y0, x1, y1, length = x0[todo], y0[todo], x1[todo], y1[todo], length[todo]
     a = index.assign_index(x0, y0)
     b = index.assign_index(x1, y1)
-    legs = shapely.linestrings(np.stack([np.column_stack([x0, x1]), np.column_stack([y0, y1])], axis=-1))
     # Most remaining legs lie wholly inside one polygon (same polygon at both ends, and covered by
-    # it) or touch none; everything else is cut exactly below.
+    # it) or touch none; everything else is cut exactly below. Only the former need a geometry.
     same = (a == b) & (a != NO_GRID)
     inside = np.zeros(len(todo), dtype=bool)
     if same.any():
-        inside[same] = shapely.contains_properly(index.polygons[a[same]], legs[same]) | (length[same] == 0)
+        s = np.flatnonzero(same)
+        legs = shapely.linestrings(
+            np.stack([np.column_stack([x0[s], x1[s]]), np.column_stack([y0[s], y1[s]])], axis=-1)
+        )
+        inside[s] = shapely.contains_properly(index.polygons[a[s]], legs) | (length[s] == 0)
     rest = np.flatnonzero(~inside)
-    hit_leg, hit_poly = index.query(legs[rest]) if rest.size else ([], [])
+    # Polygons whose box meets the leg's: a superset of those it meets, and cheaper than GEOS's
+    # test, which the exact cut repeats anyway (a pair that does not meet yields no piece, and a
+    # leg whose pairs all yield none is outside, as an untouched leg is).
+    hit_leg, hit_poly = (
+        _box_pairs(x0[rest], y0[rest], x1[rest], y1[rest], index.bounds) if rest.size else ([], [])
+    )
     hit_leg = rest[np.asarray(hit_leg, dtype=np.int64)]
     hit_poly = np.asarray(hit_poly, dtype=np.int64)
     untouched = np.setdiff1d(rest, hit_leg)
@@ -179,7 +201,7 @@ def _pieces(x0, y0, x1, y1, length, index: GridIndex):
     f0s += [np.zeros(inside.sum()), np.zeros(len(untouched))]
     f1s += [np.ones(inside.sum()), np.ones(len(untouched))]
     if hit_leg.size:
-        cut_leg, cut_poly, c0, c1 = _cut(legs, x0, y0, x1, y1, hit_leg, hit_poly, index, a)
+        cut_leg, cut_poly, c0, c1 = _cut(x0, y0, x1, y1, hit_leg, hit_poly, index, a)
         leg_ids.append(todo[cut_leg])
         poly_ids.append(cut_poly)
         f0s.append(c0)
@@ -192,10 +214,23 @@ def _pieces(x0, y0, x1, y1, length, index: GridIndex):
     return p_leg[order], p_poly[order], f0[order], f1[order]
 
 
-def _cut(legs, x0, y0, x1, y1, hit_leg, hit_poly, index: GridIndex, start_poly):
+def _box_pairs(x0, y0, x1, y1, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(leg, polygon) wherever the leg's bounding box meets the polygon's (closed), leg by leg
+    and polygon by polygon: what STRtree.query without predicate gives, without leg geometries."""
+    lminx, lmaxx = np.minimum(x0, x1), np.maximum(x0, x1)
+    lminy, lmaxy = np.minimum(y0, y1), np.maximum(y0, y1)
+    meets = (
+        (lminx[:, None] <= bounds[None, :, 2]) & (lmaxx[:, None] >= bounds[None, :, 0])
+        & (lminy[:, None] <= bounds[None, :, 3]) & (lmaxy[:, None] >= bounds[None, :, 1])
+    )  # fmt: skip
+    leg, poly = np.nonzero(meets)
+    return leg.astype(np.int64), poly.astype(np.int64)
+
+
+def _cut(x0, y0, x1, y1, hit_leg, hit_poly, index: GridIndex, start_poly):
     """Exact pieces of the legs that cross polygon boundaries, gaps filled with OUTSIDE pieces."""
     crossing = np.unique(hit_leg)
-    pair, f0, f1 = _inside_intervals(legs, x0, y0, x1, y1, hit_leg, hit_poly, index)
+    pair, f0, f1 = _inside_intervals(x0, y0, x1, y1, hit_leg, hit_poly, index)
     leg, poly = hit_leg[pair], hit_poly[pair]
     length = np.hypot(x1 - x0, y1 - y0)
     # A zero-length leg on a boundary belongs wholly to the grid its point was assigned to.
@@ -229,7 +264,7 @@ def _cut(legs, x0, y0, x1, y1, hit_leg, hit_poly, index: GridIndex, start_poly):
     )
 
 
-def _inside_intervals(legs, x0, y0, x1, y1, hit_leg, hit_poly, index: GridIndex):
+def _inside_intervals(x0, y0, x1, y1, hit_leg, hit_poly, index: GridIndex):
     """For each (leg, polygon) pair, the parts of the leg inside the polygon as fractions of the
     leg: (pair, start, end). Vectorised instead of one GEOS intersection per pair: the leg is
     broken wherever it meets one of the polygon's edges (found through an STRtree of edges), and
@@ -243,8 +278,8 @@ def _inside_intervals(legs, x0, y0, x1, y1, hit_leg, hit_poly, index: GridIndex)
     pair_order = np.argsort(pair_key)
     # Edges whose box meets a leg's box, kept where that edge's polygon is one the leg hits.
     crossing = np.unique(hit_leg)
-    candidate, edge = edges.tree.query(legs[crossing])
-    leg = crossing[candidate]
+    leg, edge = edges.box_pairs(x0[crossing], y0[crossing], x1[crossing], y1[crossing])
+    leg = crossing[leg]
     key = leg * npoly + edges.polygon[edge]
     slot = np.minimum(np.searchsorted(pair_key[pair_order], key), n - 1)
     known = pair_key[pair_order][slot] == key

@@ -20,6 +20,7 @@ from geodata.fixes import TrackFixes
 from geodata.trackio.delimited import read_csv
 from geodata.trackio.geojson import read_geojson
 from geodata.trackio.gpx import read_gpx
+from geodata.trackio.gpxfast import read_fast
 from geodata.trackio.kml import open_kmz, read_kml
 from geodata.trackio.sink import refuse
 from geodata.trackio.xmlsafe import TagGuard, guarded, local_name, root_tag
@@ -118,6 +119,11 @@ def _read(path: Path, name: str, max_fixes: int) -> TrackFixes:
         root = local_name(root_tag(lambda: open(path, "rb")))
         if root not in ("gpx", "kml"):
             raise _unsupported(f"an XML document of type <{root}>")
+        if root == "gpx":
+            # Plain GPX in bulk; anything else, or any doubt, the streaming reader from the start.
+            fast = read_fast(path, max_fixes=max_fixes)
+            if fast is not None:
+                return fast
         with guarded(path) as source:
             if root == "gpx":
                 return read_gpx(source, max_fixes=max_fixes)

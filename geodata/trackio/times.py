@@ -166,6 +166,62 @@ def _parse_one(i: int, text: str) -> tuple[int, bool]:
         raise BadTime(i, text, f"is before {EARLIEST_TEXT[:10]}, the start of GPS time") from exc
 
 
+def plain_utc_ms(raw: list[bytes]) -> np.ndarray | None:
+    """Times all written exactly ``YYYY-MM-DDTHH:MM:SSZ`` (what most GPS loggers write) → int64 ms,
+    computed with numpy arithmetic on the digits; None when any is written otherwise or names a
+    day or time that does not exist, for ``parse_times`` to read (and name). Where this answers,
+    the values are the ones ``parse_times`` gives (numpy's proleptic Gregorian calendar)."""
+    n = len(raw)
+    joined = b"".join(raw)
+    if len(joined) != 20 * n:
+        return None
+    a = np.frombuffer(joined, dtype=np.uint8).reshape(n, 20)
+    if not (
+        (a[:, [4, 7]] == ord("-")).all()
+        and (a[:, 10] == ord("T")).all()
+        and (a[:, [13, 16]] == ord(":")).all()
+        and (a[:, 19] == ord("Z")).all()
+    ):
+        return None
+    d = a[:, [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]].astype(np.int64) - ord("0")
+    if ((d < 0) | (d > 9)).any():
+        return None
+    year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+    month, day = d[:, 4] * 10 + d[:, 5], d[:, 6] * 10 + d[:, 7]
+    hour, minute, second = d[:, 8] * 10 + d[:, 9], d[:, 10] * 10 + d[:, 11], d[:, 12] * 10 + d[:, 13]
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    month_days = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(month, 0, 12)]
+    month_days = month_days + (leap & (month == 2))
+    if (
+        (month < 1)
+        | (month > 12)
+        | (day < 1)
+        | (day > month_days)
+        | (hour > 23)
+        | (minute > 59)
+        | (second > 59)
+    ).any():
+        return None
+    # Days since 1970-01-01 (H. Hinnant's days_from_civil).
+    y = year - (month <= 2)
+    era = np.floor_divide(y, 400)
+    yoe = y - era * 400
+    doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    return ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000
+
+
+class _Decoded:
+    """``raw[i]`` as text, for a message (decoded only when one is made)."""
+
+    def __init__(self, raw: list[bytes]):
+        self.raw = raw
+
+    def __getitem__(self, i: int) -> str:
+        return self.raw[i].decode("utf-8", "replace")
+
+
 class TimeBuffer:
     """Time strings as they come, converted to int64 ms in chunks. ``pending`` is public so that a
     reader's inner loop can append to it directly (``FixSink.flush_times`` converts them).
@@ -197,6 +253,23 @@ class TimeBuffer:
             raise BadTime(len(self.ms) + exc.index, exc.text, exc.reason) from None
         self.ms.frombytes(ms.tobytes())
         self.pending.clear()
+
+    def extend_plain_utc(self, raw: list[bytes]) -> bool:
+        """Append times given as bytes if every one is plain UTC (see ``plain_utc_ms``), checked
+        and counted like any other; False (nothing appended) otherwise. Raises ``BadTime`` (index
+        counted from the start) for a time outside the accepted years."""
+        ms = plain_utc_ms(raw)
+        if ms is None:
+            return False
+        try:
+            ms, naive, sentinels = _checked(_Decoded(raw), ms, np.zeros(len(raw), dtype=bool))
+        except BadTime as exc:
+            self.flush()
+            raise BadTime(len(self.ms) + exc.index, exc.text, exc.reason) from None
+        self.naive += naive
+        self.sentinels += sentinels
+        self.extend_ms(ms)
+        return True
 
     def extend_ms(self, values: np.ndarray) -> None:
         """Append times already converted by ``convert`` (int64 ms, NaT pattern where missing)."""

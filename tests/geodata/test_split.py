@@ -153,3 +153,108 @@ def test_random_walks_over_the_reference_grids_match_geos_intersections():
             got = visits.distance_m[visits.polygon == i].sum()
             assert got == pytest.approx(expected, rel=1e-6, abs=1e-6), index.codes[i]
         assert visits.distance_m.sum() == pytest.approx(walked.length)
+
+
+def _edge_walk(n: int, seed: int):
+    """A walk along the Gaoqiao grids' edges with 4 m noise per fix (it crosses them at every
+    other leg), plus some long legs and repeated fixes."""
+    from geodata import reference
+    from geodata.crs import METRIC
+
+    grids = reference.load_grids().to_crs(METRIC)
+    index = GridIndex(list(grids.code), list(grids.geometry.values))
+    rng = np.random.default_rng(seed)
+    rings = [shapely.get_exterior_ring(shapely.get_parts(g)[0]) for g in grids[grids.town == "GQ"].geometry]
+    d = np.arange(n) * 1.1
+    ring = rings[seed % len(rings)]
+    p = shapely.line_interpolate_point(ring, d % ring.length)
+    x, y = shapely.get_x(p) + rng.normal(0, 4, n), shapely.get_y(p) + rng.normal(0, 4, n)
+    x[::97] += rng.normal(0, 300, len(x[::97]))  # long legs, both ways
+    x[5::50], y[5::50] = x[4::50][: len(x[5::50])], y[4::50][: len(y[5::50])]  # standing still
+    return index, x, y
+
+
+def test_legs_said_not_to_touch_an_edge_do_not_touch_one():
+    index, x, y = _edge_walk(20_000, 1)
+    # Vertices of the grids themselves as leg ends, and legs along an edge, touch exactly.
+    e = index.edges
+    x = np.r_[x, e.x0[:200], e.x0[:200] + 0.3 * (e.x1[:200] - e.x0[:200])]
+    y = np.r_[y, e.y0[:200], e.y0[:200] + 0.3 * (e.y1[:200] - e.y0[:200])]
+    touching = e.touching(x[:-1], y[:-1], x[1:], y[1:])
+    legs = shapely.linestrings(
+        np.stack([np.column_stack([x[:-1], x[1:]]), np.column_stack([y[:-1], y[1:]])], axis=-1)
+    )
+    boundary = shapely.union_all(shapely.boundary(index.polygons))
+    geos = shapely.intersects(legs, boundary)
+    assert not (geos & ~touching).any()
+    assert touching.mean() < 0.8 and geos.sum() > 1000  # the test is not vacuous either way
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_splitting_with_and_without_the_touch_prefilter_is_the_same(monkeypatch, seed):
+    from geodata.assign import PolygonEdges
+
+    index, x, y = _edge_walk(30_000, seed)
+    t = np.arange(len(x), dtype=float)
+    segment = np.repeat([0, 1], [len(x) // 3, len(x) - len(x) // 3])
+    fast = split_by_polygons(x, y, t, segment, index, min_pass_m=20)
+    monkeypatch.setattr(PolygonEdges, "touching", lambda self, x0, *_: np.ones(len(x0), dtype=bool))
+    exact = split_by_polygons(x, y, t, segment, index, min_pass_m=20)
+    for name in ("polygon", "segment", "distance_m", "duration_s", "enter_time", "exit_time"):
+        assert np.array_equal(getattr(fast, name), getattr(exact, name), equal_nan=True), name
+    assert all(
+        shapely.equals_exact(a, b, 0) if a is not None else b is None
+        for a, b in zip(fast.geometry, exact.geometry)
+    )
+
+
+def test_points_within_a_distance_of_an_edge_are_those_geos_finds():
+    index, x, y = _edge_walk(20_000, 3)
+    x = x + np.random.default_rng(4).normal(0, 60, len(x))
+    _, distance = index.edges.tree.query_nearest(
+        shapely.points(x, y), return_distance=True, all_matches=False
+    )
+    for band in (0.5, 60.0, 333.0):
+        within = index.edges.within(x, y, band)
+        close = np.abs(distance - band) < 1e-6  # rounding may differ exactly at the band
+        assert np.array_equal(within[~close], (distance <= band)[~close]), band
+        assert 0 < within.sum() < len(x)
+    assert not index.edges.within(np.array([np.nan]), np.array([1.0]), 60.0).any()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_cutting_box_candidates_gives_what_cutting_geos_hits_gives(monkeypatch, seed):
+    index, x, y = _edge_walk(30_000, seed)
+    t = np.arange(len(x), dtype=float)
+    segment = np.zeros(len(x), dtype=int)
+    boxes = split_by_polygons(x, y, t, segment, index, min_pass_m=20)
+    import geodata.split as split_module
+
+    def geos_hits(x0, y0, x1, y1, _bounds):
+        legs = shapely.linestrings(np.stack([np.column_stack([x0, x1]), np.column_stack([y0, y1])], axis=-1))
+        return index.query(legs, "intersects")
+
+    monkeypatch.setattr(split_module, "_box_pairs", geos_hits)
+    hits = split_by_polygons(x, y, t, segment, index, min_pass_m=20)
+    for name in ("polygon", "segment", "distance_m", "duration_s", "enter_time", "exit_time"):
+        assert np.array_equal(getattr(boxes, name), getattr(hits, name), equal_nan=True), name
+    assert all(
+        shapely.equals_exact(a, b, 0) if a is not None else b is None
+        for a, b in zip(boxes.geometry, hits.geometry)
+    )
+
+
+def test_box_pairs_are_the_tree_s():
+    index, x, y = _edge_walk(20_000, 5)
+    e = index.edges
+    legs = shapely.linestrings(
+        np.stack([np.column_stack([x[:-1], x[1:]]), np.column_stack([y[:-1], y[1:]])], axis=-1)
+    )
+    leg, edge = e.box_pairs(x[:-1], y[:-1], x[1:], y[1:])
+    want_leg, want_edge = e.tree.query(legs)
+    assert sorted(zip(leg.tolist(), edge.tolist())) == sorted(zip(want_leg.tolist(), want_edge.tolist()))
+    from geodata.split import _box_pairs
+
+    leg, poly = _box_pairs(x[:-1], y[:-1], x[1:], y[1:], index.bounds)
+    want_leg, want_poly = index.query(legs, predicate=None)
+    assert sorted(zip(leg.tolist(), poly.tolist())) == sorted(zip(want_leg.tolist(), want_poly.tolist()))
