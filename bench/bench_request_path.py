@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_request_path.py [--backend spatialite|postgis|both] [--rows 100000]
                                                  [--noop 2000] [--pages 600] [--warmup 100]
+                                                 [--baseline DIR]
 
 Per backend (a SpatiaLite file in a temporary directory; a throw-away PostGIS database dropped at
 the end), with the reference geodata, the users and ``--rows`` incidents bulk-loaded as
@@ -18,7 +19,10 @@ bench_incidents.py loads them (its helpers are reused):
 Each is measured three ways: in process through the ASGI app (httpx's ASGITransport; no HTTP),
 and over a real loopback socket to uvicorn running the same app in a server process of its own
 (a keep-alive httpx client in this one), once with uvicorn's pure-Python stack (asyncio loop, h11)
-and once with its fast extras (uvloop, httptools) when they are importable.
+and once with its fast extras (uvloop, httptools) when they are importable. With ``--baseline DIR``
+(a checkout of the code before a change, e.g. ``git worktree add DIR COMMIT``) a server runs that
+code beside this tree's on the same database, and the two take turns request by request: before
+and after in one run, under the same load.
 Targets (issue 13): no-op p50 <= 1 ms; first page p95 <= bare SQL p95 + 3 ms.
 """
 
@@ -39,8 +43,10 @@ from pathlib import Path
 import numpy as np
 
 BENCH = Path(__file__).resolve().parent
+# A server process for the baseline runs this file with the baseline's code first on the path.
+TREE = Path(os.environ.get("MANGROVE_BENCH_TREE") or BENCH.parent)
 sys.path.insert(0, str(BENCH))
-sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(TREE))
 
 NOOP = "/api/v1/auth/me"
 PAGE = "/api/v1/incidents"
@@ -87,13 +93,18 @@ def bench_settings(url: str, folder: str):
 class Server:
     """uvicorn with the app in a process of its own, on a free loopback port."""
 
-    def __init__(self, url: str, folder: str, loop: str, http: str):
+    def __init__(self, url: str, folder: str, loop: str, http: str, tree: Path | None = None):
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
         self.port = probe.getsockname()[1]
         probe.close()
         command = [sys.executable, __file__, "--serve", url, folder, str(self.port), loop, http]
-        self.process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(sys.path),
+            "MANGROVE_BENCH_TREE": str(tree or TREE),
+        }
+        self.process = subprocess.Popen(command, env=env)
         self.base = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
         while True:
@@ -148,26 +159,31 @@ def check_page(body: dict, bare: Bare) -> None:
     assert [f["id"] for f in body["features"]] == [i["id"] for i in bare.items]
 
 
-def sync_measure(client, token: str, bare: Bare, args) -> dict[str, list[float]]:
+def sync_measure(clients: dict, token: str, bare: Bare, args) -> dict[str, dict[str, list[float]]]:
+    """Per client (a server): the no-op and the first page with its bare SQL. The servers take
+    turns request by request, so that what else the machine does falls on all of them alike."""
     headers = {"Authorization": f"Bearer {token}"}
-    out: dict[str, list[float]] = {"noop": [], "page": [], "sql": []}
-    check_page(client.get(PAGE, headers=headers).json(), bare)
+    out = {name: {"noop": [], "page": [], "sql": []} for name in clients}
+    for client in clients.values():
+        check_page(client.get(PAGE, headers=headers).json(), bare)
     for i in range(args.warmup + args.noop):
-        start = time.perf_counter()
-        response = client.get(NOOP, headers=headers)
-        elapsed = time.perf_counter() - start
-        assert response.status_code == 200, response.text
-        if i >= args.warmup:
-            out["noop"].append(elapsed)
+        for name, client in clients.items():
+            start = time.perf_counter()
+            response = client.get(NOOP, headers=headers)
+            elapsed = time.perf_counter() - start
+            assert response.status_code == 200, response.text
+            if i >= args.warmup:
+                out[name]["noop"].append(elapsed)
     for i in range(args.warmup + args.pages):
-        start = time.perf_counter()
-        response = client.get(PAGE, headers=headers)
-        elapsed = time.perf_counter() - start
-        assert response.status_code == 200, response.text
-        sql = bare()
-        if i >= args.warmup:
-            out["page"].append(elapsed)
-            out["sql"].append(sql)
+        for name, client in clients.items():
+            start = time.perf_counter()
+            response = client.get(PAGE, headers=headers)
+            elapsed = time.perf_counter() - start
+            assert response.status_code == 200, response.text
+            sql = bare()
+            if i >= args.warmup:
+                out[name]["page"].append(elapsed)
+                out[name]["sql"].append(sql)
     return out
 
 
@@ -266,16 +282,23 @@ def run_backend(name: str, args) -> dict:
                 stacks.append(("uvloop", "httptools"))
             else:
                 print("  (uvloop/httptools not importable: uvicorn's fast extras not measured)")
+            trees = {"": None}
+            if args.baseline:
+                trees = {"baseline, ": Path(args.baseline).resolve(), "this tree, ": None}
             for loop, http in stacks:
-                server = Server(url, str(backend.folder), loop, http)
+                servers = {k: Server(url, str(backend.folder), loop, http, tree) for k, tree in trees.items()}
+                clients = {
+                    k: httpx.Client(base_url=v.base, trust_env=False, timeout=60) for k, v in servers.items()
+                }
                 try:
-                    with httpx.Client(base_url=server.base, trust_env=False, timeout=60) as client:
-                        label = f"uvicorn {loop}+{http}, separate process, keep-alive socket"
-                        results[f"uvicorn {loop}+{http}"] = report(
-                            label, sync_measure(client, token, bare, args)
-                        )
+                    measured = sync_measure(clients, token, bare, args)
                 finally:
-                    server.close()
+                    for k in servers:
+                        clients[k].close()
+                        servers[k].close()
+                for k, m in measured.items():
+                    label = f"{k}uvicorn {loop}+{http}, separate process, keep-alive socket"
+                    results[f"{k}uvicorn {loop}+{http}"] = report(label, m)
         finally:
             bare.close()
     finally:
@@ -298,6 +321,12 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=600, help="measured first-page requests per way")
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="a checkout of the code before (git worktree add DIR COMMIT): its server takes turns "
+        "with this tree's, request by request, against the same database",
+    )
     args = parser.parse_args()
 
     import fastapi
@@ -315,7 +344,7 @@ def main() -> None:
     print("\nsummary (ms)")
     for name, ways in results.items():
         for way, r in ways.items():
-            print(f"  {name:<10} {way:<26} no-op p50 {r['noop'][0]:6.3f}; first page p95 {r['page'][1]:7.2f} "
+            print(f"  {name:<10} {way:<36} no-op p50 {r['noop'][0]:6.3f}; first page p95 {r['page'][1]:7.2f} "
                   f"vs SQL p95 {r['sql'][1]:6.2f}: +{r['over95']:.2f} ms")  # fmt: skip
 
 
