@@ -10,13 +10,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AdminOnly, SessionDep, SettingsDep, SignedIn
 from api.idempotency import IdempotencyDep
 from api.openapi import CSV, FEATURE_COLLECTION, IMAGES, content
 from api.params import BodyInt, RowId, parse_bbox, parse_datetime_interval
+from api.responses import FastJSONResponse
 from patrol import csvsafe
 from patrol.errors import InvalidRequest
 from patrol.idempotency import StoredResponse
@@ -228,7 +229,7 @@ def incidents(
     body = {"type": "FeatureCollection", "features": features, "numberReturned": len(features), "links": []}
     if next_href:
         body["links"].append({"rel": "next", "type": GEOJSON, "href": next_href})
-    return JSONResponse(body, media_type=GEOJSON)
+    return FastJSONResponse(body, media_type=GEOJSON)
 
 
 @router.get("/incidents/counts", summary="Incident counts per grid, with the same filters as the list")
