@@ -910,7 +910,8 @@ def query_incidents(
     if column is Incident.id:
         order = order[:1]
     query = list_select().where(*clauses).order_by(*order).limit(q.limit + 1)
-    rows = session.execute(query).all()
+    # Plain columns: run on the session's connection, without the ORM's result machinery.
+    rows = session.connection().execute(query).all()
     more = len(rows) > q.limit
     rows = rows[: q.limit]
     items = [incident_row(r, now) for r in rows]
