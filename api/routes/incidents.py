@@ -112,7 +112,7 @@ class CloseJointCase(Body):
     version: BodyInt
 
 
-def incident_query(
+async def incident_query(  # no I/O: async, so that it runs without a hop to a worker thread
     grid: Annotated[list[str] | None, Query(description="grid code, repeatable")] = None,
     town: Annotated[list[str] | None, Query(description="town code, repeatable")] = None,
     side: Annotated[str | None, Query(description="GD-LJ or GX-HP")] = None,
