@@ -12,11 +12,12 @@ the session's CSRF token.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -32,19 +33,33 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.sessions() as session:
+# FastAPI runs a plain ``def`` dependency in a worker thread, a hop costing ~0.15 ms here (a no-op
+# request had six). Dependencies that do no I/O are ``async def`` and run on the event loop; those
+# that touch the database stay off it.
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    # Opening a session does no I/O (it connects on first use); closing it does (a rollback, the
+    # connection back to the pool), so that part runs in a worker thread.
+    session = request.app.state.sessions()
+    try:
         yield session
+    finally:
+        await run_in_threadpool(session.close)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_now(request: Request) -> datetime:
+def request_now(request: Request) -> datetime:
     """The time now, from ``app.state.clock`` when one is set (tests move it instead of sleeping)."""
     clock = getattr(request.app.state, "clock", None)
     return clock() if clock is not None else datetime.now(UTC)
+
+
+async def get_now(request: Request) -> datetime:
+    return request_now(request)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -93,7 +108,7 @@ def principal_from_request(
     that has ended is dropped from the cookie: public pages then see an anonymous visitor (and
     send them to sign in), everything else answers 401."""
     where = {"channel": request_channel(request), "address": client_address(request)}
-    now = now or get_now(request)
+    now = now or request_now(request)
     if token:
         return principal_for_secret(session, token, kind="token", now=now, **where)
     secret = request.session.get(PAGE_SESSION_KEY)

@@ -909,15 +909,9 @@ def query_incidents(
     order = [column.desc(), Incident.id.desc()] if descending else [column.asc(), Incident.id.asc()]
     if column is Incident.id:
         order = order[:1]
-    query = (
-        select(*LIST_COLUMNS, Grid.code.label("grid"), User.username.label("reporter"))
-        .outerjoin(Grid, Grid.id == Incident.grid_id)
-        .join(User, User.id == Incident.reporter_id)
-        .where(*clauses)
-        .order_by(*order)
-        .limit(q.limit + 1)
-    )
-    rows = session.execute(query).all()
+    query = list_select().where(*clauses).order_by(*order).limit(q.limit + 1)
+    # Plain columns: run on the session's connection, without the ORM's result machinery.
+    rows = session.connection().execute(query).all()
     more = len(rows) > q.limit
     rows = rows[: q.limit]
     items = [incident_row(r, now) for r in rows]
@@ -929,38 +923,69 @@ def query_incidents(
     return items, cursor
 
 
+def list_select():
+    """SELECT the listing columns (LIST_COLUMNS, then the grid's code and the reporter's name) of
+    incidents: the rows ``incident_row`` reads. Callers add WHERE, ORDER BY and may add columns."""
+    return (
+        select(*LIST_COLUMNS, Grid.code.label("grid"), User.username.label("reporter"))
+        .outerjoin(Grid, Grid.id == Incident.grid_id)
+        .join(User, User.id == Incident.reporter_id)
+    )
+
+
 def incident_row(r, now: datetime) -> dict[str, Any]:
-    """The listing form of an incident (a row of LIST_COLUMNS + grid + reporter)."""
+    """The listing form of an incident (a row of ``list_select()``, perhaps with more columns after).
+    Run for every listed row: the row is unpacked by position (named access on a Row costs more than
+    the rest of the dict), which ``list_select`` keeps in step with these names."""
+    (id_, category, severity, level, status, description, observed_at, reported_at, lon, lat, grid_match,
+     grid_distance_m, side, town, border_distance_m, referred_to, joint_case_id, duplicate_of, patrol_id,
+     accept_due, resolve_due, responded_at, resolved_at, closed_at, version, grid, reporter, *_) = r  # fmt: skip
+    overdue = None
+    if status in OPEN:
+        if status == "reported" and aware(accept_due) < now:
+            overdue = "accept"
+        elif aware(resolve_due) < now:
+            overdue = "resolve"
     return {
-        "id": r.id,
-        "category": r.category,
-        "severity": r.severity,
-        "level": r.level,
-        "status": r.status,
-        "overdue": overdue_state(r, now),
-        "description": r.description,
-        "observed_at": iso_utc(r.observed_at),
-        "reported_at": iso_utc(r.reported_at),
-        "reporter": r.reporter,
-        "lon": r.lon,
-        "lat": r.lat,
-        "grid": r.grid,
-        "grid_match": r.grid_match,
-        "grid_distance_m": r.grid_distance_m,
-        "side": r.side,
-        "town": r.town,
-        "border_distance_m": r.border_distance_m,
-        "referred_to": r.referred_to,
-        "joint_case_id": r.joint_case_id,
-        "duplicate_of": r.duplicate_of,
-        "patrol_id": r.patrol_id,
-        "accept_due": iso_utc(r.accept_due),
-        "resolve_due": iso_utc(r.resolve_due),
-        "responded_at": iso_utc(r.responded_at),
-        "resolved_at": iso_utc(r.resolved_at),
-        "closed_at": iso_utc(r.closed_at),
-        "version": r.version,
+        "id": id_,
+        "category": category,
+        "severity": severity,
+        "level": level,
+        "status": status,
+        "overdue": overdue,
+        "description": description,
+        "observed_at": iso_utc(observed_at),
+        "reported_at": iso_utc(reported_at),
+        "reporter": reporter,
+        "lon": lon,
+        "lat": lat,
+        "grid": grid,
+        "grid_match": grid_match,
+        "grid_distance_m": grid_distance_m,
+        "side": side,
+        "town": town,
+        "border_distance_m": border_distance_m,
+        "referred_to": referred_to,
+        "joint_case_id": joint_case_id,
+        "duplicate_of": duplicate_of,
+        "patrol_id": patrol_id,
+        "accept_due": iso_utc(accept_due),
+        "resolve_due": iso_utc(resolve_due),
+        "responded_at": iso_utc(responded_at),
+        "resolved_at": iso_utc(resolved_at),
+        "closed_at": iso_utc(closed_at),
+        "version": version,
     }
+
+
+# incident_row unpacks by position: these are the names it gives the columns, in order.
+_ROW_NAMES = (
+    "id", "category", "severity", "level", "status", "description", "observed_at", "reported_at", "lon",
+    "lat", "grid_match", "grid_distance_m", "side", "town", "border_distance_m", "referred_to",
+    "joint_case_id", "duplicate_of", "patrol_id", "accept_due", "resolve_due", "responded_at",
+    "resolved_at", "closed_at", "version", "grid", "reporter",
+)  # fmt: skip
+assert tuple(c.key for c in LIST_COLUMNS) + ("grid", "reporter") == _ROW_NAMES
 
 
 def incident_feature(item: dict[str, Any]) -> dict[str, Any]:
@@ -979,12 +1004,7 @@ def incident_detail(
     """One incident with its history and photos."""
     now = aware(now) or _now()
     incident = get_incident(session, principal, incident_id, settings)
-    row = session.execute(
-        select(*LIST_COLUMNS, Grid.code.label("grid"), User.username.label("reporter"))
-        .outerjoin(Grid, Grid.id == Incident.grid_id)
-        .join(User, User.id == Incident.reporter_id)
-        .where(Incident.id == incident_id)
-    ).one()
+    row = session.execute(list_select().where(Incident.id == incident_id)).one()
     history = session.execute(
         select(IncidentEvent, User.username, User.display_name)
         .join(User, User.id == IncidentEvent.actor_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
@@ -50,12 +51,23 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# The zones UTC values come back in: psycopg hands timestamptz back in the connection's zone, a
+# ZoneInfo (cached, so the same object each time). Known by identity: a ZoneInfo's utcoffset()
+# costs more than formatting the value.
+_UTC_ZONES = frozenset({UTC, ZoneInfo("UTC"), ZoneInfo("Etc/UTC")})
+
+
 def iso_utc(value: datetime | None) -> str | None:
-    """An instant as RFC 3339 UTC text ending in Z; naive values (as SQLite returns them) are UTC."""
+    """An instant as RFC 3339 UTC text ending in Z; naive values (as SQLite returns them) are UTC.
+    Called for every time of every listed row, so it avoids the zone arithmetic where it can."""
     if value is None:
         return None
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.isoformat().replace("+00:00", "Z")
+    zone = value.tzinfo
+    if zone is None:
+        return value.isoformat() + "Z"
+    if zone not in _UTC_ZONES:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat() + "Z"
 
 
 class Base(DeclarativeBase):

@@ -128,7 +128,7 @@ def change_password(
 
 
 @router.get("/me", response_model=Me, summary="Who the token or session belongs to")
-def me(principal: SignedIn) -> Me:
+async def me(principal: SignedIn) -> Me:  # no I/O: runs on the event loop, no worker-thread hop
     return Me(
         username=principal.username,
         display_name=principal.display_name,

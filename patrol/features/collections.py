@@ -23,7 +23,7 @@ from patrol.accounts import Principal
 from patrol.effort import EffortFilter, grid_effort
 from patrol.errors import InvalidRequest, PermissionDenied
 from patrol.features.cql2 import Compiler, Queryable
-from patrol.incidents import LIST_COLUMNS, incident_row, visible_clause
+from patrol.incidents import incident_row, list_select, visible_clause
 from patrol.joint import can_see_cases
 from patrol.models import Boundary, Grid, Incident, JointCase, JointCaseParticipant, Patrol, User, iso_utc
 from patrol.patrols import member_names, visible_patrols_clause
@@ -285,11 +285,7 @@ def _base(
         visible = visible_patrols_clause(session, principal)
         return query if visible is None else query.where(visible)
     if cid == "incidents":
-        query = (
-            select(*LIST_COLUMNS, Grid.code.label("grid"), User.username.label("reporter"))
-            .outerjoin(Grid, Grid.id == Incident.grid_id)
-            .join(User, User.id == Incident.reporter_id)
-        )
+        query = list_select()
         visible = visible_clause(principal, settings.incidents)
         return query if visible is None else query.where(visible)
     if cid == "joint-cases":
