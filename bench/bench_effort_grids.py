@@ -45,15 +45,20 @@ def main() -> None:
     parser.add_argument("before")
     parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/scale_bench")
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument(
+        "--months", type=int, default=1,
+        help="months per window: N months at size S hold about as many visits as one month at N x S",
+    )  # fmt: skip
     args = parser.parse_args()
     spec = importlib.util.spec_from_file_location("effort_before", args.before)
     before = importlib.util.module_from_spec(spec)
     sys.modules["effort_before"] = before  # its dataclasses look their module up
     spec.loader.exec_module(before)
     factory = make_session_factory(create_db_engine(args.url))
-    starts = np.linspace(0, 23, args.runs).round().astype(int).tolist()  # month numbers from 2025-01
+    starts = np.linspace(0, 24 - args.months, args.runs).round().astype(int).tolist()  # months from 2025-01
+    k = args.months
     pairs = [
-        (datetime(2025 + m // 12, m % 12 + 1, 1, tzinfo=UTC), datetime(2025 + (m + 1) // 12, (m + 1) % 12 + 1, 1, tzinfo=UTC))
+        (datetime(2025 + m // 12, m % 12 + 1, 1, tzinfo=UTC), datetime(2025 + (m + k) // 12, (m + k) % 12 + 1, 1, tzinfo=UTC))
         for m in starts
     ]
     worst = 0.0
@@ -70,7 +75,7 @@ def main() -> None:
                     expected = rows
                 else:
                     worst = max(worst, difference(expected, rows))
-    print(f"{len(expected):,} grids; {len(pairs)} months each; largest difference between the versions' "
+    print(f"{len(expected):,} grids; {len(pairs)} windows of {k} month(s) each; largest difference between the versions' "
           f"numbers {worst:g} (rounding of a float sum at most), every other value equal")
     for coverage in (False, True):
         for name in ("before", "now"):
