@@ -58,11 +58,17 @@ def main() -> None:
     starts = np.linspace(0, 24 - args.months, args.runs).round().astype(int).tolist()  # months from 2025-01
     k = args.months
     pairs = [
-        (datetime(2025 + m // 12, m % 12 + 1, 1, tzinfo=UTC), datetime(2025 + (m + k) // 12, (m + k) % 12 + 1, 1, tzinfo=UTC))
+        (
+            datetime(2025 + m // 12, m % 12 + 1, 1, tzinfo=UTC),
+            datetime(2025 + (m + k) // 12, (m + k) % 12 + 1, 1, tzinfo=UTC),
+        )
         for m in starts
     ]
     worst = 0.0
-    times: dict[str, dict[bool, list[float]]] = {"before": {True: [], False: []}, "now": {True: [], False: []}}
+    times: dict[str, dict[bool, list[float]]] = {
+        "before": {True: [], False: []},
+        "now": {True: [], False: []},
+    }
     for coverage in (False, True):
         for start, end in pairs:
             for name, module in (("before", before), ("now", now)):
@@ -75,12 +81,16 @@ def main() -> None:
                     expected = rows
                 else:
                     worst = max(worst, difference(expected, rows))
-    print(f"{len(expected):,} grids; {len(pairs)} windows of {k} month(s) each; largest difference between the versions' "
-          f"numbers {worst:g} (rounding of a float sum at most), every other value equal")
+    print(
+        f"{len(expected):,} grids; {len(pairs)} windows of {k} month(s) each; largest difference between the versions' "
+        f"numbers {worst:g} (rounding of a float sum at most), every other value equal"
+    )
     for coverage in (False, True):
         for name in ("before", "now"):
             p50, p95 = np.percentile(np.asarray(times[name][coverage]) * 1000, [50, 95])
-            print(f"  {'with' if coverage else 'without'} coverage, {name:<6}: p50 {p50:7.0f} ms  p95 {p95:7.0f} ms")
+            print(
+                f"  {'with' if coverage else 'without'} coverage, {name:<6}: p50 {p50:7.0f} ms  p95 {p95:7.0f} ms"
+            )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ beside its targets: ingest ≥ 150,000 fixes/s with two workers; effort p95 ≤ 
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import multiprocessing as mp
 import os
@@ -208,7 +207,8 @@ def walk(lattice: Lattice, idx: int):
     month = month_of(idx % N_MONTHS)
     days = (next_month(month) - month).days
     start = datetime(month.year, month.month, 1, tzinfo=UTC) + timedelta(
-        days=int(rng.integers(0, days)), hours=float(rng.uniform(-2, 8))  # 06:00–16:00 China time
+        days=int(rng.integers(0, days)),
+        hours=float(rng.uniform(-2, 8)),  # 06:00–16:00 China time
     )
     start = start.replace(microsecond=0)
     if start.date() < month:
@@ -352,7 +352,10 @@ def copy_rate(engine, lattice: Lattice, indices: list[int]) -> float:
         lon, lat, seconds, _, _ = walk(lattice, idx)
         stamps = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s")
         buffers.append(
-            "".join(f"{idx}\t{t}Z\t{lo!r}\t{la!r}\n" for t, lo, la in zip(stamps.tolist(), lon.tolist(), lat.tolist()))
+            "".join(
+                f"{idx}\t{t}Z\t{lo!r}\t{la!r}\n"
+                for t, lo, la in zip(stamps.tolist(), lon.tolist(), lat.tolist())
+            )
         )
         n += len(lon)
     raw = engine.raw_connection()
@@ -419,15 +422,19 @@ def sizes(engine) -> dict:
         for table in ("patrol_fixes", "patrols"):
             out[table] = int(conn.execute(text(f"SELECT pg_total_relation_size('{table}')")).scalar())
         for table in ("patrol_segments", "patrol_visits"):
-            out[table] = int(conn.execute(
-                text(f"SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('{table}')")
-            ).scalar())
+            out[table] = int(
+                conn.execute(
+                    text(f"SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('{table}')")
+                ).scalar()
+            )
         out["rows"] = {
             t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()
             for t in ("patrols", "patrol_segments", "patrol_visits")
         }
         out["default_rows"] = conn.execute(
-            text("SELECT (SELECT count(*) FROM patrol_segments_default) + (SELECT count(*) FROM patrol_visits_default)")
+            text(
+                "SELECT (SELECT count(*) FROM patrol_segments_default) + (SELECT count(*) FROM patrol_visits_default)"
+            )
         ).scalar()
     return out
 
@@ -559,7 +566,10 @@ def run_patrols(args, folder: Path) -> list[dict]:
             half = len(plan) // 2
             print(f"\n== {total:,} patrols ({total * FIXES:,} fixes): wrote {len(plan):,} GPX files "
                   f"({sum(Path(p[0]).stat().st_size for p in plan) / 1e6:,.0f} MB) in {gpx_s:.1f} s")  # fmt: skip
-            ingest = [upload_concurrently(url, folder, plan[:half], 2), upload_concurrently(url, folder, plan[half:], 4)]
+            ingest = [
+                upload_concurrently(url, folder, plan[:half], 2),
+                upload_concurrently(url, folder, plan[half:], 4),
+            ]
             for r in ingest:
                 print(f"  ingest, {r['workers']} uploaders: {r['patrols']:,} patrols, {r['fixes']:,} fixes in "
                       f"{r['wall']:.1f} s = {r['rate']:,.0f} fixes/s; one upload p50 {r['upload_p50']:.0f} ms, "
@@ -611,9 +621,9 @@ def run_incidents(args, folder: Path) -> list[dict]:
     import bench_incidents as bi
 
     from patrol import migrate
+    from patrol.accounts import Principal
     from patrol.db import create_db_engine, make_session_factory
     from patrol.incidents import IncidentQuery, query_incidents
-    from patrol.accounts import Principal
     from patrol.models import User
 
     url = create_database(INCIDENT_DB)
@@ -639,7 +649,9 @@ def run_incidents(args, folder: Path) -> list[dict]:
                     yield data
 
             t0 = time.perf_counter()
-            bi.load_postgis(backend, shifted(bi.incident_chunks(world, target - loaded, 250_000, SEED + k)), stats)
+            bi.load_postgis(
+                backend, shifted(bi.incident_chunks(world, target - loaded, 250_000, SEED + k)), stats
+            )
             load_s = time.perf_counter() - t0
             loaded = target
             with engine.connect() as conn:
@@ -658,7 +670,9 @@ def run_incidents(args, folder: Path) -> list[dict]:
             from api.routes.incidents import incident_query
 
             pages = {"default page": IncidentQuery()}
-            gm = incident_query(["LJ-GQ-05"], None, None, None, None, None, "/".join(month), None, None, False)
+            gm = incident_query(
+                ["LJ-GQ-05"], None, None, None, None, None, "/".join(month), None, None, False
+            )
             gm.limit = 100
             pages["grid-month page"] = gm
             result = {"incidents": n, "load_s": load_s}
@@ -702,8 +716,10 @@ def fit(xs, ys, at: float) -> tuple[float, float]:
 def report(patrols: list[dict], incidents: list[dict]) -> None:
     print("\n== summary")
     if patrols:
-        print("  fixes        patrols  ingest 2w/s  ingest 4w/s  iterparse2/s   COPY/s  DB MB  MB/M fixes  "
-              "effort p50/p95 (cov)  effort p95 (no cov)  near p50/p95  near SQL p95")
+        print(
+            "  fixes        patrols  ingest 2w/s  ingest 4w/s  iterparse2/s   COPY/s  DB MB  MB/M fixes  "
+            "effort p50/p95 (cov)  effort p95 (no cov)  near p50/p95  near SQL p95"
+        )
         for s in patrols:
             print(f"  {s['fixes']:>11,} {s['patrols']:>7,} {s['ingest'][0]['rate']:>12,.0f} {s['ingest'][1]['rate']:>12,.0f} "
                   f"{s['iterparse2']:>13,.0f} {s['copy']:>8,.0f} {s['size']['database'] / 1e6:>6,.0f} "
@@ -714,11 +730,31 @@ def report(patrols: list[dict], incidents: list[dict]) -> None:
         target_x = 100_000_000
         print(f"  extrapolated to {target_x:,} fixes (log-log least squares over {len(xs)} sizes):")
         for label, ys, target, higher in (
-            ("ingest, 2 uploaders (fixes/s)", [s["ingest"][0]["rate"] for s in patrols], TARGETS["ingest"], True),
-            ("ingest, 4 uploaders (fixes/s)", [s["ingest"][1]["rate"] for s in patrols], TARGETS["ingest"], True),
+            (
+                "ingest, 2 uploaders (fixes/s)",
+                [s["ingest"][0]["rate"] for s in patrols],
+                TARGETS["ingest"],
+                True,
+            ),
+            (
+                "ingest, 4 uploaders (fixes/s)",
+                [s["ingest"][1]["rate"] for s in patrols],
+                TARGETS["ingest"],
+                True,
+            ),
             ("database size (MB)", [s["size"]["database"] / 1e6 for s in patrols], None, False),
-            ("effort p95, coverage (ms)", [s["effort"]["coverage"][1] for s in patrols], TARGETS["effort"], False),
-            ("effort p95, no coverage (ms)", [s["effort"]["plain"][1] for s in patrols], TARGETS["effort"], False),
+            (
+                "effort p95, coverage (ms)",
+                [s["effort"]["coverage"][1] for s in patrols],
+                TARGETS["effort"],
+                False,
+            ),
+            (
+                "effort p95, no coverage (ms)",
+                [s["effort"]["plain"][1] for s in patrols],
+                TARGETS["effort"],
+                False,
+            ),
             ("effort visits SQL bare p95 (ms)", [s["effort"]["bare"][1] for s in patrols], None, False),
             ("near p95 (ms)", [s["near"]["api"][1] for s in patrols], TARGETS["near"], False),
             ("near candidate SQL bare p95 (ms)", [s["near"]["bare"][1] for s in patrols], None, False),
