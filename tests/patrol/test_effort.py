@@ -107,3 +107,33 @@ def test_effort_over_http(client, sessions, tmp_path):
     unpatrolled = client.get("/api/v1/effort/unpatrolled", params={"days": 3650}, headers=headers).json()
     assert GRID not in {g["code"] for g in unpatrolled["grids"]}
     assert client.get("/api/v1/effort").status_code == 401
+
+
+def test_totals_of_all_grids_in_one_pass_match_by_hand():
+    """The grouped totals: two grids, a visit without times (hours unknown, no patrol-day), a
+    patrol crossing a grid twice (one patrol), local days in China time (23:30 UTC is the next day)."""
+    import pandas as pd
+
+    from patrol.effort import _totals_by_grid, _visit_totals
+
+    t = lambda h: datetime(2026, 3, 1, tzinfo=UTC) + timedelta(hours=h)  # noqa: E731
+    visits = pd.DataFrame(
+        [
+            (1, 10, t(2), t(3), 1500.0, 3600.0, 2),
+            (1, 10, t(5), t(5.5), 500.0, 1800.0, 2),
+            (1, 11, t(23.5), t(24), 250.0, 1800.0, 1),
+            (2, 12, None, None, 800.0, None, 3),
+        ],
+        columns=["grid_id", "patrol_id", "entered_at", "exited_at", "distance_m", "duration_s", "crew"],
+    )
+    totals = _totals_by_grid(visits)
+    assert _visit_totals(totals[1], 25.0) == {
+        "patrols": 2, "patrol_days": 2, "km": 2.25, "hours": 1.5 + 0.5, "person_hours": 3.0 + 0.5,
+        "km_per_ha": 0.09, "last_patrolled": t(24).isoformat(),
+    }  # fmt: skip
+    assert _visit_totals(totals[2], 25.0) == {
+        "patrols": 1, "patrol_days": 0, "km": 0.8, "hours": None, "person_hours": None,
+        "km_per_ha": 0.032, "last_patrolled": None,
+    }  # fmt: skip
+    assert _visit_totals(totals.get(3), None)["patrols"] == 0
+    assert _totals_by_grid(visits.iloc[:0]) == {}
