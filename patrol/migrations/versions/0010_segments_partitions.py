@@ -124,7 +124,11 @@ def _segments_from_stored_fixes(bind) -> None:
                 known = data["time_known"][good]
                 seconds = data["time"][good].astype(np.float64) / 1000
                 seconds[~known] = np.nan
-                lon, lat, segment = data["wgs84_lon"][good], data["wgs84_lat"][good], data["segment"][good]
+                # Without a WGS84 copy the file's own coordinates were WGS84 (see _pack_fixes).
+                wgs84 = "wgs84_lon" in data.files
+                lon = data["wgs84_lon" if wgs84 else "lon"][good]
+                lat = data["wgs84_lat" if wgs84 else "lat"][good]
+                segment = data["segment"][good]
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
             # A blob no reader can open has no track to cut: the patrol stays, without pieces.
             log.warning("patrol %s: its stored fixes cannot be read; no track pieces for it", patrol_id)
