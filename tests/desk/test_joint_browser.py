@@ -12,7 +12,7 @@ import re
 import time
 
 import pytest
-from utils.browser import ARTIFACTS, chromium, serving, severe, sign_in
+from utils.browser import ARTIFACTS, chromium, serving, severe, sign_in, wait_until_replaced
 from utils.places import inside
 
 from patrol.accounts import Principal
@@ -102,11 +102,14 @@ class Desk:
         self.check()
 
     def submit(self, form_action: str, expect: str, *, status: int | None = None) -> None:
-        """Press the form's button (scrolled into view, as a thumb would) and wait for ``expect``
-        (a regular expression) in the address."""
+        """Press the form's button (scrolled into view, as a thumb would), wait until the answer
+        has replaced the page, and for ``expect`` (a regular expression) in the address. Waiting
+        on the address alone is not enough: after one "?done=logged" the next answer has the same
+        address, and the old page would be read while the new one loads."""
         button = self.find(f'form[action="{form_action}"] button[type=submit]')
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
         button.click()
+        wait_until_replaced(self.driver, button)
         deadline = time.monotonic() + 10
         while not re.search(expect, self.driver.current_url):
             assert time.monotonic() < deadline, f"did not reach {expect}: {self.driver.current_url}"
