@@ -12,7 +12,7 @@ import hashlib
 import io
 import zipfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -757,6 +757,25 @@ def nearby_patrols(session: Session, principal: Principal, q: NearQuery) -> list
     patrols = {p.id: p for p in session.scalars(select(Patrol).where(Patrol.id.in_(ids)))} if ids else {}
     names = member_names(session, ids) if ids else {}
     return [NearbyPatrol(a, patrols[a.patrol_id], names[a.patrol_id]) for a in found]
+
+
+# Whom to ask about something seen at a place: who was within walking sight of it that day.
+BEFORE_SEEN_RADIUS_M = 500.0
+BEFORE_SEEN_WINDOW = timedelta(hours=24)
+BEFORE_SEEN_LIMIT = 20
+
+
+def patrols_before_seen(
+    session: Session, principal: Principal, lon: float, lat: float, seen_at: datetime
+) -> list[NearbyPatrol]:
+    """The patrols ``principal`` may see that passed within BEFORE_SEEN_RADIUS_M of a place in the
+    BEFORE_SEEN_WINDOW before something was seen there (an incident's ``observed_at``), closest
+    first: the people a manager asks what they saw."""
+    seen_at = seen_at.replace(tzinfo=UTC) if seen_at.tzinfo is None else seen_at.astimezone(UTC)
+    query = NearQuery(
+        lon, lat, BEFORE_SEEN_RADIUS_M, seen_at - BEFORE_SEEN_WINDOW, seen_at, BEFORE_SEEN_LIMIT
+    )
+    return nearby_patrols(session, principal, query)
 
 
 def nearby_properties(item: NearbyPatrol) -> dict[str, Any]:
