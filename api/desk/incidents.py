@@ -54,7 +54,8 @@ from patrol.incidents import (
     transition,
 )
 from patrol.joint import add_incident, list_joint_cases
-from patrol.models import Grid, Role, Side, Town
+from patrol.models import Grid, Role, Side, Team, Town
+from patrol.patrols import BEFORE_SEEN_RADIUS_M, BEFORE_SEEN_WINDOW, patrols_before_seen
 from patrol.photos import PhotoRejected, discard
 
 router = APIRouter(include_in_schema=False)
@@ -323,6 +324,33 @@ def _labelled_history(session, events: list[dict[str, Any]], sides) -> list[dict
     ]
 
 
+def _before_seen(session, principal, incident) -> list[dict[str, Any]]:
+    """The patrols that passed near the incident's place in the day before it was seen, as the
+    page lists them: team, members, how close, when (and how long before it was seen)."""
+    found = patrols_before_seen(session, principal, incident.lon, incident.lat, incident.observed_at)
+    if not found:
+        return []
+    codes = {item.patrol.team for item in found if item.patrol.team}
+    teams = {t.code: t for t in session.scalars(select(Team).where(Team.code.in_(codes)))} if codes else {}
+    people = display_names(session, {name for item in found for name in item.members})
+    seen_at = aware(incident.observed_at)
+    rows = []
+    for item in found:
+        team = teams.get(item.patrol.team or "")
+        minutes = max(0, round((seen_at - item.approach.at).total_seconds() / 60))
+        rows.append(
+            {
+                "patrol_id": item.patrol.id,
+                "team": f"{team.name_zh} {team.name_en}" if team else (item.patrol.team or "无队伍 no team"),
+                "members": ", ".join(people.get(name, name) for name in item.members),
+                "distance_m": item.approach.distance_m,
+                "at": item.approach.at,
+                "before": f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min",
+            }
+        )
+    return rows
+
+
 def _page(
     request: Request,
     session,
@@ -395,6 +423,9 @@ def _page(
         photo_max=human_size(settings.incidents.photo_max_bytes),
         photos_dropped=photos_dropped,
         can_work=can_work(principal, incident),
+        before_seen=_before_seen(session, principal, incident),
+        before_seen_radius_m=round(BEFORE_SEEN_RADIUS_M),
+        before_seen_hours=round(BEFORE_SEEN_WINDOW.total_seconds() / 3600),
     )
     return templates.TemplateResponse(request, "incident.html", context, status_code=status)
 
