@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+from datetime import timedelta
 
 import pytest
 from PIL import Image
@@ -18,8 +19,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from sqlalchemy import select, update
-from utils.browser import ARTIFACTS, chromium, serving, severe, sign_in, wait_until_replaced
-from utils.factories import PASSWORD, add_users
+from utils.browser import ARTIFACTS, chromium, serving, severe, sign_in, wait_for_render, wait_until_replaced
+from utils.factories import PASSWORD, add_users, auth
+from utils.nearby import T0, upload, wander
 from utils.places import inside_near_border
 
 from patrol.accounts import Principal
@@ -220,3 +222,38 @@ def test_an_incident_from_report_to_close_with_a_stale_form_and_a_referral(
     viewport(desk, 390, 844)
     desk.get(base + "/desk")
     looked_at(desk, "desk-hepu-390")
+
+
+def test_the_patrols_nearby_before_a_sighting_open_their_replay(site, browsers, client, sessions, settings):
+    """The manager, on a phone and at the desk, sees who walked past the place in the day before a
+    cutting was seen, and opens that patrol's replay from the incident page."""
+    phone, desk = browsers
+    seen = T0 + timedelta(hours=2)
+    lon, lat, times = wander(1, grid="LJ-GQ-03", minutes=40, start=T0)
+    patrol = upload(client, auth(client, "member"), lon, lat, times, "gq-morning")
+    with sessions() as session:
+        member = Principal.of(session.scalars(select(User).where(User.username == "member")).one())
+        found = IncidentReport("cutting", float(lon[0]) + 0.0004, float(lat[0]), observed_at=seen)
+        incident = report_incident(session, member, found, settings.incidents, now=seen).id
+        session.commit()
+
+    for driver, width in ((phone, 390), (desk, 1366)):
+        become(driver, site, "manager")
+        driver.get(f"{site}/incidents/{incident}")
+        card = wait(driver, "#before-seen")
+        assert "队员 07 (高桥先锋队)" in card.text and "发现前 1 h" in card.text, card.text
+        driver.execute_script("arguments[0].scrollIntoView()", card)
+        looked_at(driver, f"incident-nearby-{width}")
+
+    link = phone.find_element(By.CSS_SELECTOR, f'#before-seen a[href="/maps/replay/patrol/{patrol}"]')
+    assert link.size["height"] >= 44  # a tap target on the phone, not a word in a sentence
+    phone.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
+    link.click()
+    WebDriverWait(phone, 30).until(lambda d: d.current_url.endswith(f"/maps/replay/patrol/{patrol}"))
+    wait_for_render(phone)
+    phone.find_element(By.CSS_SELECTOR, ".mp-play").click()
+    WebDriverWait(phone, 10).until(
+        lambda d: d.execute_script("return Number(document.querySelector('.mp-slider').value)") > 0
+    )
+    screenshot(phone, "incident-nearby-replay-390")
+    assert severe(phone) == []
