@@ -73,14 +73,24 @@ def _partition_visits() -> None:
     """patrol_visits → partitioned by exited_at, rows moved. A partitioned table's unique keys must
     hold the partition column, which may be NULL here (tracks without times): ``id`` stays unique
     by its sequence and indexed, without a PRIMARY KEY constraint."""
-    op.execute("ALTER TABLE patrol_visits RENAME TO patrol_visits_unpartitioned")
+    _rebuild_visits(partitioned=True)
+
+
+def _rebuild_visits(*, partitioned: bool) -> None:
+    """patrol_visits rebuilt, partitioned or plain, with its rows, indexes and id sequence; the old
+    table's indexes are dropped first (their names are reused)."""
+    old = "patrol_visits_unpartitioned" if partitioned else "patrol_visits_partitioned"
+    old_indexes = ["ix_patrol_visits_patrol_id", "ix_patrol_visits_grid_entered"]
+    if not partitioned:
+        old_indexes.insert(0, "ix_patrol_visits_id")
+    op.execute(f"ALTER TABLE patrol_visits RENAME TO {old}")
     op.execute("ALTER SEQUENCE patrol_visits_id_seq OWNED BY NONE")
-    op.execute("DROP INDEX ix_patrol_visits_patrol_id")
-    op.execute("DROP INDEX ix_patrol_visits_grid_entered")
+    for name in old_indexes:
+        op.execute(f"DROP INDEX {name}")
     op.execute(
-        """
+        f"""
         CREATE TABLE patrol_visits (
-            id integer NOT NULL DEFAULT nextval('patrol_visits_id_seq'),
+            id integer {"NOT NULL" if partitioned else "PRIMARY KEY"} DEFAULT nextval('patrol_visits_id_seq'),
             patrol_id integer NOT NULL REFERENCES patrols (id) ON DELETE CASCADE,
             grid_id integer REFERENCES grids (id),
             seq integer NOT NULL,
@@ -89,17 +99,16 @@ def _partition_visits() -> None:
             distance_m double precision NOT NULL,
             duration_s double precision,
             geom geometry(LINESTRING, 4326)
-        ) PARTITION BY RANGE (exited_at)
+        ) {"PARTITION BY RANGE (exited_at)" if partitioned else ""}
         """
     )
-    op.execute("CREATE TABLE patrol_visits_default PARTITION OF patrol_visits DEFAULT")
-    op.execute("CREATE INDEX ix_patrol_visits_id ON patrol_visits (id)")
+    if partitioned:
+        op.execute("CREATE TABLE patrol_visits_default PARTITION OF patrol_visits DEFAULT")
+        op.execute("CREATE INDEX ix_patrol_visits_id ON patrol_visits (id)")
     op.execute("CREATE INDEX ix_patrol_visits_patrol_id ON patrol_visits (patrol_id)")
     op.execute("CREATE INDEX ix_patrol_visits_grid_entered ON patrol_visits (grid_id, entered_at)")
-    op.execute(
-        f"INSERT INTO patrol_visits ({VISIT_COLUMNS}) SELECT {VISIT_COLUMNS} FROM patrol_visits_unpartitioned"
-    )
-    op.execute("DROP TABLE patrol_visits_unpartitioned")
+    op.execute(f"INSERT INTO patrol_visits ({VISIT_COLUMNS}) SELECT {VISIT_COLUMNS} FROM {old}")
+    op.execute(f"DROP TABLE {old}")
     op.execute("ALTER SEQUENCE patrol_visits_id_seq OWNED BY patrol_visits.id")
 
 
@@ -160,29 +169,4 @@ def downgrade() -> None:
         op.drop_geospatial_table("patrol_segments")
         return
     op.execute("DROP TABLE patrol_segments")
-    op.execute("ALTER TABLE patrol_visits RENAME TO patrol_visits_partitioned")
-    op.execute("ALTER SEQUENCE patrol_visits_id_seq OWNED BY NONE")
-    for name in ("ix_patrol_visits_id", "ix_patrol_visits_patrol_id", "ix_patrol_visits_grid_entered"):
-        op.execute(f"DROP INDEX {name}")
-    op.execute(
-        """
-        CREATE TABLE patrol_visits (
-            id integer PRIMARY KEY DEFAULT nextval('patrol_visits_id_seq'),
-            patrol_id integer NOT NULL REFERENCES patrols (id) ON DELETE CASCADE,
-            grid_id integer REFERENCES grids (id),
-            seq integer NOT NULL,
-            entered_at timestamptz,
-            exited_at timestamptz,
-            distance_m double precision NOT NULL,
-            duration_s double precision,
-            geom geometry(LINESTRING, 4326)
-        )
-        """
-    )
-    op.execute("CREATE INDEX ix_patrol_visits_patrol_id ON patrol_visits (patrol_id)")
-    op.execute("CREATE INDEX ix_patrol_visits_grid_entered ON patrol_visits (grid_id, entered_at)")
-    op.execute(
-        f"INSERT INTO patrol_visits ({VISIT_COLUMNS}) SELECT {VISIT_COLUMNS} FROM patrol_visits_partitioned"
-    )
-    op.execute("DROP TABLE patrol_visits_partitioned")
-    op.execute("ALTER SEQUENCE patrol_visits_id_seq OWNED BY patrol_visits.id")
+    _rebuild_visits(partitioned=False)
