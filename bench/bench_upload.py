@@ -86,21 +86,18 @@ def baseline(path: Path, codes, polygons) -> dict[str, float]:
     return km
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--fixes", type=int, default=36_000)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-
+def upload_setup(fixes: int, count: int, *, prefix: str):
+    """A throw-away SpatiaLite file with the reference data and one patrol member, and ``count``
+    distinct walks of ``fixes`` fixes (the same file twice would be one patrol): (folder, session
+    factory, the member's Principal, the GPX paths)."""
     from patrol import migrate
     from patrol.accounts import Principal, RoleGrant, create_user
     from patrol.db import create_db_engine, make_session_factory
     from patrol.models import Role
-    from patrol.patrols import UploadOptions, upload_patrol
     from patrol.reference import load_reference
-    from patrol.settings import PatrolSettings, Settings, StorageSettings
+    from patrol.settings import Settings, StorageSettings
 
-    folder = Path(tempfile.mkdtemp(prefix="bench-upload-"))
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     settings = Settings()
     settings.storage = StorageSettings(data_dir=folder, database_url=f"sqlite:///{folder}/bench.sqlite")
     engine = create_db_engine(settings=settings)
@@ -114,12 +111,24 @@ def main() -> None:
         )  # fmt: skip
         session.commit()
         principal = Principal.of(user)
-
     files = []
-    for i in range(args.repeats + 1):  # distinct files: the same file twice would be one patrol
+    for i in range(count):
         path = folder / f"walk-{i}.gpx"
-        path.write_bytes(walk_gpx(args.fixes, shift_s=i))
+        path.write_bytes(walk_gpx(fixes, shift_s=i))
         files.append(path)
+    return folder, factory, principal, files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fixes", type=int, default=36_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    from patrol.patrols import UploadOptions, upload_patrol
+    from patrol.settings import PatrolSettings
+
+    folder, factory, principal, files = upload_setup(args.fixes, args.repeats + 1, prefix="bench-upload-")
     size_mb = files[0].stat().st_size / 1e6
 
     times = []

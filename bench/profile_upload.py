@@ -17,13 +17,12 @@ import cProfile
 import functools
 import pstats
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_upload import bare_pass, walk_gpx  # noqa: E402
+from bench_upload import bare_pass, upload_setup, walk_gpx  # noqa: E402
 
 _totals: dict[tuple[str, ...], float] = defaultdict(float)
 _stack: list[str] = []
@@ -91,36 +90,13 @@ def main() -> None:
     parser.add_argument("--cprofile", type=int, default=0, help="also print cProfile's top N")
     args = parser.parse_args()
 
-    from patrol import migrate
-    from patrol.accounts import Principal, RoleGrant, create_user
-    from patrol.db import create_db_engine, make_session_factory
-    from patrol.models import Role
     from patrol.patrols import UploadOptions
-    from patrol.reference import load_reference
-    from patrol.settings import PatrolSettings, Settings, StorageSettings
+    from patrol.settings import PatrolSettings
 
     instrument()
     import patrol.patrols as patrols
 
-    folder = Path(tempfile.mkdtemp(prefix="profile-upload-"))
-    settings = Settings()
-    settings.storage = StorageSettings(data_dir=folder, database_url=f"sqlite:///{folder}/bench.sqlite")
-    engine = create_db_engine(settings=settings)
-    migrate.upgrade(engine)
-    factory = make_session_factory(engine)
-    with factory() as session:
-        load_reference(session)
-        user = create_user(
-            session, username="bench", password="mudflat-tide-5417", side="GD-LJ",
-            grants=[RoleGrant(Role.PATROL_MEMBER, team="LJ-T-GQ")],
-        )  # fmt: skip
-        session.commit()
-        principal = Principal.of(user)
-    files = []
-    for i in range(args.repeats + 1):
-        path = folder / f"walk-{i}.gpx"
-        path.write_bytes(walk_gpx(args.fixes, shift_s=i))
-        files.append(path)
+    folder, factory, principal, files = upload_setup(args.fixes, args.repeats + 1, prefix="profile-upload-")
 
     upload = timed("upload_patrol", patrols.upload_patrol)
 
