@@ -2,7 +2,8 @@
 at once: a patrol member reports on a phone, a station manager accepts, starts and resolves on a
 phone (390×844), an officer verifies and closes at a desk (1366×900); a stale form shows what
 changed; a referral lands on the other side's work list. Every page is checked for what a person
-meets: no sideways scrolling, tap targets of at least 44 px, no SEVERE console message. Full-page
+meets (``utils.browser.layout_problems``): no sideways scrolling, tap targets of at least 44 px,
+text contrast of at least 4.5:1, no SEVERE console message. Full-page
 screenshots go to test-artifacts/desk/ (or $MANGROVE_TEST_ARTIFACTS/desk). Runs on both backends.
 """
 
@@ -19,7 +20,16 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from sqlalchemy import select, update
-from utils.browser import ARTIFACTS, chromium, serving, severe, sign_in, wait_for_render, wait_until_replaced
+from utils.browser import (
+    ARTIFACTS,
+    chromium,
+    layout_problems,
+    serving,
+    severe,
+    sign_in,
+    wait_for_render,
+    wait_until_replaced,
+)
 from utils.factories import PASSWORD, add_users, auth
 from utils.nearby import T0, upload, wander
 from utils.places import inside_near_border
@@ -31,16 +41,6 @@ from patrol.models import Incident, User
 WHERE = inside_near_border("LJ-GQ-08")
 NAMES = {"manager": "站长 A (高桥管理站)", "officer-lj": "执法队员 B (廉江)", "officer-hp": "执法队员 C (合浦)",
          "member": "队员 07 (高桥先锋队)"}  # fmt: skip
-
-# What a person meets on a page: sideways scrolling, and controls too small to tap.
-LAYOUT = """
-const small = [];
-for (const el of document.querySelectorAll('button, select, textarea, a.button, input:not([type=hidden])')) {
-  const r = el.getBoundingClientRect();
-  if (r.width && r.height < 43.5) small.push(el.outerHTML.slice(0, 80) + ' ' + r.height);
-}
-return {overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth, small};
-"""
 
 
 def screenshot(driver, name: str) -> None:
@@ -55,9 +55,8 @@ def looked_at(driver, name: str, answered: int | None = None) -> None:
     """Check the page as a person would meet it, and keep a screenshot of it. ``answered``: the
     refusal status the page came with (Chromium logs it as SEVERE; nothing else may be)."""
     screenshot(driver, name)
-    layout = driver.execute_script(LAYOUT)
-    assert layout["overflow"] <= 0, f"{name}: the page scrolls sideways by {layout['overflow']} px"
-    assert not layout["small"], f"{name}: tap targets under 44 px: {layout['small']}"
+    problems = layout_problems(driver)
+    assert problems == [], f"{name}: {problems}"
     errors = [m for m in severe(driver) if not (answered and f"status of {answered}" in m)]
     assert not errors, f"{name}: {errors}"
     assert "Traceback" not in driver.page_source

@@ -12,7 +12,7 @@ import re
 import time
 
 import pytest
-from utils.browser import ARTIFACTS, chromium, serving, severe, sign_in, wait_until_replaced
+from utils.browser import ARTIFACTS, chromium, layout_problems, serving, severe, sign_in, wait_until_replaced
 from utils.places import inside
 
 from patrol.accounts import Principal
@@ -22,50 +22,6 @@ from patrol.models import JointCase, User
 
 SHOTS = ARTIFACTS / "desk"
 MECHANISMS = ("prevention", "supervision", "monitoring", "enforcement", "emergency")
-
-# Every visible control that is tapped: at least 44 px tall (inline links in running text aside).
-TARGETS = (
-    "button, .button-link, .choice, .case-link, .incident-list a, .crumbs a, "
-    "input[type=text], textarea, select"
-)
-LAYOUT_PROBLEMS = """
-const targets = arguments[0];
-const problems = [];
-if (document.documentElement.scrollWidth > window.innerWidth + 1) {
-  problems.push(`scrolls sideways: ${document.documentElement.scrollWidth} > ${window.innerWidth}`);
-}
-for (const el of document.querySelectorAll(targets)) {
-  const r = el.getBoundingClientRect();
-  if (r.width === 0 || r.height === 0) continue;
-  if (r.height < 43.5) problems.push(`small target (${Math.round(r.height)} px): ${el.outerHTML.slice(0, 80)}`);
-  if (r.right > window.innerWidth + 1) problems.push(`beyond the right edge: ${el.outerHTML.slice(0, 80)}`);
-}
-const rgb = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
-const lum = ([r, g, b]) => {
-  const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
-  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
-};
-const background = (el) => {
-  for (; el; el = el.parentElement) {
-    const c = rgb(getComputedStyle(el).backgroundColor);
-    if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3);
-  }
-  return [255, 255, 255];
-};
-const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-const seen = new Set();
-while (walker.nextNode()) {
-  const el = walker.currentNode.parentElement;
-  if (!walker.currentNode.textContent.trim() || seen.has(el)) continue;
-  seen.add(el);
-  const style = getComputedStyle(el);
-  if (style.visibility === 'hidden' || el.getClientRects().length === 0) continue;
-  const a = lum(rgb(style.color)), b = lum(background(el));
-  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-  if (ratio < 4.5) problems.push(`contrast ${ratio.toFixed(2)}: "${walker.currentNode.textContent.trim().slice(0, 40)}"`);
-}
-return problems;
-"""
 
 
 def browser(width: int, height: int):
@@ -132,7 +88,7 @@ class Desk:
     def check(self, status: int | None = None) -> None:
         """The page as drawn: layout problems, and console errors (but the one naming the
         page's own expected ``status``, e.g. a refusal's 422)."""
-        problems = self.driver.execute_script(LAYOUT_PROBLEMS, TARGETS)
+        problems = layout_problems(self.driver)
         assert problems == [], (self.size, self.driver.current_url, problems)
         expected = f"the server responded with a status of {status}"
         errors = [m for m in severe(self.driver) if status is None or expected not in m]

@@ -136,3 +136,56 @@ def wait_until_replaced(driver, element, timeout_s: float = 30.0) -> None:
     WebDriverWait(driver, timeout_s).until(
         lambda d: d.execute_script("return document.readyState") == "complete"
     )
+
+
+# Every visible control that is tapped: at least 44 px tall (inline links in running text aside;
+# a radio button or checkbox is tapped by its label, the .choice row).
+TAP_TARGETS = (
+    "button, select, textarea, a.button, .button-link, .choice, .case-link, .incident-list a, .crumbs a, "
+    "input:not([type=hidden]):not([type=radio]):not([type=checkbox])"
+)
+# What a person meets on a page: sideways scrolling, controls too small to tap or beyond the right
+# edge, and text with a contrast under 4.5:1 against what is behind it (WCAG AA).
+LAYOUT_PROBLEMS = """
+const targets = arguments[0];
+const problems = [];
+if (document.documentElement.scrollWidth > window.innerWidth + 1) {
+  problems.push(`scrolls sideways: ${document.documentElement.scrollWidth} > ${window.innerWidth}`);
+}
+for (const el of document.querySelectorAll(targets)) {
+  const r = el.getBoundingClientRect();
+  if (r.width === 0 || r.height === 0) continue;
+  if (r.height < 43.5) problems.push(`small target (${Math.round(r.height)} px): ${el.outerHTML.slice(0, 80)}`);
+  if (r.right > window.innerWidth + 1) problems.push(`beyond the right edge: ${el.outerHTML.slice(0, 80)}`);
+}
+const rgb = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+const lum = ([r, g, b]) => {
+  const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+};
+const background = (el) => {
+  for (; el; el = el.parentElement) {
+    const c = rgb(getComputedStyle(el).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3);
+  }
+  return [255, 255, 255];
+};
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+const seen = new Set();
+while (walker.nextNode()) {
+  const el = walker.currentNode.parentElement;
+  if (!walker.currentNode.textContent.trim() || seen.has(el)) continue;
+  seen.add(el);
+  const style = getComputedStyle(el);
+  if (style.visibility === 'hidden' || el.getClientRects().length === 0) continue;
+  const a = lum(rgb(style.color)), b = lum(background(el));
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  if (ratio < 4.5) problems.push(`contrast ${ratio.toFixed(2)}: "${walker.currentNode.textContent.trim().slice(0, 40)}"`);
+}
+return problems;
+"""
+
+
+def layout_problems(driver, targets: str = TAP_TARGETS) -> list[str]:
+    """The page as drawn, as a person would find fault with it (see LAYOUT_PROBLEMS): [] when fine."""
+    return driver.execute_script(LAYOUT_PROBLEMS, targets)
