@@ -8,7 +8,7 @@ import base64
 
 import pytest
 from selenium.webdriver.common.by import By
-from utils.browser import ARTIFACTS, chromium, serving, severe, sign_in, wait_until_replaced
+from utils.browser import ARTIFACTS, chromium, layout_problems, serving, severe, sign_in, wait_until_replaced
 from utils.factories import PASSWORD
 
 SHOTS = ARTIFACTS / "briefing"
@@ -49,10 +49,8 @@ def test_the_briefing_reads_on_a_phone_and_a_laptop(app, scene, backend, width):
             driver.get(links[0].get_attribute("href"))
             assert "红树林巡护工作简报" in driver.title
             assert not severe(driver), severe(driver)
-            overflow = driver.execute_script(
-                "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
-            )
-            assert overflow <= 1, f"the page is {overflow}px wider than a {width}px screen"
+            problems = layout_problems(driver)
+            assert problems == [], (width, problems)
             images = driver.execute_script(
                 "return [...document.images].map(i => [i.naturalWidth, i.getBoundingClientRect().width])"
             )

@@ -1,12 +1,13 @@
 """The pages in a real browser at a phone's width (390 px) and a laptop's (1366 px): nothing wider
-than the viewport, a refusal beside its field, words instead of codes. Screenshots go to
-test-artifacts/pages/."""
+than the viewport, tap targets of at least 44 px, text contrast of at least 4.5:1
+(``utils.browser.layout_problems``), a refusal beside its field, words instead of codes.
+Screenshots go to test-artifacts/pages/."""
 
 from __future__ import annotations
 
 import pytest
 from selenium.webdriver.common.by import By
-from utils.browser import ARTIFACTS, chromium, serving, sign_in, wait_until_replaced
+from utils.browser import ARTIFACTS, chromium, layout_problems, serving, sign_in, wait_until_replaced
 from utils.factories import PASSWORD, add_users
 from utils.tracks import crossing, gpx
 
@@ -24,13 +25,6 @@ def viewport(driver, width: int, height: int) -> None:
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
         {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
-    )
-
-
-def overflow(driver) -> int:
-    """How many CSS pixels the page is wider than the viewport (0: it fits)."""
-    return driver.execute_script(
-        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
 
 
@@ -64,7 +58,7 @@ def test_an_upload_and_a_refusal_fit_the_screen(browser, app, sessions, backend,
         submit(browser)
         heading = browser.find_element(By.TAG_NAME, "h1").text
         assert heading.startswith("已保存 Saved"), heading
-        assert overflow(browser) <= 0, "the result is wider than the screen"
+        assert layout_problems(browser) == []
         shot(browser, f"upload-result-{size}-{backend[0]}")
 
         browser.find_element(By.ID, "file").send_keys(str(wrong))
@@ -77,7 +71,7 @@ def test_an_upload_and_a_refusal_fit_the_screen(browser, app, sessions, backend,
         datum = browser.find_element(By.ID, "datum").rect
         assert field["y"] < message.rect["y"] < datum["y"]
         assert browser.find_element(By.ID, "notes").get_attribute("value") == "退潮 low tide"
-        assert overflow(browser) <= 0
+        assert layout_problems(browser) == []
         shot(browser, f"upload-refused-{size}-{backend[0]}")
 
 
@@ -89,11 +83,11 @@ def test_the_home_page_and_an_error_page_fit_the_screen(browser, app, sessions, 
         sign_in(browser, base, "manager", PASSWORD)
         browser.get(base + "/")
         assert "站长 Station manager" in browser.find_element(By.TAG_NAME, "main").text
-        assert overflow(browser) <= 0
+        assert layout_problems(browser) == []
         shot(browser, f"home-{size}-{backend[0]}")
         browser.get(base + "/incidnets/12")
         assert browser.find_element(By.TAG_NAME, "h1").text == "找不到此页面或记录 Not found"
-        assert overflow(browser) <= 0
+        assert layout_problems(browser) == []
         shot(browser, f"not-found-{size}-{backend[0]}")
 
 
