@@ -29,7 +29,7 @@ from geodata.fixes import TrackFixes
 from geodata.split import OUTSIDE, split_by_polygons
 from geodata.trackfile import NaiveTimes, read_track
 from patrol import audit
-from patrol.accounts import USERNAME_PATTERN, Principal
+from patrol.accounts import USERNAME_PATTERN, Principal, utc
 from patrol.db import geometry_from_wkb
 from patrol.errors import InvalidRequest, NotFound, PermissionDenied
 from patrol.grids import metric_grid_index, project, unproject
@@ -771,7 +771,7 @@ def patrols_before_seen(
     """The patrols ``principal`` may see that passed within BEFORE_SEEN_RADIUS_M of a place in the
     BEFORE_SEEN_WINDOW before something was seen there (an incident's ``observed_at``), closest
     first: the people a manager asks what they saw."""
-    seen_at = seen_at.replace(tzinfo=UTC) if seen_at.tzinfo is None else seen_at.astimezone(UTC)
+    seen_at = utc(seen_at)
     query = NearQuery(
         lon, lat, BEFORE_SEEN_RADIUS_M, seen_at - BEFORE_SEEN_WINDOW, seen_at, BEFORE_SEEN_LIMIT
     )

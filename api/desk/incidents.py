@@ -330,18 +330,19 @@ def _before_seen(session, principal, incident) -> list[dict[str, Any]]:
     found = patrols_before_seen(session, principal, incident.lon, incident.lat, incident.observed_at)
     if not found:
         return []
-    codes = {item.patrol.team for item in found if item.patrol.team}
-    teams = {t.code: t for t in session.scalars(select(Team).where(Team.code.in_(codes)))} if codes else {}
+    codes = {item.patrol.team for item in found}
+    teams = {
+        t.code: f"{t.name_zh} {t.name_en}" for t in session.scalars(select(Team).where(Team.code.in_(codes)))
+    }
     people = display_names(session, {name for item in found for name in item.members})
     seen_at = aware(incident.observed_at)
     rows = []
     for item in found:
-        team = teams.get(item.patrol.team or "")
         minutes = max(0, round((seen_at - item.approach.at).total_seconds() / 60))
         rows.append(
             {
                 "patrol_id": item.patrol.id,
-                "team": f"{team.name_zh} {team.name_en}" if team else (item.patrol.team or "无队伍 no team"),
+                "team": teams.get(item.patrol.team) or item.patrol.team or "无队伍 no team",
                 "members": ", ".join(people.get(name, name) for name in item.members),
                 "distance_m": item.approach.distance_m,
                 "at": item.approach.at,
