@@ -149,14 +149,16 @@ TAP_TARGETS = (
 LAYOUT_PROBLEMS = """
 const targets = arguments[0];
 const problems = [];
-if (document.documentElement.scrollWidth > window.innerWidth + 1) {
-  problems.push(`scrolls sideways: ${document.documentElement.scrollWidth} > ${window.innerWidth}`);
+// The width without the vertical scrollbar (innerWidth counts it: a page 15 px too wide would pass).
+const width = document.documentElement.clientWidth;
+if (document.documentElement.scrollWidth > width) {
+  problems.push(`scrolls sideways: ${document.documentElement.scrollWidth} > ${width}`);
 }
 for (const el of document.querySelectorAll(targets)) {
   const r = el.getBoundingClientRect();
   if (r.width === 0 || r.height === 0) continue;
   if (r.height < 43.5) problems.push(`small target (${Math.round(r.height)} px): ${el.outerHTML.slice(0, 80)}`);
-  if (r.right > window.innerWidth + 1) problems.push(`beyond the right edge: ${el.outerHTML.slice(0, 80)}`);
+  if (r.right > width + 0.5) problems.push(`beyond the right edge: ${el.outerHTML.slice(0, 80)}`);
 }
 const rgb = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
 const lum = ([r, g, b]) => {
